@@ -1,0 +1,1 @@
+"""The ``defstab`` command line."""

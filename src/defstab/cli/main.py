@@ -1,0 +1,53 @@
+"""Entry point: ``defstab SUBCOMMAND ...``.
+
+Each subcommand lives in its own module with ``add_parser(subparsers)`` and ``run(args)``.
+User errors (bad values, missing files) end in one sentence on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from defstab import __version__
+
+# Imported lazily so that ``defstab --help`` stays fast.
+SUBCOMMANDS = ["deform"]
+
+
+class CliError(Exception):
+    """A user error detected by the CLI itself."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="defstab",
+        description="Measure how stable a CNN's representations are to deformations and shifts.",
+    )
+    parser.add_argument("--version", action="version", version=f"defstab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f"defstab.cli.cmd_{name.replace('-', '_')}")
+        p = module.add_parser(sub)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args._run(args)
+    except (ValueError, FileNotFoundError, KeyError, CliError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"defstab {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"defstab {args.command}: interrupted; finished results were kept.", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
