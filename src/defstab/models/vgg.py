@@ -1,0 +1,118 @@
+"""The paper's VGG-like networks (Ruderman §2.2, App. A.1), architecture as data.
+
+A network is a list of blocks ``(n_convs, channels)``; each conv is 3×3 → batch-norm →
+ReLU, each block ends in a 2× downsampling layer chosen by name, and a global average
+pool and one linear layer make the classifier. The modules are named after the paper's
+representation points (``conv1_1``, ``conv1_2``, ``pool1``, …) and
+``representation_points`` lists them in forward order, so layer i of a measurement is
+layer i of the paper's figures (layer 0 is the input).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from defstab.models.downsample import DOWNSAMPLERS
+from defstab.models.init import init_weights
+
+CIFAR_BLOCKS: tuple[tuple[int, int], ...] = ((2, 32), (2, 64), (2, 128), (2, 256))
+IMAGENET_BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
+
+
+class ConvBNReLU(nn.Sequential):
+    """3×3 convolution (padding 1, no bias: batch-norm follows) → batch-norm → ReLU."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        )
+
+
+def scaled_blocks(blocks: Sequence[tuple[int, int]], width: float) -> list[tuple[int, int]]:
+    """Multiply every block's channel count by ``width`` (at least 1 channel)."""
+    if not width > 0:
+        raise ValueError(f"width must be positive, got {width!r}.")
+    return [(n, max(1, round(c * width))) for n, c in blocks]
+
+
+class VGG(nn.Module):
+    """VGG-like network with a chosen downsampling layer.
+
+    Args:
+        blocks: ``(n_convs, channels)`` per block (already scaled by width).
+        downsample: a key of ``DOWNSAMPLERS``.
+        num_classes: outputs of the linear layer.
+        in_channels: 3 for RGB, 1 for MNIST.
+        input_size: the native input size, used by ``defstab models`` and tests.
+
+    Shapes:
+        input (N, in_channels, H, W) → logits (N, num_classes).
+    """
+
+    def __init__(
+        self,
+        blocks: Sequence[tuple[int, int]],
+        downsample: str,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        input_size: int = 32,
+    ) -> None:
+        super().__init__()
+        if downsample not in DOWNSAMPLERS:
+            raise ValueError(
+                f"downsample must be one of {sorted(DOWNSAMPLERS)}, got {downsample!r}."
+            )
+        if num_classes < 1 or in_channels < 1:
+            raise ValueError("num_classes and in_channels must be positive.")
+        self.blocks = [tuple(b) for b in blocks]
+        self.downsample = downsample
+        self.input_size = input_size
+        self.in_channels = in_channels
+        features: dict[str, nn.Module] = {}
+        cin = in_channels
+        for b, (n_convs, cout) in enumerate(self.blocks, start=1):
+            for i in range(1, n_convs + 1):
+                features[f"conv{b}_{i}"] = ConvBNReLU(cin, cout)
+                cin = cout
+            features[f"pool{b}"] = DOWNSAMPLERS[downsample](cout)
+        self.features = nn.Sequential()
+        for name, module in features.items():
+            self.features.add_module(name, module)
+        self.head = nn.Linear(cin, num_classes)
+        self.num_features = cin
+
+    @property
+    def representation_points(self) -> list[str]:
+        """Module names whose outputs are the paper's layers 1…L (layer 0 = input)."""
+        return [f"features.{name}" for name, _ in self.features.named_children()]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        return self.head(x.mean(dim=(2, 3)))
+
+
+def build_vgg(
+    blocks: Sequence[tuple[int, int]],
+    downsample: str,
+    *,
+    num_classes: int,
+    input_size: int,
+    in_channels: int = 3,
+    width: float = 1.0,
+    init: str = "paper",
+    smooth_sigma: float = 0.0,
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+) -> VGG:
+    """Build and initialise a VGG (see :func:`defstab.models.init.init_weights`)."""
+    if smooth_sigma < 0:
+        raise ValueError(f"smooth_sigma must be ≥ 0, got {smooth_sigma!r}.")
+    if generator is None and seed is not None:
+        generator = torch.Generator().manual_seed(seed)
+    model = VGG(scaled_blocks(blocks, width), downsample, num_classes, in_channels, input_size)
+    return init_weights(model, init=init, smooth_sigma=smooth_sigma, generator=generator)
