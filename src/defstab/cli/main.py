@@ -13,7 +13,7 @@ import sys
 from defstab import __version__
 
 # Imported lazily so that ``defstab --help`` stays fast.
-SUBCOMMANDS = ["deform", "models"]
+SUBCOMMANDS = ["deform", "models", "measure", "smoothness"]
 
 
 class CliError(Exception):

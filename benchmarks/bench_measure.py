@@ -1,0 +1,96 @@
+"""Cost of a full sensitivity measurement against the forward passes it cannot avoid.
+
+For 128 images at every layer of the paper's CIFAR VGG (32×32) and ImageNet VGG
+(224×224), compares in one run:
+  * bare: two forward passes (x and τx, eval, no_grad, the measurement's batch size),
+    τx precomputed;
+  * defstab: ``measure_sensitivity`` (deformation, hooks, per-image distances, exact
+    pairwise median) without and with the noise control (which adds a third pass).
+Each variant runs in its own process so that its peak memory (max RSS) is its own.
+
+Run: python benchmarks/bench_measure.py [--images 128] [--only cifar|imagenet]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+CASES = {"cifar": ("vgg_cifar_maxpool", 32), "imagenet": ("vgg_imagenet_maxpool", 224)}
+
+
+def worker(case: str, mode: str, images: int, threads: int) -> dict:
+    from defstab.deform import random_tps
+    from defstab.measure import RandomTPS, measure_sensitivity
+    from defstab.measure.sensitivity import ACTIVATION_BYTES
+    from defstab.models import create_model
+
+    torch.set_num_threads(threads)
+    name, size = CASES[case]
+    model = create_model(name, seed=0).eval()
+    x = torch.rand(images, 3, size, size, generator=torch.Generator().manual_seed(0))
+    spec = RandomTPS.paper(size)
+    # the measurement's own chunk size (2 copies per chunk without noise, 3 with)
+    largest = max(p.numel() for p in _activations(model, x[:1]))
+    batch = max(1, min(64, ACTIVATION_BYTES // (largest * (3 if mode == "noise" else 2) * 4)))
+    if mode == "bare":
+        tx, _ = random_tps(x, spec.grid, spec.max_disp, torch.Generator().manual_seed(1))
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            for s in range(0, images, batch):
+                model(x[s : s + batch])
+                model(tx[s : s + batch])
+        seconds = time.perf_counter() - t0
+    else:
+        t0 = time.perf_counter()
+        measure_sensitivity(model, x, spec, generator=torch.Generator().manual_seed(1),
+                            noise_control=(mode == "noise"), batch_size=batch)
+        seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    return {"case": case, "mode": mode, "seconds": seconds, "peak_gib": peak, "batch": batch}
+
+
+def _activations(model, x):
+    outs = []
+    hooks = [m.register_forward_hook(lambda m, i, o: outs.append(o))
+             for m in model.features.children()]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    return [o[0] for o in outs]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--only", choices=list(CASES))
+    ap.add_argument("--worker", nargs=2, metavar=("CASE", "MODE"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(*args.worker, args.images, args.threads)))
+        return
+    print(f"torch {torch.__version__}, {args.threads} threads, {args.images} images, float32")
+    print(f"{'network':10s} {'mode':22s} {'batch':>5s} {'seconds':>8s} {'vs bare':>8s} {'peak RSS':>9s}")
+    for case in [args.only] if args.only else list(CASES):
+        bare = None
+        for mode in ("bare", "measure", "noise"):
+            cmd = [sys.executable, __file__, "--worker", case, mode, "--images", str(args.images),
+                   "--threads", str(args.threads)]
+            r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+            bare = bare or r["seconds"]
+            label = {"bare": "2 bare forward passes", "measure": "defstab measure",
+                     "noise": "defstab + noise control"}[mode]
+            print(f"{case:10s} {label:22s} {r['batch']:5d} {r['seconds']:8.2f} "
+                  f"{r['seconds'] / bare:7.2f}x {r['peak_gib']:8.2f}G", flush=True)
+
+
+if __name__ == "__main__":
+    main()

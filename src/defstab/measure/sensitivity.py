@@ -1,0 +1,335 @@
+"""measure_sensitivity: normalized distance per layer between r(x) and r(τx).
+
+For every requested layer r and image x (Ruderman §2.1)::
+
+    sensitivity(x) = d(r(x), r(τx)) / median_{i<j} d(r(x_i), r(x_j))
+
+with the median over all pairs of undeformed images. One forward pass per chunk of
+images runs x, τx and (optionally) the noise control x + η together; forward hooks reduce
+every layer to per-image distances at once, and keep r(x) for the pairwise median.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from defstab._validate import check_images
+from defstab.measure.deformations import RandomTPS, resolve_deformation
+from defstab.measure.distances import check_distance, median, paired_distance, pairwise_from_gram
+from defstab.measure.layers import INPUT, resolve_layers
+from defstab.measure.store import RepresentationStore
+
+DEFAULT_STORE_BYTES = 2 << 30  # 2 GiB of undeformed representations in RAM, the rest on disk
+ACTIVATION_BYTES = 256 << 20  # aim for chunks whose largest activation is about this size
+
+
+class _StopForward(Exception):
+    """Raised by the hook of the deepest requested layer: nothing after it is needed."""
+
+
+@dataclass
+class SensitivityResult:
+    """Per-layer sensitivity to deformation (and to matched noise).
+
+    Tensors are indexed [layer] or [layer, image]; layer 0 is the input.
+
+    Attributes:
+        layers: names in forward order (``"input"`` first).
+        mean, std: (L,) mean and standard deviation (ddof = 1) over images of the
+            normalized distance.
+        per_image: (L, N) normalized distances.
+        normalizer: (L,) median distance over all pairs of undeformed images.
+        noise_mean, noise_std, noise_per_image: the same for x + η with ‖η‖ = ‖τx − x‖
+            (None without the noise control).
+        relative: (L,) mean deformation distance / mean noise distance (Petrini et al.
+            2021's relative stability; < 1: more stable to deformation than to noise).
+        meta: settings (distance, deformation, counts) for tables and reports.
+    """
+
+    layers: list[str]
+    mean: torch.Tensor
+    std: torch.Tensor
+    per_image: torch.Tensor
+    normalizer: torch.Tensor
+    noise_mean: torch.Tensor | None = None
+    noise_std: torch.Tensor | None = None
+    noise_per_image: torch.Tensor | None = None
+    deformation_params: torch.Tensor | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_images(self) -> int:
+        return self.per_image.shape[1]
+
+    @property
+    def relative(self) -> torch.Tensor | None:
+        if self.noise_mean is None:
+            return None
+        return self.mean / self.noise_mean.clamp_min(torch.finfo(torch.float64).tiny)
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """One dict per layer (tidy: one row per observation)."""
+        rows = []
+        for i, name in enumerate(self.layers):
+            row = {
+                "layer_index": i,
+                "layer": name,
+                "mean": float(self.mean[i]),
+                "std": float(self.std[i]),
+                "n_images": self.n_images,
+                "normalizer": float(self.normalizer[i]),
+            }
+            if self.noise_mean is not None:
+                row["noise_mean"] = float(self.noise_mean[i])
+                row["noise_std"] = float(self.noise_std[i])
+                row["relative_stability"] = float(self.relative[i])
+            rows.append(row)
+        return rows
+
+    def to_csv(self, path) -> None:
+        from defstab.io.tables import write_csv
+
+        write_csv(path, self.to_rows())
+
+    def to_json(self, path) -> None:
+        from defstab.io.atomic import write_json
+
+        write_json(path, {"meta": self.meta, "layers": self.to_rows()})
+
+    def to_dataframe(self):
+        """A pandas DataFrame (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("to_dataframe needs pandas: pip install pandas") from None
+        return pd.DataFrame(self.to_rows())
+
+
+@contextlib.contextmanager
+def evaluation_mode(model: nn.Module):
+    """Put every module in eval mode, then restore each one's own mode."""
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+
+
+def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    for p in model.parameters():
+        return p.device, p.dtype
+    for b in model.buffers():
+        if b.is_floating_point():
+            return b.device, b.dtype
+    return torch.device("cpu"), torch.float32
+
+
+def _first_tensor(output, name: str) -> torch.Tensor:
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, tuple | list) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise ValueError(f"layer {name!r} does not output a tensor; choose another layer.")
+
+
+def _run_hooked(model, modules: dict[str, nn.Module], batch: torch.Tensor, on_output) -> None:
+    """Forward ``batch`` calling ``on_output(name, tensor)`` per layer; stop after the last."""
+    last = list(modules)[-1]
+
+    def make_hook(name):
+        def hook(module, inputs, output):
+            on_output(name, _first_tensor(output, name))
+            if name == last:
+                raise _StopForward
+
+        return hook
+
+    handles = [m.register_forward_hook(make_hook(n)) for n, m in modules.items()]
+    try:
+        model(batch)
+    except _StopForward:
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def probe_layers(model, modules: dict[str, nn.Module], probe: torch.Tensor) -> dict[str, int]:
+    """Run one image through the whole model: {layer: features} in *execution* order.
+
+    Module order and forward order can differ (a module registered late but called
+    early); measuring follows the forward order, and stops after the last layer.
+    """
+    order: dict[str, int] = {}
+
+    def make_hook(name):
+        def hook(module, inputs, output):
+            if name in order:
+                raise ValueError(
+                    f"layer {name!r} runs more than once per forward pass; "
+                    "choose a module that runs once."
+                )
+            order[name] = _first_tensor(output, name)[0].numel()
+
+        return hook
+
+    handles = [m.register_forward_hook(make_hook(n)) for n, m in modules.items()]
+    try:
+        model(probe)
+    finally:
+        for h in handles:
+            h.remove()
+    missing = [n for n in modules if n not in order]
+    if missing:
+        raise ValueError(f"layers {missing} are never called by the model's forward pass.")
+    return order
+
+
+@torch.no_grad()
+def measure_sensitivity(
+    model: nn.Module,
+    images: torch.Tensor,
+    deformation: RandomTPS | torch.Tensor | None = None,
+    layers: list[str] | str | None = None,
+    distance: str = "cosine",
+    generator: torch.Generator | None = None,
+    *,
+    noise_control: bool = True,
+    preprocess=None,
+    batch_size: int | None = None,
+    store_bytes: int = DEFAULT_STORE_BYTES,
+    spill_dir=None,
+    progress: bool = False,
+) -> SensitivityResult:
+    """Normalized distance between the representations of x and τx, layer by layer.
+
+    Args:
+        model: any ``nn.Module``; measured in eval mode under no_grad, each module's
+            mode restored afterwards.
+        images: (N, C, H, W) images (N ≥ 2) in the range the deformation acts on (e.g.
+            [0, 1]); ``preprocess`` (e.g. mean/std normalisation) is applied after the
+            deformation, and layer 0 is what the model receives.
+        deformation: a :class:`RandomTPS` (one random deformation per image from
+            ``generator``; default the paper's setting for the image size), or explicit
+            displacements (N, k·k, 2) or fields (N, H, W, 2) in pixels.
+        layers: module names (``named_modules()``), a comma-separated string, or None
+            for the model's ``representation_points`` (the paper's networks) or every
+            conv and downsampling module. ``"input"`` is always layer 0.
+        distance: ``"cosine"`` (the paper's) or ``"euclidean"``.
+        generator: CPU generator for the deformations and the noise.
+        noise_control: also measure x + η, Gaussian η with ‖η‖ = ‖τx − x‖ per image.
+        batch_size: images per forward chunk (each chunk runs 2 or 3 copies); default
+            from the size of the largest activation. Results do not depend on it.
+        store_bytes: RAM for undeformed representations (the rest goes to a temporary
+            file in ``spill_dir``); the pairwise median stays exact either way.
+        progress: show a progress bar.
+
+    Returns:
+        :class:`SensitivityResult`.
+    """
+    check_images(images)
+    n = images.shape[0]
+    if n < 2:
+        raise ValueError("at least 2 images are needed: the normalizer is a median over pairs.")
+    check_distance(distance)
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    names = resolve_layers(model, layers)
+    all_modules = dict(model.named_modules())
+    modules = {name: all_modules[name] for name in names[1:]}
+    device, dtype = _model_device_dtype(model)
+    size = tuple(images.shape[-2:])
+    if deformation is None:
+        deformation = RandomTPS.paper(max(size))
+    deform = resolve_deformation(deformation, n, size, generator)
+    prep = preprocess or (lambda x: x)
+    passes = 3 if noise_control else 2
+
+    with evaluation_mode(model):
+        probe = prep(images[:1].to(device, dtype))
+        features = {INPUT: probe[0].numel()}
+        if modules:
+            features.update(probe_layers(model, modules, probe))
+            names = list(features)
+            modules = {name: modules[name] for name in names[1:]}
+        if batch_size is None:
+            largest = max(features.values()) * passes * torch.finfo(dtype).bits // 8
+            batch_size = max(1, min(64, ACTIVATION_BYTES // largest))
+        dist_def = torch.zeros(len(names), n, dtype=torch.float64)
+        dist_noise = torch.zeros(len(names), n, dtype=torch.float64) if noise_control else None
+        index = {name: i for i, name in enumerate(names)}
+        with RepresentationStore(n, features, store_bytes, spill_dir) as store:
+            chunks = range(0, n, batch_size)
+            if progress:
+                from tqdm.auto import tqdm
+
+                chunks = tqdm(chunks, desc="measuring", unit="chunk", leave=False)
+            for start in chunks:
+                rows = slice(start, min(start + batch_size, n))
+                b = rows.stop - rows.start
+                x = images[rows].to(device, dtype)
+                tx = deform.apply(x, rows)
+                parts = [x, tx]
+                if noise_control:
+                    parts.append(x + _matched_noise(x, tx, generator))
+                batch = prep(torch.cat(parts))
+
+                def on_output(name, y, rows=rows, b=b):
+                    flat = y.reshape(y.shape[0], -1)
+                    i = index[name]
+                    ref = flat[:b]
+                    dist_def[i, rows] = paired_distance(ref, flat[b : 2 * b], distance).cpu()
+                    if noise_control:
+                        dist_noise[i, rows] = paired_distance(ref, flat[2 * b :], distance).cpu()
+                    store.put(name, rows.start, ref)
+
+                on_output(INPUT, batch)
+                if modules:
+                    _run_hooked(model, modules, batch, on_output)
+            normalizer = torch.tensor(
+                [median(pairwise_from_gram(store.gram(name, device), distance)) for name in names],
+                dtype=torch.float64,
+            )
+            spilled = list(store.spilled)
+
+    scale = normalizer.clamp_min(torch.finfo(torch.float64).tiny)[:, None]
+    per_image = dist_def / scale
+    result = SensitivityResult(
+        layers=names,
+        mean=per_image.mean(1),
+        std=per_image.std(1),
+        per_image=per_image,
+        normalizer=normalizer,
+        deformation_params=deform.params,
+        meta={
+            "distance": distance,
+            "n_images": n,
+            "image_size": list(size),
+            "deformation": deform.record()
+            | ({"max_disp": deformation.max_disp} if isinstance(deformation, RandomTPS) else {}),
+            "noise_control": noise_control,
+            "batch_size": batch_size,
+            "spilled_layers": spilled,
+        },
+    )
+    if noise_control:
+        noise = dist_noise / scale
+        result.noise_per_image = noise
+        result.noise_mean = noise.mean(1)
+        result.noise_std = noise.std(1)
+    return result
+
+
+def _matched_noise(x: torch.Tensor, tx: torch.Tensor, generator) -> torch.Tensor:
+    """Gaussian noise scaled per image to the norm of the deformation's change, ‖τx − x‖."""
+    eta = torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x.device, x.dtype)
+    target = torch.linalg.vector_norm((tx - x).flatten(1), dim=1)
+    current = torch.linalg.vector_norm(eta.flatten(1), dim=1).clamp_min(1e-12)
+    return eta * (target / current).view(-1, *[1] * (x.ndim - 1))

@@ -1,0 +1,85 @@
+"""Resolve a MODEL string: a registry name, ``torchvision:NAME``, ``timm:NAME`` or
+``path/to/file.py:factory``."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from torch import nn
+
+from defstab.models.registry import create_model, is_model, list_models, unknown_name_message
+
+
+def model_family(spec: str) -> str:
+    """ "registry", "torchvision", "timm" or "file"."""
+    if spec.startswith("torchvision:"):
+        return "torchvision"
+    if spec.startswith("timm:"):
+        return "timm"
+    if ".py:" in spec:
+        return "file"
+    return "registry"
+
+
+def build_model(spec: str, pretrained: bool = False, **registry_kwargs) -> nn.Module:
+    """Build the model named by ``spec``.
+
+    Args:
+        spec: see the module docstring.
+        pretrained: download the published weights (torchvision/timm only; needs the
+            internet). Otherwise the model is randomly initialised.
+        registry_kwargs: keyword arguments for registry models (num_classes, width, seed, …).
+    """
+    family = model_family(spec)
+    if family == "registry":
+        if pretrained:
+            raise ValueError("registry models have no published weights; pass --checkpoint.")
+        if not is_model(spec):
+            raise ValueError(
+                unknown_name_message("model", spec, list_models())
+                + " (or torchvision:NAME, timm:NAME, file.py:factory)"
+            )
+        return create_model(spec, **registry_kwargs)
+    if family == "torchvision":
+        try:
+            import torchvision.models as tvm
+        except Exception as e:
+            raise ValueError(f"torchvision cannot be imported here ({e}).") from None
+        name = spec.split(":", 1)[1]
+        names = tvm.list_models()
+        if name not in names:
+            raise ValueError(unknown_name_message("torchvision model", name, names))
+        return tvm.get_model(name, weights="DEFAULT" if pretrained else None)
+    if family == "timm":
+        try:
+            import timm
+        except ImportError:
+            raise ValueError("timm models need timm: pip install timm") from None
+        name = spec.split(":", 1)[1]
+        if not timm.list_models(name):
+            raise ValueError(unknown_name_message("timm model", name, timm.list_models()))
+        return timm.create_model(name, pretrained=pretrained)
+    path, _, factory = spec.rpartition(":")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    mod_spec = importlib.util.spec_from_file_location(f"defstab_user_{path.stem}", path)
+    module = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(module)  # the user's own code, named on the command line
+    if not callable(getattr(module, factory, None)):
+        raise ValueError(f"{path} has no callable {factory!r}.")
+    model = getattr(module, factory)()
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"{path}:{factory}() returned {type(model).__name__}, not an nn.Module.")
+    return model
+
+
+def native_input_size(model: nn.Module, spec: str) -> int | None:
+    """The size the model was made for: registry models say so; ImageNet models take 224."""
+    size = getattr(model, "input_size", None)
+    if size:
+        return int(size)
+    if model_family(spec) in ("torchvision", "timm"):
+        return 224
+    return None

@@ -1,0 +1,67 @@
+"""Normalized distance against layer index (the paper's Fig. 3 and 4), and smoothness."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from defstab.plotting.common import plt, save_figure
+
+
+def short_layer_name(name: str) -> str:
+    return name.removeprefix("features.")
+
+
+def plot_sensitivity(result, path: str | Path, title: str | None = None) -> Path:
+    """One measurement: mean over images with a band of ±2 standard errors, and the noise
+    control as a dashed line."""
+    x = np.arange(len(result.layers))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.42 * len(x) + 2), 3.6))
+    mean = result.mean.numpy()
+    sem = result.std.numpy() / np.sqrt(result.n_images)
+    ax.plot(x, mean, "o-", color="C0", label="deformation")
+    ax.fill_between(x, mean - 2 * sem, mean + 2 * sem, color="C0", alpha=0.25, lw=0)
+    if result.noise_mean is not None:
+        ax.plot(
+            x,
+            result.noise_mean.numpy(),
+            "s--",
+            color="C3",
+            ms=4,
+            label="noise of equal norm (control)",
+        )
+    ax.set_xticks(
+        x, [short_layer_name(n) for n in result.layers], rotation=60, ha="right", fontsize=7
+    )
+    ax.set_xlabel("layer (0 = input)")
+    ax.set_ylabel(f"normalized {result.meta.get('distance', 'cosine')} distance")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or f"sensitivity, n = {result.n_images} images (band: ±2 s.e.)", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_smoothness(
+    values: dict[str, float],
+    path: str | Path,
+    reference: float | None = 1.866,
+    title: str | None = None,
+) -> Path:
+    """Normalized total variation per conv layer, with the paper's init level dotted."""
+    names = list(values)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.45 * len(x) + 2), 3.4))
+    ax.plot(x, list(values.values()), "o-")
+    if reference is not None:
+        ax.axhline(reference, ls=":", color="k", label=f"truncated-normal init ≈ {reference:.3f}")
+        ax.legend(fontsize=8)
+    ax.set_xticks(x, [short_layer_name(n) for n in names], rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("normalized total variation\n(lower = smoother)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.set_title(title or "filter smoothness per conv layer", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)

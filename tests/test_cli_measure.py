@@ -1,0 +1,193 @@
+"""CLI round trips: measure and smoothness on files written to a temporary folder."""
+
+import json
+
+import pytest
+import torch
+
+from defstab.cli.main import main
+from defstab.io.checkpoint import save_checkpoint
+from defstab.io.tables import read_csv
+from defstab.models import create_model
+from fixtures_formats import write_image_folder
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return write_image_folder(tmp_path / "imgs", per_class=3, size=(32, 32))
+
+
+def test_measure_round_trip(tmp_path, folder, capsys):
+    out = tmp_path / "run"
+    argv = [
+        "measure",
+        "--model",
+        "vgg_cifar_maxpool",
+        "--width",
+        "0.25",
+        "--data",
+        f"folder:{folder}",
+        "--images",
+        "8",
+        "--seed",
+        "1",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    assert main(argv) == 0
+    rows = read_csv(out / "sensitivity.csv")
+    assert [r["layer_index"] for r in rows] == [str(i) for i in range(13)]
+    assert {"layer", "mean", "std", "n_images", "noise_mean", "relative_stability"} <= set(rows[0])
+    assert all(r["n_images"] == "8" for r in rows)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["seed"] == 1 and cfg["deformation"]["grid"] == 3 and "torch" in cfg["versions"]
+    assert (out / "sensitivity.png").stat().st_size > 1000
+    assert len(read_csv(out / "per_image.csv")) == 13 * 8
+    # same command, same numbers
+    assert main(argv[:-3] + ["--out", str(tmp_path / "run2"), "--quiet"]) == 0
+    assert read_csv(tmp_path / "run2" / "sensitivity.csv") == rows
+
+
+def test_measure_with_checkpoint_and_layers(tmp_path, folder):
+    model = create_model("vgg_cifar_strided", width=0.25, seed=9)
+    save_checkpoint(model, tmp_path / "w.safetensors", {"note": "test"})
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "measure",
+                "--model",
+                "vgg_cifar_strided",
+                "--width",
+                "0.25",
+                "--checkpoint",
+                str(tmp_path / "w.safetensors"),
+                "--data",
+                f"folder:{folder}",
+                "--images",
+                "4",
+                "--layers",
+                "features.pool2,features.conv1_1",
+                "--distance",
+                "euclidean",
+                "--no-noise",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    rows = read_csv(out / "sensitivity.csv")
+    assert [r["layer"] for r in rows] == ["input", "features.conv1_1", "features.pool2"]
+    assert "noise_mean" not in rows[0]
+
+
+def test_checkpoint_mismatch_names_keys(tmp_path, folder, capsys):
+    save_checkpoint(create_model("vgg_cifar_maxpool", width=0.25), tmp_path / "w.safetensors")
+    code = main(
+        [
+            "measure",
+            "--model",
+            "vgg_cifar_strided",
+            "--width",
+            "0.25",
+            "--checkpoint",
+            str(tmp_path / "w.safetensors"),
+            "--data",
+            f"folder:{folder}",
+            "--images",
+            "4",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "missing keys" in err and "features.pool1.weight" in err
+    assert not (tmp_path / "o" / "sensitivity.csv").exists()
+
+
+def test_torch_checkpoint_weights_only(tmp_path):
+    from defstab.io.checkpoint import load_checkpoint
+
+    model = create_model("vgg_cifar_maxpool", width=0.25, seed=2)
+    torch.save({"state_dict": model.state_dict(), "epoch": 3}, tmp_path / "w.pt")
+    fresh = create_model("vgg_cifar_maxpool", width=0.25, seed=3)
+    meta = load_checkpoint(fresh, tmp_path / "w.pt")
+    assert meta == {"epoch": 3}
+    assert torch.equal(fresh.head.weight, model.head.weight)
+
+
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        (["--layers", "features.conv9"], "unknown layer"),
+        (["--model", "vgg_cifar_maxpol"], "Did you mean"),
+        (["--images", "1"], "at least 2"),
+        (["--images", "1000"], "only 9"),
+        (["--normalize", "bogus"], "--normalize"),
+        (["--model", "torchvision:resnet1800"], "unknown torchvision model"),
+        (["--checkpoint", "/nonexistent.safetensors"], "not found"),
+    ],
+)
+def test_measure_errors(tmp_path, folder, capsys, extra, match):
+    argv = [
+        "measure",
+        "--model",
+        "vgg_cifar_maxpool",
+        "--width",
+        "0.25",
+        "--data",
+        f"folder:{folder}",
+        "--images",
+        "4",
+        "--out",
+        str(tmp_path / "o"),
+        "--quiet",
+    ]
+    for i in range(0, len(extra), 2):  # later flags override earlier ones
+        argv += extra[i : i + 2]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err
+
+
+def test_measure_user_model_file(tmp_path, folder):
+    f = tmp_path / "mine.py"
+    f.write_text(
+        "import torch.nn as nn\n"
+        "def make():\n    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2))\n"
+    )
+    out = tmp_path / "o"
+    assert (
+        main(
+            [
+                "measure",
+                "--model",
+                f"{f}:make",
+                "--data",
+                f"folder:{folder}",
+                "--images",
+                "4",
+                "--image-size",
+                "32",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert [r["layer"] for r in read_csv(out / "sensitivity.csv")] == ["input", "0", "2"]
+
+
+def test_smoothness_command(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert (
+        main(["smoothness", "--model", "vgg_cifar_avgpool", "--width", "0.25", "--out", str(out)])
+        == 0
+    )
+    rows = read_csv(out / "smoothness.csv")
+    assert len(rows) == 8 and all(1.6 < float(r["smoothness"]) < 2.1 for r in rows)
+    assert (out / "smoothness.png").exists()
