@@ -49,8 +49,14 @@ def worker(case: str, mode: str, images: int, threads: int) -> dict:
         seconds = time.perf_counter() - t0
     else:
         t0 = time.perf_counter()
-        measure_sensitivity(model, x, spec, generator=torch.Generator().manual_seed(1),
-                            noise_control=(mode == "noise"), batch_size=batch)
+        measure_sensitivity(
+            model,
+            x,
+            spec,
+            generator=torch.Generator().manual_seed(1),
+            noise_control=(mode == "noise"),
+            batch_size=batch,
+        )
         seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     return {"case": case, "mode": mode, "seconds": seconds, "peak_gib": peak, "batch": batch}
@@ -58,8 +64,9 @@ def worker(case: str, mode: str, images: int, threads: int) -> dict:
 
 def _activations(model, x):
     outs = []
-    hooks = [m.register_forward_hook(lambda m, i, o: outs.append(o))
-             for m in model.features.children()]
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: outs.append(o)) for m in model.features.children()
+    ]
     with torch.no_grad():
         model(x)
     for h in hooks:
@@ -72,24 +79,41 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=128)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--only", choices=list(CASES))
+    ap.add_argument("--modes", default="bare,measure,noise", help="which variants to run")
     ap.add_argument("--worker", nargs=2, metavar=("CASE", "MODE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(*args.worker, args.images, args.threads)))
         return
     print(f"torch {torch.__version__}, {args.threads} threads, {args.images} images, float32")
-    print(f"{'network':10s} {'mode':22s} {'batch':>5s} {'seconds':>8s} {'vs bare':>8s} {'peak RSS':>9s}")
+    header = ["network".ljust(10), "mode".ljust(22), "batch".rjust(5), "seconds".rjust(8)]
+    print(" ".join(header + ["vs bare".rjust(8), "peak RSS".rjust(9)]))
     for case in [args.only] if args.only else list(CASES):
         bare = None
-        for mode in ("bare", "measure", "noise"):
-            cmd = [sys.executable, __file__, "--worker", case, mode, "--images", str(args.images),
-                   "--threads", str(args.threads)]
+        for mode in args.modes.split(","):
+            cmd = [
+                sys.executable,
+                __file__,
+                "--worker",
+                case,
+                mode,
+                "--images",
+                str(args.images),
+                "--threads",
+                str(args.threads),
+            ]
             r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
             bare = bare or r["seconds"]
-            label = {"bare": "2 bare forward passes", "measure": "defstab measure",
-                     "noise": "defstab + noise control"}[mode]
-            print(f"{case:10s} {label:22s} {r['batch']:5d} {r['seconds']:8.2f} "
-                  f"{r['seconds'] / bare:7.2f}x {r['peak_gib']:8.2f}G", flush=True)
+            label = {
+                "bare": "2 bare forward passes",
+                "measure": "defstab measure",
+                "noise": "defstab + noise control",
+            }[mode]
+            print(
+                f"{case:10s} {label:22s} {r['batch']:5d} {r['seconds']:8.2f} "
+                f"{r['seconds'] / bare:7.2f}x {r['peak_gib']:8.2f}G",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -265,3 +265,19 @@ def test_untrained_maxpool_less_sensitive_than_subsample_on_cifar(cifar10_jpeg):
         )
         last[kind] = res.mean[-1].item()
     assert last["maxpool"] < last["subsample"], last
+
+
+def test_store_spill_round_trip(gen):
+    from defstab.measure.store import RepresentationStore
+
+    n = 7
+    feats = {"a": 5, "b": 70_000, "c": 3}  # "b" spans two slabs
+    data = {k: torch.randn(n, f, generator=gen) for k, f in feats.items()}
+    with RepresentationStore(n, feats, budget_bytes=n * 8 * 4) as store:
+        assert store.spilled == ["b"]  # smallest layers stay in RAM
+        for start in range(0, n, 3):
+            for k in feats:
+                store.put(k, start, data[k][start : start + 3])
+        for k in feats:
+            expected = data[k].double() @ data[k].double().T
+            torch.testing.assert_close(store.gram(k), expected, rtol=1e-5, atol=1e-3)

@@ -30,8 +30,10 @@ def paired_distance(a: torch.Tensor, b: torch.Tensor, distance: str) -> torch.Te
     tiny = torch.finfo(a.dtype).tiny
     na = torch.linalg.vector_norm(a, dim=1, keepdim=True)
     nb = torch.linalg.vector_norm(b, dim=1, keepdim=True)
-    diff = a / na.clamp_min(tiny)
-    diff.sub_(b / nb.clamp_min(tiny))
+    # both products rounded the same way, so identical rows give exactly 0 (a fused
+    # multiply-add, as in addcmul_, would not)
+    diff = a * (1.0 / na.clamp_min(tiny))
+    diff.sub_(b * (1.0 / nb.clamp_min(tiny)))
     d = 0.5 * torch.linalg.vector_norm(diff, dim=1).double().square()
     # one zero vector and one non-zero: orthogonal by convention (distance 1)
     one_zero = (na.squeeze(1) == 0) != (nb.squeeze(1) == 0)

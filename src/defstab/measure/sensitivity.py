@@ -24,7 +24,7 @@ from defstab.measure.distances import check_distance, median, paired_distance, p
 from defstab.measure.layers import INPUT, resolve_layers
 from defstab.measure.store import RepresentationStore
 
-DEFAULT_STORE_BYTES = 2 << 30  # 2 GiB of undeformed representations in RAM, the rest on disk
+DEFAULT_STORE_BYTES = 3 << 30  # 3 GiB of undeformed representations in RAM, the rest on disk
 ACTIVATION_BYTES = 256 << 20  # aim for chunks whose largest activation is about this size
 
 

@@ -2,15 +2,16 @@
 
 The normalizer needs all pairs of undeformed images at every layer, so an exact median
 needs every representation at once: 7.8 GB for the ImageNet VGG on 128 images. The
-store keeps layers in memory up to a budget, smallest first, and puts the rest in a
-temporary memory-mapped file; Gram matrices are then built in column blocks, so memory
-stays bounded whatever the model.
+store keeps layers in memory up to a budget, smallest first, and writes the rest to a
+temporary file with plain positional I/O (not a memory map, whose dirty pages would count
+against the process). Gram matrices are built in blocks of columns, so memory stays
+bounded whatever the model.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,10 +19,41 @@ import torch
 #: Columns per block of the Gram matrix. Each block is a float32 GEMM (fast) whose result
 #: is accumulated in float64, so rounding stays ~1e-6 relative whatever the layer size.
 BLOCK_COLUMNS = 1 << 14
+#: Columns per slab of a spilled layer: slab s holds columns [s·S, (s+1)·S) of all N
+#: images contiguously, so writing a chunk of rows and reading a slab are each one call.
+SLAB_COLUMNS = 1 << 16
+
+
+class _SpilledLayer:
+    """An (N, F) float32 array in a file, laid out as column slabs of (N, SLAB_COLUMNS)."""
+
+    def __init__(self, fd: int, offset: int, n: int, f: int):
+        self.fd, self.offset, self.n, self.f = fd, offset, n, f
+
+    @property
+    def nbytes(self) -> int:
+        return self.n * self.f * 4
+
+    def _slabs(self):
+        for c0 in range(0, self.f, SLAB_COLUMNS):
+            yield c0, min(c0 + SLAB_COLUMNS, self.f)
+
+    def write_rows(self, start: int, rows: np.ndarray) -> None:
+        for c0, c1 in self._slabs():
+            block = np.ascontiguousarray(rows[:, c0:c1])
+            os.pwrite(self.fd, block.data, self.offset + (c0 * self.n + start * (c1 - c0)) * 4)
+
+    def read_slab(self, c0: int, c1: int) -> np.ndarray:
+        out = np.empty((self.n, c1 - c0), dtype=np.float32)
+        nbytes = out.nbytes
+        got = os.preadv(self.fd, [out.data], self.offset + c0 * self.n * 4)
+        if got != nbytes:
+            raise OSError(f"short read from the spill file ({got} of {nbytes} bytes).")
+        return out
 
 
 class RepresentationStore:
-    """(N, F_l) float32 arrays, one per layer, in RAM or on disk.
+    """(N, F_l) float32 arrays, one per layer, in RAM or in a temporary file.
 
     Args:
         n: number of images.
@@ -32,22 +64,22 @@ class RepresentationStore:
 
     def __init__(self, n: int, features: dict[str, int], budget_bytes: int, spill_dir=None):
         self.n = n
-        self.arrays: dict[str, torch.Tensor | np.memmap] = {}
+        self.arrays: dict[str, torch.Tensor | _SpilledLayer] = {}
         self.spilled: list[str] = []
-        self._tmp: tempfile.TemporaryDirectory | None = None
-        used = 0
+        self._file = None
+        used, offset = 0, 0
         for layer in sorted(features, key=features.__getitem__):
             size = n * features[layer] * 4
             if used + size <= budget_bytes:
                 self.arrays[layer] = torch.empty(n, features[layer], dtype=torch.float32)
                 used += size
-            else:
-                if self._tmp is None:
-                    self._tmp = tempfile.TemporaryDirectory(prefix="defstab-", dir=spill_dir)
-                path = Path(self._tmp.name) / f"{len(self.spilled)}.f32"
-                self.arrays[layer] = np.memmap(path, np.float32, "w+", shape=(n, features[layer]))
-                self.spilled.append(layer)
-        self.ram_bytes = used
+                continue
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="defstab-spill-", dir=spill_dir)
+            self.arrays[layer] = _SpilledLayer(self._file.fileno(), offset, n, features[layer])
+            offset += size
+            self.spilled.append(layer)
+        self.ram_bytes, self.disk_bytes = used, offset
 
     def put(self, layer: str, start: int, rows: torch.Tensor) -> None:
         """Write rows [start, start + len(rows)) of ``layer``."""
@@ -56,26 +88,43 @@ class RepresentationStore:
         if isinstance(target, torch.Tensor):
             target[start : start + rows.shape[0]] = rows
         else:
-            target[start : start + rows.shape[0]] = rows.numpy()
+            target.write_rows(start, rows.numpy())
+
+    def _column_blocks(self, layer: str):
+        r = self.arrays[layer]
+        if isinstance(r, torch.Tensor):
+            for f0 in range(0, r.shape[1], BLOCK_COLUMNS):
+                yield r[:, f0 : f0 + BLOCK_COLUMNS]
+            return
+        for c0, c1 in r._slabs():
+            slab = torch.from_numpy(r.read_slab(c0, c1))
+            for f0 in range(0, slab.shape[1], BLOCK_COLUMNS):
+                yield slab[:, f0 : f0 + BLOCK_COLUMNS]
 
     def gram(self, layer: str, device=None) -> torch.Tensor:
         """G = R Rᵀ, (N, N) float64: float32 products over blocks of columns, summed in float64."""
-        r = self.arrays[layer]
-        g = torch.zeros(self.n, self.n, dtype=torch.float64, device=device)
-        for f0 in range(0, r.shape[1], BLOCK_COLUMNS):
-            block = r[:, f0 : f0 + BLOCK_COLUMNS]
-            block = torch.as_tensor(
-                np.ascontiguousarray(block) if isinstance(r, np.memmap) else block
-            )
+        n = self.n
+        h = n // 2
+        g = torch.zeros(n, n, dtype=torch.float64, device=device)
+        for block in self._column_blocks(layer):
             block = block.to(device=device)
-            g += (block @ block.T).double()
+            if n < 64:
+                g += (block @ block.T).double()
+                continue
+            # G is symmetric: the two diagonal halves and one off-diagonal block suffice
+            top, bottom = block[:h], block[h:]
+            g[:h, :h] += (top @ top.T).double()
+            g[h:, h:] += (bottom @ bottom.T).double()
+            g[:h, h:] += (top @ bottom.T).double()
+        if n >= 64:
+            g[h:, :h] = g[:h, h:].T
         return g
 
     def close(self) -> None:
         self.arrays.clear()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def __enter__(self):
         return self
