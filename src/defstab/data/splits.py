@@ -1,0 +1,63 @@
+"""Train and test splits for training: real data sets and synthetic tasks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from defstab.data.sources import ImageDataset, load_data, read_image_folder
+
+
+def data_kind(spec: str) -> str:
+    if spec.startswith("synthetic"):
+        return "synthetic"
+    kind, sep, _ = spec.partition(":")
+    return kind if sep else "tensor"
+
+
+def parse_synthetic(spec: str) -> float:
+    """``synthetic`` or ``synthetic:C`` (C the deformation strength, default 2)."""
+    _, _, c = spec.partition(":")
+    try:
+        return float(c) if c else 2.0
+    except ValueError:
+        raise ValueError(
+            f"synthetic data is 'synthetic:C' with a number C, got {spec!r}."
+        ) from None
+
+
+class RegeneratedTask:
+    """Train split of a synthetic task, drawn anew each epoch (``for_epoch``)."""
+
+    def __init__(self, task, per_class: int):
+        self.task, self.per_class = task, per_class
+
+    def for_epoch(self, epoch: int) -> ImageDataset:
+        return self.task.split("train", self.per_class, epoch)
+
+
+def train_test_splits(
+    spec: str,
+    image_size: int | None = None,
+    seed: int = 0,
+    templates: str | None = None,
+    per_class: int = 500,
+    regenerate: bool = False,
+):
+    """(train, test) for ``spec``; a synthetic train split may regenerate every epoch."""
+    kind = data_kind(spec)
+    if kind == "synthetic":
+        from defstab.data.synthetic import synthetic_task
+
+        task = synthetic_task(parse_synthetic(spec), seed=seed, templates=templates)
+        test = task.split("test", max(1, per_class // 5))
+        train = RegeneratedTask(task, per_class) if regenerate else task.split("train", per_class)
+        return train, test
+    if kind == "folder":
+        root = Path(spec.partition(":")[2])
+        tests = [root / s for s in ("val", "test") if (root / s).is_dir()]
+        if not (root / "train").is_dir() or not tests:
+            raise ValueError(f"training on a folder needs {root}/train and {root}/val (or test).")
+        return read_image_folder(root / "train", image_size), read_image_folder(
+            tests[0], image_size
+        )
+    return load_data(spec, "train", image_size), load_data(spec, "test", image_size)

@@ -1,0 +1,298 @@
+"""The training loop: deterministic on CPU, resumable, with a history of stability.
+
+Determinism: the data order of epoch e is a permutation seeded by (seed, e), and the
+augmentation of step s draws from a generator seeded by (seed, s). A checkpoint then
+needs only the model, the optimizer state and the step to continue exactly as an
+uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from defstab.data.augment import random_crop_flip
+from defstab.data.sources import ImageDataset
+from defstab.io.atomic import write_json
+from defstab.io.checkpoint import read_checkpoint, save_checkpoint
+from defstab.io.tables import read_csv, write_csv
+from defstab.metrics import filter_smoothness
+from defstab.train.config import TrainConfig, checkpoint_steps
+
+CKPT_DIR = "checkpoints"
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: list[dict]
+    out: Path | None
+    steps: int
+    seconds: float  # wall time of this call
+    step_seconds: float  # time in training steps alone (no evaluation or checkpoints)
+
+
+def _seeded(seed: int, *salt: int) -> torch.Generator:
+    h = seed
+    for s in salt:
+        h = (h * 1_000_003 + s) % (2**63 - 1)
+    return torch.Generator().manual_seed(h)
+
+
+def _lr_at(cfg: TrainConfig, step: int, total: int) -> float:
+    if cfg.schedule == "cosine":
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * step / total))
+    return cfg.lr * (0.1 ** ((step >= 0.5 * total) + (step >= 0.75 * total)))
+
+
+def _pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, data: ImageDataset, preprocess=None, batch_size: int = 256, device=None
+) -> float:
+    """Top-1 accuracy of ``model`` (eval mode, mode restored) on ``data``."""
+    from defstab.measure.sensitivity import evaluation_mode
+
+    device = device or next(model.parameters()).device
+    correct = 0
+    with evaluation_mode(model):
+        for s in range(0, len(data), batch_size):
+            idx = torch.arange(s, min(s + batch_size, len(data)))
+            x = data.images(idx).to(device)
+            if preprocess is not None:
+                x = preprocess(x)
+            correct += int((model(x).argmax(1).cpu() == data.labels[idx]).sum())
+    return correct / len(data)
+
+
+def _optimizer_state_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    out = {}
+    for i, state in opt.state_dict()["state"].items():
+        for k, v in state.items():
+            if isinstance(v, torch.Tensor):
+                out[f"optim.{i}.{k}"] = v
+    return out
+
+
+def _load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    sd = opt.state_dict()
+    state: dict[int, dict] = {}
+    for key, v in tensors.items():
+        _, i, name = key.split(".", 2)
+        state.setdefault(int(i), {})[name] = v
+    sd["state"] = state
+    opt.load_state_dict(sd)
+
+
+class _CheckpointModule(nn.Module):
+    """Bundles model and optimizer tensors into one state dict for safetensors."""
+
+    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer):
+        super().__init__()
+        self.model, self.opt = model, opt
+
+    def state_dict(self, *args, **kwargs):  # noqa: D102
+        sd = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        return sd | _optimizer_state_tensors(self.opt)
+
+
+def last_checkpoint(out: Path) -> Path | None:
+    files = sorted((out / CKPT_DIR).glob("step_*.safetensors"))
+    return files[-1] if files else None
+
+
+def train(
+    model: nn.Module,
+    train_data: ImageDataset | object,
+    test_data: ImageDataset,
+    config: TrainConfig,
+    out: str | Path | None = None,
+    preprocess=None,
+    quiet: bool = False,
+    stop_after_step: int | None = None,
+) -> TrainResult:
+    """Train with SGD; checkpoint, evaluate and measure on a log-spaced schedule.
+
+    Args:
+        model: any classifier (N, C, H, W) -> (N, classes).
+        train_data: an ImageDataset, or an object with ``for_epoch(epoch) -> ImageDataset``
+            (synthetic tasks regenerated every epoch).
+        test_data: held-out images for accuracy and the sensitivity probe.
+        config: :class:`TrainConfig`.
+        out: run folder: ``checkpoints/step_*.safetensors``, ``history.csv``. An existing
+            folder with checkpoints is resumed from the last one.
+        preprocess: normalisation applied to every batch (after augmentation).
+        stop_after_step: stop early (simulates an interruption; for tests).
+
+    Returns:
+        :class:`TrainResult` with the trained model and the history rows.
+    """
+    from defstab.measure import RandomTPS, measure_sensitivity
+
+    cfg = config
+    device = _pick_device(cfg.device)
+    use_amp = cfg.amp and device.type == "cuda"
+    model = model.to(device)
+    if use_amp:
+        model = model.to(memory_format=torch.channels_last)
+    epoch_data = (
+        train_data.for_epoch if hasattr(train_data, "for_epoch") else (lambda e: train_data)
+    )
+    n_train = len(epoch_data(0))
+    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    ckpt_at = set(checkpoint_steps(total, cfg.checkpoints_per_octave, steps_per_epoch))
+    opt = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    out = Path(out) if out is not None else None
+
+    # fixed probe: the same test images and deformations at every checkpoint
+    probe_idx = torch.randperm(len(test_data), generator=_seeded(cfg.seed, 7))[: cfg.probe_images]
+    probe_x = test_data.images(probe_idx)
+    paper = RandomTPS.paper(probe_x.shape[-1])
+    probe_def = RandomTPS(
+        cfg.probe_grid or paper.grid,
+        paper.max_disp if cfg.probe_max_disp is None else cfg.probe_max_disp,
+    )
+    from defstab.deform import sample_displacements
+
+    probe_disp = sample_displacements(
+        len(probe_idx), probe_def.grid, probe_def.max_disp, _seeded(cfg.seed, 11)
+    )
+    test_eval = test_data
+    if cfg.test_images is not None and cfg.test_images < len(test_data):
+        test_eval = test_data.subset(
+            torch.randperm(len(test_data), generator=_seeded(cfg.seed, 13))[: cfg.test_images]
+        )
+
+    history: list[dict] = []
+    step, loss_sum, loss_n, correct_sum = 0, 0.0, 0, 0
+    if out is not None:
+        (out / CKPT_DIR).mkdir(parents=True, exist_ok=True)
+        last = last_checkpoint(out)
+        if last is not None:
+            state, meta = read_checkpoint(last)
+            model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
+            _load_optimizer_state(
+                opt, {k: v.to(device) for k, v in state.items() if k.startswith("optim.")}
+            )
+            step = int(meta["step"])
+            if (out / "history.csv").exists():
+                history = [
+                    _parse_row(r) for r in read_csv(out / "history.csv") if int(r["step"]) <= step
+                ]
+            if not quiet:
+                print(f"resuming {out} from step {step}/{total}")
+
+    def record(step: int) -> None:
+        nonlocal loss_sum, loss_n, correct_sum
+        acc = evaluate(model, test_eval, preprocess, device=device)
+        sens = measure_sensitivity(
+            model, probe_x, probe_disp, preprocess=preprocess, noise_control=False
+        )
+        row = {
+            "step": step,
+            "epoch": step / steps_per_epoch,
+            "images_seen": step * cfg.batch_size,
+            "lr": _lr_at(cfg, min(step, total - 1), total),
+            "train_loss": loss_sum / loss_n if loss_n else float("nan"),
+            "train_acc": correct_sum / (loss_n * 1.0) if loss_n else float("nan"),
+            "test_acc": acc,
+        }
+        row |= {f"smooth:{k}": v for k, v in filter_smoothness(model).items()}
+        row |= {f"sens:{name}": float(v) for name, v in zip(sens.layers, sens.mean, strict=True)}
+        history.append(row)
+        if out is not None:
+            save_checkpoint(
+                _CheckpointModule(model, opt),
+                out / CKPT_DIR / f"step_{step:08d}.safetensors",
+                {"step": step, "total_steps": total, "test_acc": acc, "config": cfg.to_dict()},
+            )
+            write_csv(out / "history.csv", history)
+        loss_sum, loss_n, correct_sum = 0.0, 0, 0
+
+    if step == 0 and (not history or history[-1]["step"] != 0):
+        record(0)
+    t0 = time.perf_counter()
+    bar = None
+    if not quiet:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=step, desc="training", unit="step", dynamic_ncols=True)
+    seen, step_seconds = 0, 0.0
+    while step < total:
+        t_step = time.perf_counter()
+        epoch, pos = divmod(step, steps_per_epoch)
+        data = epoch_data(epoch)
+        order = torch.randperm(len(data), generator=_seeded(cfg.seed, 1, epoch))
+        idx = order[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]
+        x = data.images(idx).to(device)
+        y = data.labels[idx].to(device)
+        if cfg.augment:
+            x = random_crop_flip(x, _seeded(cfg.seed, 2, step))
+        if preprocess is not None:
+            x = preprocess(x)
+        if use_amp:
+            x = x.contiguous(memory_format=torch.channels_last)
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(cfg, step, total)
+        model.train()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"the loss became {loss.item()} at step {step}; lower the learning rate."
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        loss_sum += float(loss.detach()) * len(idx) / cfg.batch_size
+        step_seconds += time.perf_counter() - t_step
+        correct_sum += int((logits.argmax(1) == y).sum()) / cfg.batch_size
+        loss_n += len(idx) / cfg.batch_size
+        seen += len(idx)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / loss_n:.3f}", img_s=f"{seen / step_seconds:.0f}")
+        if step in ckpt_at:
+            record(step)
+        if stop_after_step is not None and step >= stop_after_step:
+            break
+    if bar is not None:
+        bar.close()
+    model.eval()
+    if out is not None:
+        write_json(
+            out / "train_summary.json",
+            {
+                "steps": step,
+                "total_steps": total,
+                "finished": step >= total,
+                "final_test_acc": history[-1]["test_acc"] if history else None,
+            },
+        )
+    return TrainResult(model, history, out, step, time.perf_counter() - t0, step_seconds)
+
+
+def _parse_row(row: dict[str, str]) -> dict:
+    out = {}
+    for k, v in row.items():
+        try:
+            out[k] = int(v) if k in ("step", "images_seen") else float(v)
+        except ValueError:
+            out[k] = v
+    return out
