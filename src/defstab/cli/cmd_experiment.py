@@ -1,0 +1,66 @@
+"""``defstab experiment NAME``: one of the paper's experiments, resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+NAMES = ["pooling", "smooth-init", "synthetic", "smoothness", "random-labels", "antialias"]
+
+
+def add_parser(sub):
+    p = sub.add_parser("experiment", help="run one of the papers' experiments (E1–E5, antialias)")
+    p.add_argument("name", choices=NAMES)
+    p.add_argument("--preset", default="quick", choices=["quick", "paper"])
+    p.add_argument(
+        "--data",
+        default=None,
+        help="cifar10:PATH for pooling, smoothness, random-labels, smooth-init",
+    )
+    p.add_argument("--templates", default=None, help="synthetic: mnist:PATH (default: font digits)")
+    p.add_argument("--seeds", type=int, default=None)
+    p.add_argument("--arch", default="maxpool", help="smooth-init: downsampling type")
+    for name, typ in [
+        ("width", float),
+        ("epochs", int),
+        ("images", int),
+        ("train-images", int),
+        ("test-images", int),
+        ("per-class", int),
+    ]:
+        p.add_argument(f"--{name}", type=typ, default=None, help="override the preset")
+    p.add_argument("--out", required=True, help="results folder (shared by all experiments)")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def run(args) -> None:
+    from defstab.experiments import ExperimentConfig, run_experiment
+
+    overrides = {
+        "width": args.width,
+        "epochs": args.epochs,
+        "images": args.images,
+        "train_images": args.train_images,
+        "test_images": args.test_images,
+        "per_class": args.per_class,
+    }
+    if args.name == "synthetic" and args.epochs is not None:
+        overrides["synthetic_epochs"] = args.epochs
+    if args.name == "random-labels" and args.epochs is not None:
+        overrides["random_label_epochs"] = args.epochs
+    cfg = ExperimentConfig(
+        name=args.name,
+        out=Path(args.out),
+        preset=args.preset,
+        data=args.data,
+        templates=args.templates,
+        seeds=args.seeds,
+        arch=args.arch,
+        overrides=overrides,
+    )
+    meta = run_experiment(cfg, quiet=args.quiet)
+    print(meta["title"] + (" [quick preset]" if args.preset == "quick" else ""))
+    for f in meta["findings"]:
+        verdict = {True: "shows", False: "does not show", None: "see numbers"}[f["shows"]]
+        print(f"  [{verdict}] {f['paper']}\n      {f['observed']}")
+    print(f"wrote {Path(args.out) / args.name}/ (summary.csv, results.csv, {meta['figure']})")

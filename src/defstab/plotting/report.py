@@ -1,0 +1,199 @@
+"""One self-contained HTML file: every experiment found under a folder, with its figure
+embedded, findings next to the paper's, tables, settings, data and caveats."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from defstab.io.atomic import write_text
+from defstab.io.tables import read_csv
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;font-size:.85em;margin:.6em 0}
+td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left}
+th{background:#f3f3f3}.num{text-align:right;font-variant-numeric:tabular-nums}
+.yes{color:#17803d;font-weight:600}.no{color:#b42318;font-weight:600}
+.caveat{background:#fff7e0;border-left:4px solid #e0a800;padding:.4em .8em;margin:.4em 0}
+img{max-width:100%;border:1px solid #eee}details{margin:.5em 0}code{background:#f5f5f5}
+"""
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(path.name)}" src="data:image/png;base64,{data}">'
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for r in rows:
+        cells = []
+        for c in columns:
+            v = r.get(c, "")
+            if isinstance(v, float):
+                cells.append(f'<td class="num">{v:.4g}</td>')
+            else:
+                cells.append(f"<td>{html.escape(str(v))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _pivot(summary: list[dict], metric: str) -> str:
+    """Layers as rows, condition × phase as columns, cells 'mean ± 2 std'."""
+    rows = [r for r in summary if r["metric"] == metric]
+    if not rows:
+        return ""
+    cols = list(dict.fromkeys(f"{r['condition']} ({r['phase']})" for r in rows))
+    layers = list(dict.fromkeys((int(r["layer_index"]), r["layer"]) for r in rows))
+    cell = {
+        (
+            int(r["layer_index"]),
+            f"{r['condition']} ({r['phase']})",
+        ): f"{float(r['mean']):.3f} ± {2 * float(r['std']):.3f}"
+        for r in rows
+    }
+    table = [
+        {"layer": f"{i} {name}"} | {c: cell.get((i, c), "") for c in cols} for i, name in layers
+    ]
+    return (
+        f"<details><summary>table: {html.escape(metric)} per layer "
+        f"(mean ± 2 std over seeds)</summary>{_table(table, ['layer', *cols])}</details>"
+    )
+
+
+def _experiment_section(folder: Path, meta: dict) -> str:
+    parts = [f"<h2>{html.escape(meta['title'])}</h2>"]
+    parts += [f'<div class="caveat">{html.escape(c)}</div>' for c in meta.get("caveats", [])]
+    fig = folder / meta.get("figure", "")
+    if fig.is_file():
+        parts.append(_img(fig))
+    rows = []
+    for f in meta.get("findings", []):
+        shows = f["shows"]
+        mark = (
+            '<span class="yes">shows</span>'
+            if shows
+            else '<span class="no">does not show</span>'
+            if shows is False
+            else "see numbers"
+        )
+        rows.append(
+            f"<tr><td>{html.escape(f['paper'])}</td><td>{html.escape(f['observed'])}</td>"
+            f"<td>{mark}</td></tr>"
+        )
+    if rows:
+        parts.append(
+            "<h3>The paper's finding and this run</h3><table><tr><th>paper</th>"
+            f"<th>this run</th><th>verdict</th></tr>{''.join(rows)}</table>"
+        )
+    summary_path = folder / "summary.csv"
+    if summary_path.is_file():
+        summary = read_csv(summary_path)
+        for metric in ("sensitivity", "noise", "smoothness"):
+            parts.append(_pivot(summary, metric))
+        shifts = [r for r in summary if ":" in r["metric"]]
+        if shifts:
+            table = [
+                {
+                    "condition": r["condition"],
+                    "measure": r["metric"],
+                    "mean ± 2 std": f"{float(r['mean']):.4f} ± {2 * float(r['std']):.4f}",
+                    "seeds": r["n_seeds"],
+                }
+                for r in shifts
+            ]
+            parts.append(
+                "<h3>Translation measures (after training)</h3>"
+                + _table(table, ["condition", "measure", "mean ± 2 std", "seeds"])
+            )
+    runs = meta.get("runs", [])
+    if any("test_acc" in r for r in runs):
+        parts.append(
+            "<details><summary>runs and test accuracy</summary>"
+            + _table(runs, ["key", "test_acc", "train_acc", "folder"])
+            + "</details>"
+        )
+    settings = {
+        "preset": meta.get("preset"),
+        "data": meta.get("data"),
+        "templates": meta.get("templates"),
+        "seeds": meta.get("seeds"),
+    } | meta.get("settings", {})
+    parts.append(
+        "<details><summary>settings</summary>"
+        + _table(
+            [{"setting": k, "value": json.dumps(v)} for k, v in settings.items()],
+            ["setting", "value"],
+        )
+        + "</details>"
+    )
+    return "\n".join(parts)
+
+
+def _extra_section(folder: Path, meta: dict) -> str:
+    parts = [f"<h2>{html.escape(meta['title'])}</h2>"]
+    parts += [f"<p>{html.escape(p)}</p>" for p in meta.get("text", [])]
+    for name in meta.get("figures", []):
+        if (folder / name).is_file():
+            parts.append(_img(folder / name))
+    if meta.get("table"):
+        parts.append(_table(meta["table"], list(meta["table"][0])))
+    return "\n".join(parts)
+
+
+def find_sections(root: Path) -> list[tuple[Path, dict]]:
+    found = []
+    for name in ("section.json", "experiment.json"):
+        for p in sorted(root.rglob(name)):
+            if "runs" in p.relative_to(root).parts:
+                continue
+            found.append((p.parent, json.loads(p.read_text())))
+    order = {
+        "deformations": 0,
+        "pooling": 1,
+        "smooth-init": 2,
+        "synthetic": 3,
+        "smoothness": 4,
+        "random-labels": 5,
+    }
+    return sorted(
+        found, key=lambda x: (order.get(x[1].get("experiment", x[1].get("section")), 9), str(x[0]))
+    )
+
+
+def write_report(root: str | Path, path: str | Path, title: str = "defstab report") -> Path:
+    """Collect every experiment under ``root`` into one self-contained HTML file."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"results folder not found: {root}")
+    sections = find_sections(root)
+    if not sections:
+        raise ValueError(f"no experiment results (experiment.json) found under {root}.")
+    versions = next((m.get("versions") for _, m in sections if m.get("versions")), {})
+    body = [
+        f"<h1>{html.escape(title)}</h1>",
+        "<p>Normalized cosine distance: d(r(x), r(τx)) divided by the median distance over all "
+        "pairs of undeformed images, per layer (layer 0 = input); bands are ±2 std over seeds, "
+        "as in Ruderman et al. 2018. Filter smoothness: normalized total variation (0 = "
+        "spatially constant; 1.866 at truncated-normal init).</p>",
+        "<p>Made by " + html.escape(", ".join(f"{k} {v}" for k, v in versions.items())) + "</p>",
+    ]
+    toc = []
+    for folder, meta in sections:
+        if "experiment" in meta:
+            body.append(_experiment_section(folder, meta))
+        else:
+            body.append(_extra_section(folder, meta))
+        toc.append(meta["title"])
+    body.insert(1, "<ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in toc) + "</ul>")
+    doc = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>"
+    )
+    return write_text(path, doc)
