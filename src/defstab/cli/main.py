@@ -13,7 +13,17 @@ import sys
 from defstab import __version__
 
 # Imported lazily so that ``defstab --help`` stays fast.
-SUBCOMMANDS = ["deform", "models", "measure", "smoothness"]
+SUBCOMMANDS = [
+    "demo",
+    "deform",
+    "measure",
+    "smoothness",
+    "translate",
+    "models",
+    "train",
+    "experiment",
+    "report",
+]
 
 
 class CliError(Exception):

@@ -1,0 +1,193 @@
+"""Azulay & Weiss's protocols: a sequence of frames per image, one step apart.
+
+Every protocol returns frames (N, S, C, H, W) and the geometry it used (object
+positions and sizes per step), so tests can check that an object is where it is said to
+be. Positions are the top-left pixel of the pasted object on the canvas, (x, y).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from defstab._validate import check_images
+from defstab.deform import translation_field, warp
+
+DIRECTIONS = {"horizontal": (1, 0), "vertical": (0, 1), "diagonal": (1, 1)}
+BACKGROUNDS = ("black", "inpaint")
+
+
+def _check_steps(steps: int) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer ≥ 1, got {steps!r}.")
+    return steps
+
+
+def _direction(direction: str) -> tuple[int, int]:
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}.")
+    return DIRECTIONS[direction]
+
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Antialiased bilinear resize to size×size: (N, C, H, W) -> (N, C, size, size)."""
+    return F.interpolate(
+        images, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+    ).clamp(0, 1)
+
+
+def inpaint_background(
+    obj: torch.Tensor, canvas: int, top: int, left: int, blur_sigma: float = 6.0
+) -> torch.Tensor:
+    """Edge-extension inpainting: the canvas around the object is filled by repeating the
+    object's border pixels outward, then blurred with a Gaussian (σ = ``blur_sigma`` px)
+    so the fill is smooth; the object itself is pasted back sharp.
+
+    Args:
+        obj: (N, C, s, s).
+
+    Returns:
+        (N, C, canvas, canvas).
+    """
+    s = obj.shape[-1]
+    pad = (left, canvas - left - s, top, canvas - top - s)
+    filled = F.pad(obj, pad, mode="replicate")
+    r = int(3 * blur_sigma)
+    x = torch.arange(-r, r + 1, dtype=obj.dtype, device=obj.device)
+    g = torch.exp(-0.5 * (x / blur_sigma) ** 2)
+    g = (g / g.sum()).view(1, 1, 1, -1).expand(obj.shape[1], 1, 1, -1)
+    blurred = F.conv2d(F.pad(filled, (r, r, 0, 0), mode="replicate"), g, groups=obj.shape[1])
+    blurred = F.conv2d(
+        F.pad(blurred, (0, 0, r, r), mode="replicate"), g.transpose(-1, -2), groups=obj.shape[1]
+    )
+    blurred[..., top : top + s, left : left + s] = obj
+    return blurred
+
+
+def embed_path(
+    images: torch.Tensor,
+    object_size: int,
+    canvas: int,
+    steps: int,
+    direction: str = "horizontal",
+    background: str = "black",
+    start=None,
+):
+    """Shrink each image to ``object_size`` and paste it on a canvas, moving one pixel per
+    step along ``direction`` (Azulay's embedding protocol).
+
+    Args:
+        images: (N, C, H, W) in [0, 1].
+        object_size: side of the shrunk image.
+        canvas: side of the canvas (≥ object_size + steps along the path).
+        steps: number of one-pixel moves (S = steps + 1 frames).
+        background: "black" or "inpaint" (see :func:`inpaint_background`).
+        start: top-left (x, y) of the first frame; default centres the path.
+
+    Returns:
+        ``(frames (N, S, C, canvas, canvas), positions (S, 2) as (x, y))``.
+    """
+    check_images(images)
+    steps = _check_steps(steps)
+    dx, dy = _direction(direction)
+    if background not in BACKGROUNDS:
+        raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}.")
+    span_x, span_y = object_size + dx * steps, object_size + dy * steps
+    if object_size < 2 or canvas < max(span_x, span_y):
+        raise ValueError(
+            f"a canvas of {canvas} px is smaller than the object ({object_size} px) "
+            f"plus its {steps}-step path."
+        )
+    if start is None:
+        start = ((canvas - span_x) // 2, (canvas - span_y) // 2)
+    x0, y0 = start
+    if x0 < 0 or y0 < 0 or x0 + span_x > canvas or y0 + span_y > canvas:
+        raise ValueError(f"the path from {start} leaves the {canvas} px canvas.")
+    obj = resize(images, object_size)
+    positions = torch.tensor([[x0 + k * dx, y0 + k * dy] for k in range(steps + 1)])
+    frames = []
+    for x, y in positions.tolist():
+        if background == "black":
+            frame = images.new_zeros(images.shape[0], images.shape[1], canvas, canvas)
+            frame[..., y : y + object_size, x : x + object_size] = obj
+        else:
+            frame = inpaint_background(obj, canvas, y, x)
+        frames.append(frame)
+    return torch.stack(frames, dim=1), positions
+
+
+def crop_path(images: torch.Tensor, crop: int, steps: int, direction: str = "horizontal"):
+    """Crops of size ``crop`` at one-pixel offsets; every crop contains the image's central
+    (crop − steps)-pixel region along the path (Azulay's crop protocol).
+
+    Returns:
+        ``(frames (N, S, C, crop, crop), offsets (S, 2) top-left (x, y) of each crop)``.
+    """
+    check_images(images)
+    steps = _check_steps(steps)
+    dx, dy = _direction(direction)
+    h, w = images.shape[-2:]
+    need_w, need_h = crop + dx * steps, crop + dy * steps
+    if crop < 2 or need_w > w or need_h > h:
+        raise ValueError(
+            f"images of {h}×{w} px are too small for {crop} px crops moved "
+            f"{steps} steps {direction}."
+        )
+    x0, y0 = (w - need_w) // 2, (h - need_h) // 2
+    offsets = torch.tensor([[x0 + k * dx, y0 + k * dy] for k in range(steps + 1)])
+    frames = [images[..., y : y + crop, x : x + crop] for x, y in offsets.tolist()]
+    return torch.stack(frames, dim=1), offsets
+
+
+def scale_path(
+    images: torch.Tensor, canvas: int, start_size: int, steps: int, background: str = "black"
+):
+    """The object grows by one pixel per step, centred on a fixed canvas (scale protocol).
+
+    Returns:
+        ``(frames (N, S, C, canvas, canvas), sizes (S,))``.
+    """
+    check_images(images)
+    steps = _check_steps(steps)
+    if start_size < 2 or start_size + steps > canvas:
+        raise ValueError(
+            f"a canvas of {canvas} px is smaller than the largest object ({start_size + steps} px)."
+        )
+    sizes = torch.arange(start_size, start_size + steps + 1)
+    frames = []
+    for s in sizes.tolist():
+        top = (canvas - s) // 2
+        obj = resize(images, s)
+        if background == "black":
+            frame = images.new_zeros(images.shape[0], images.shape[1], canvas, canvas)
+            frame[..., top : top + s, top : top + s] = obj
+        else:
+            frame = inpaint_background(obj, canvas, top, top)
+        frames.append(frame)
+    return torch.stack(frames, dim=1), sizes
+
+
+def subpixel_path(
+    images: torch.Tensor,
+    step: float,
+    steps: int,
+    direction: str = "horizontal",
+    padding: str = "border",
+):
+    """Translations by multiples of a fractional ``step`` through the deformation engine.
+
+    Returns:
+        ``(frames (N, S, C, H, W), shifts (S, 2) in pixels, (x, y))``.
+    """
+    check_images(images)
+    steps = _check_steps(steps)
+    dx, dy = _direction(direction)
+    shifts = torch.tensor(
+        [[k * step * dx, k * step * dy] for k in range(steps + 1)], dtype=torch.float32
+    )
+    h, w = images.shape[-2:]
+    fields = translation_field((h, w), shifts[:, 0], shifts[:, 1])  # (S, H, W, 2)
+    n, s = images.shape[0], steps + 1
+    rep = images.unsqueeze(1).expand(n, s, *images.shape[1:]).reshape(n * s, *images.shape[1:])
+    out = warp(rep, fields.repeat(n, 1, 1, 1), padding=padding)
+    return out.reshape(n, s, *images.shape[1:]), shifts
