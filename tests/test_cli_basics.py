@@ -64,3 +64,15 @@ def test_models_lists_registry(capsys):
     assert main(["models", "vgg_cifar_*", "--width", "0.25"]) == 0
     out = capsys.readouterr().out
     assert "vgg_cifar_blurpool" in out and "vgg_imagenet" not in out
+
+
+def test_atomic_write_is_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    from defstab.io.atomic import write_text
+
+    p = write_text(tmp_path / "a.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~mask

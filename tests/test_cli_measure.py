@@ -12,6 +12,25 @@ from defstab.models import create_model
 from fixtures_formats import write_image_folder
 
 
+def measure_argv(folder, out, *extra, model="vgg_cifar_maxpool"):
+    """A small `defstab measure` command line; later flags override earlier ones."""
+    return [
+        "measure",
+        "--model",
+        model,
+        "--width",
+        "0.25",
+        "--data",
+        f"folder:{folder}",
+        "--images",
+        "4",
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
+
+
 @pytest.fixture
 def folder(tmp_path):
     return write_image_folder(tmp_path / "imgs", per_class=3, size=(32, 32))
@@ -53,32 +72,19 @@ def test_measure_with_checkpoint_and_layers(tmp_path, folder):
     model = create_model("vgg_cifar_strided", width=0.25, seed=9)
     save_checkpoint(model, tmp_path / "w.safetensors", {"note": "test"})
     out = tmp_path / "run"
-    assert (
-        main(
-            [
-                "measure",
-                "--model",
-                "vgg_cifar_strided",
-                "--width",
-                "0.25",
-                "--checkpoint",
-                str(tmp_path / "w.safetensors"),
-                "--data",
-                f"folder:{folder}",
-                "--images",
-                "4",
-                "--layers",
-                "features.pool2,features.conv1_1",
-                "--distance",
-                "euclidean",
-                "--no-noise",
-                "--out",
-                str(out),
-                "--quiet",
-            ]
-        )
-        == 0
+    argv = measure_argv(
+        folder,
+        out,
+        "--checkpoint",
+        str(tmp_path / "w.safetensors"),
+        "--layers",
+        "features.pool2,features.conv1_1",
+        "--distance",
+        "euclidean",
+        "--no-noise",
+        model="vgg_cifar_strided",
     )
+    assert main(argv) == 0
     rows = read_csv(out / "sensitivity.csv")
     assert [r["layer"] for r in rows] == ["input", "features.conv1_1", "features.pool2"]
     assert "noise_mean" not in rows[0]
@@ -86,23 +92,14 @@ def test_measure_with_checkpoint_and_layers(tmp_path, folder):
 
 def test_checkpoint_mismatch_names_keys(tmp_path, folder, capsys):
     save_checkpoint(create_model("vgg_cifar_maxpool", width=0.25), tmp_path / "w.safetensors")
-    code = main(
-        [
-            "measure",
-            "--model",
-            "vgg_cifar_strided",
-            "--width",
-            "0.25",
-            "--checkpoint",
-            str(tmp_path / "w.safetensors"),
-            "--data",
-            f"folder:{folder}",
-            "--images",
-            "4",
-            "--out",
-            str(tmp_path / "o"),
-        ]
+    argv = measure_argv(
+        folder,
+        tmp_path / "o",
+        "--checkpoint",
+        str(tmp_path / "w.safetensors"),
+        model="vgg_cifar_strided",
     )
+    code = main(argv)
     err = capsys.readouterr().err
     assert code == 2 and "missing keys" in err and "features.pool1.weight" in err
     assert not (tmp_path / "o" / "sensitivity.csv").exists()
@@ -132,23 +129,7 @@ def test_torch_checkpoint_weights_only(tmp_path):
     ],
 )
 def test_measure_errors(tmp_path, folder, capsys, extra, match):
-    argv = [
-        "measure",
-        "--model",
-        "vgg_cifar_maxpool",
-        "--width",
-        "0.25",
-        "--data",
-        f"folder:{folder}",
-        "--images",
-        "4",
-        "--out",
-        str(tmp_path / "o"),
-        "--quiet",
-    ]
-    for i in range(0, len(extra), 2):  # later flags override earlier ones
-        argv += extra[i : i + 2]
-    assert main(argv) == 2
+    assert main(measure_argv(folder, tmp_path / "o", *extra)) == 2
     err = capsys.readouterr().err
     assert match in err and "Traceback" not in err
 

@@ -35,7 +35,9 @@ def caveats(cfg: ExperimentConfig, settings: dict) -> list[str]:
             "not the paper's setting."
         )
     data = cfg.data or ""
-    if "cifar10-jpeg" in data or (data.startswith("cifar10") and "batches" not in data):
+    root = Path(data.partition(":")[2])
+    official = (root / "test_batch").is_file() or (root / "cifar-10-batches-py").is_dir()
+    if data.startswith("cifar10") and not official:
         out.append(
             "CIFAR-10 read from JPEG re-encodings when given the ImageFolder layout: pixel "
             "values differ slightly from the official batches (same images and classes)."

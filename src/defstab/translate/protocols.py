@@ -29,6 +29,21 @@ def _direction(direction: str) -> tuple[int, int]:
     return DIRECTIONS[direction]
 
 
+def _check_background(background: str) -> None:
+    if background not in BACKGROUNDS:
+        raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}.")
+
+
+def paste(obj: torch.Tensor, canvas: int, top: int, left: int, background: str) -> torch.Tensor:
+    """Put (N, C, s, s) objects at (top, left) of a canvas×canvas black or inpainted frame."""
+    if background == "inpaint":
+        return inpaint_background(obj, canvas, top, left)
+    s = obj.shape[-1]
+    frame = obj.new_zeros(obj.shape[0], obj.shape[1], canvas, canvas)
+    frame[..., top : top + s, left : left + s] = obj
+    return frame
+
+
 def resize(images: torch.Tensor, size: int) -> torch.Tensor:
     """Antialiased bilinear resize to size×size: (N, C, H, W) -> (N, C, size, size)."""
     return F.interpolate(
@@ -90,8 +105,7 @@ def embed_path(
     check_images(images)
     steps = _check_steps(steps)
     dx, dy = _direction(direction)
-    if background not in BACKGROUNDS:
-        raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}.")
+    _check_background(background)
     span_x, span_y = object_size + dx * steps, object_size + dy * steps
     if object_size < 2 or canvas < max(span_x, span_y):
         raise ValueError(
@@ -105,14 +119,7 @@ def embed_path(
         raise ValueError(f"the path from {start} leaves the {canvas} px canvas.")
     obj = resize(images, object_size)
     positions = torch.tensor([[x0 + k * dx, y0 + k * dy] for k in range(steps + 1)])
-    frames = []
-    for x, y in positions.tolist():
-        if background == "black":
-            frame = images.new_zeros(images.shape[0], images.shape[1], canvas, canvas)
-            frame[..., y : y + object_size, x : x + object_size] = obj
-        else:
-            frame = inpaint_background(obj, canvas, y, x)
-        frames.append(frame)
+    frames = [paste(obj, canvas, y, x, background) for x, y in positions.tolist()]
     return torch.stack(frames, dim=1), positions
 
 
@@ -149,21 +156,17 @@ def scale_path(
     """
     check_images(images)
     steps = _check_steps(steps)
+    _check_background(background)
     if start_size < 2 or start_size + steps > canvas:
         raise ValueError(
             f"a canvas of {canvas} px is smaller than the largest object ({start_size + steps} px)."
         )
     sizes = torch.arange(start_size, start_size + steps + 1)
-    frames = []
-    for s in sizes.tolist():
-        top = (canvas - s) // 2
-        obj = resize(images, s)
-        if background == "black":
-            frame = images.new_zeros(images.shape[0], images.shape[1], canvas, canvas)
-            frame[..., top : top + s, top : top + s] = obj
-        else:
-            frame = inpaint_background(obj, canvas, top, top)
-        frames.append(frame)
+    tops = [(canvas - s) // 2 for s in sizes.tolist()]
+    frames = [
+        paste(resize(images, s), canvas, t, t, background)
+        for s, t in zip(sizes.tolist(), tops, strict=True)
+    ]
     return torch.stack(frames, dim=1), sizes
 
 
