@@ -49,9 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args._run(args)
-    except (ValueError, FileNotFoundError, KeyError, CliError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"defstab {args.command}: error: {msg}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, CliError) as e:
+        print(f"defstab {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"defstab {args.command}: interrupted; finished results were kept.", file=sys.stderr)

@@ -172,4 +172,5 @@ FINDINGS = {
     "synthetic": synthetic,
     "smoothness": smoothness,
     "random-labels": random_labels,
+    "antialias": antialias,
 }

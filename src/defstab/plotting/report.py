@@ -161,6 +161,8 @@ def find_sections(root: Path) -> list[tuple[Path, dict]]:
         "synthetic": 3,
         "smoothness": 4,
         "random-labels": 5,
+        "antialias": 6,
+        "translate": 7,
     }
     return sorted(
         found, key=lambda x: (order.get(x[1].get("experiment", x[1].get("section")), 9), str(x[0]))
