@@ -172,3 +172,21 @@ def test_smoothness_command(tmp_path, capsys):
     rows = read_csv(out / "smoothness.csv")
     assert len(rows) == 8 and all(1.6 < float(r["smoothness"]) < 2.1 for r in rows)
     assert (out / "smoothness.png").exists()
+
+
+def test_pretrained_is_explicit_and_asks_torchvision_for_weights(monkeypatch):
+    import torchvision.models as tvm
+
+    from defstab.models.loading import build_model
+
+    calls = []
+    monkeypatch.setattr(
+        tvm,
+        "get_model",
+        lambda name, weights=None: calls.append((name, weights)) or torch.nn.Identity(),
+    )
+    build_model("torchvision:resnet18")
+    build_model("torchvision:resnet18", pretrained=True)
+    assert calls == [("resnet18", None), ("resnet18", "DEFAULT")]
+    with pytest.raises(ValueError, match="no published weights"):
+        build_model("vgg_cifar_maxpool", pretrained=True)
