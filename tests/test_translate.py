@@ -224,3 +224,16 @@ def test_translate_cli_round_trip(tmp_path, capsys):
         == 2
     )
     assert "unknown protocol" in capsys.readouterr().err
+
+
+def test_layer_analysis_does_not_depend_on_chunking(gen):
+    from defstab.models import create_model
+
+    net = create_model("vgg_cifar_maxpool", width=0.125, seed=0)
+    img = torch.rand(5, 3, 32, 40, generator=gen)
+    a = layer_shift_analysis(net, img, crop=32, max_shift=4)
+    b = layer_shift_analysis(net, img, crop=32, max_shift=4, batch_frames=3)
+    assert [r["layer"] for r in a] == [r["layer"] for r in b]
+    for x, y in zip(a, b, strict=True):
+        assert x["invariance"] == pytest.approx(y["invariance"], rel=1e-4, abs=1e-7)
+        assert x["equivariance"] == pytest.approx(y["equivariance"], rel=1e-4, abs=1e-7, nan_ok=True)

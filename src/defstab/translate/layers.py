@@ -22,80 +22,111 @@ from torch import nn
 
 from defstab.measure.distances import median, paired_distance, pairwise_from_gram
 from defstab.measure.layers import resolve_layers
-from defstab.measure.sensitivity import _model_device_dtype, evaluation_mode
+from defstab.measure.sensitivity import DEFAULT_STORE_BYTES, _model_device_dtype, evaluation_mode
+from defstab.measure.store import RepresentationStore
 from defstab.translate.protocols import crop_path
 
 
 @torch.no_grad()
-def capture(model: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
-    modules = dict(model.named_modules())
-    outs: dict[str, torch.Tensor] = {}
-    hooks = [
-        modules[n].register_forward_hook(
-            lambda m, i, o, n=n: outs.__setitem__(
-                n, (o[0] if isinstance(o, tuple) else o).detach().clone()
-            )
-        )
-        for n in names
-    ]
-    try:
-        with evaluation_mode(model):
-            model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return outs
-
-
 def layer_shift_analysis(
-    model: nn.Module, images: torch.Tensor, crop: int, max_shift: int, layers=None, preprocess=None
+    model: nn.Module,
+    images: torch.Tensor,
+    crop: int,
+    max_shift: int,
+    layers=None,
+    preprocess=None,
+    batch_frames: int = 64,
 ) -> list[dict]:
     """Rows (layer, stride, shift, multiple_of_stride, invariance, equivariance).
 
+    Works a few images at a time and reduces every layer inside its forward hook, so memory
+    holds one chunk's activations plus the unshifted feature maps (in the same RAM/disk
+    store as :func:`defstab.measure.measure_sensitivity`) — never every frame's.
+
     Args:
         images: (N, C, H, W) with W ≥ crop + max_shift and H ≥ crop (N ≥ 2).
+        batch_frames: frames per forward pass.
     """
     names = resolve_layers(model, layers)[1:]
     frames, _ = crop_path(images, crop, max_shift, "horizontal")  # (N, S, C, crop, crop)
     n, s = frames.shape[:2]
-    device, _ = _model_device_dtype(model)
-    x = frames.reshape(n * s, *frames.shape[2:]).to(device)
-    if preprocess is not None:
-        x = preprocess(x)
-    reps = capture(model, x, names)
-    rows = []
+    if n < 2:
+        raise ValueError("the layer analysis needs at least 2 images (its normalizer is a median).")
+    device, dtype = _model_device_dtype(model)
+    prep = preprocess or (lambda t: t)
+    modules = dict(model.named_modules())
+    with evaluation_mode(model):
+        first = prep(frames[0, :1].to(device, dtype))
+        shapes = {}
+        hooks = [
+            modules[name].register_forward_hook(
+                lambda m, i, o, name=name: shapes.__setitem__(name, tuple(_tensor(o).shape[1:]))
+            )
+            for name in names
+        ]
+        try:
+            model(first)
+        finally:
+            for h in hooks:
+                h.remove()
+        names = [name for name in names if len(shapes.get(name, ())) == 3]
+        strides = {name: max(1, round(crop / shapes[name][-1])) for name in names}
+        feats = {
+            name: shapes[name][0] * shapes[name][1] * max(shapes[name][2] - 2, 1) for name in names
+        }
+        pooled = {name: torch.zeros(n, s, shapes[name][0]) for name in names}
+        equi = {name: torch.full((n, s), float("nan"), dtype=torch.float64) for name in names}
+        per_chunk = max(1, batch_frames // s)
+        with RepresentationStore(n, feats, DEFAULT_STORE_BYTES) as store:
+            for start in range(0, n, per_chunk):
+                rows = slice(start, min(start + per_chunk, n))
+                b = rows.stop - rows.start
+
+                def reduce(name, out, rows=rows, b=b):
+                    r = _tensor(out).float().reshape(b, s, *shapes[name])
+                    pooled[name][rows] = r.mean((-1, -2)).cpu()
+                    w = r.shape[-1]
+                    store.put(name, rows.start, r[:, 0, ..., 1 : max(w - 1, 2)].reshape(b, -1))
+                    for k in range(1, s):
+                        m = round(k / strides[name])  # content moved left by k px = m features
+                        lo, hi = 1, w - 1 - m
+                        if hi - lo >= 1:
+                            a = r[:, k, ..., lo:hi].reshape(b, -1)
+                            ref = r[:, 0, ..., lo + m : hi + m].reshape(b, -1)
+                            equi[name][rows, k] = paired_distance(ref, a, "cosine").cpu()
+
+                hooks = [
+                    modules[name].register_forward_hook(lambda m, i, o, name=name: reduce(name, o))
+                    for name in names
+                ]
+                try:
+                    x = frames[rows].reshape(b * s, *frames.shape[2:]).to(device, dtype)
+                    model(prep(x))
+                finally:
+                    for h in hooks:
+                        h.remove()
+            eq_norm = {
+                name: median(pairwise_from_gram(store.gram(name), "cosine")) for name in names
+            }
+    out = []
     for name in names:
-        r = reps[name].float()
-        if r.ndim != 4:
-            continue
-        r = r.reshape(n, s, *r.shape[1:])
-        stride = max(1, round(crop / r.shape[-1]))
-        pooled = r.mean((-1, -2))  # (N, S, C)
-        ref = pooled[:, 0]
-        inv_norm = median(pairwise_from_gram(ref.double() @ ref.double().T, "cosine"))
-        w = r.shape[-1]
-        base = r[:, 0]
-        eq_norm_rep = base[..., 1 : w - 1].flatten(1).double()
-        eq_norm = median(pairwise_from_gram(eq_norm_rep @ eq_norm_rep.T, "cosine"))
+        ref = pooled[name][:, 0].double()
+        inv_norm = median(pairwise_from_gram(ref @ ref.T, "cosine"))
         for k in range(1, s):
-            inv = paired_distance(ref, pooled[:, k], "cosine") / max(inv_norm, 1e-12)
-            m = round(k / stride)
-            # content moved left by k px: feature x' of frame k ~ feature x' + m of frame 0
-            lo, hi = 1, w - 1 - m
-            if hi - lo < 1:
-                eq = torch.full((n,), float("nan"), dtype=torch.float64)
-            else:
-                a = r[:, k][..., lo:hi].flatten(1)
-                b = base[..., lo + m : hi + m].flatten(1)
-                eq = paired_distance(b, a, "cosine") / max(eq_norm, 1e-12)
-            rows.append(
+            inv = paired_distance(ref, pooled[name][:, k].double(), "cosine") / max(inv_norm, 1e-12)
+            eq = equi[name][:, k] / max(eq_norm[name], 1e-12)
+            out.append(
                 {
                     "layer": name,
-                    "stride": stride,
+                    "stride": strides[name],
                     "shift": k,
-                    "multiple_of_stride": int(k % stride == 0),
+                    "multiple_of_stride": int(k % strides[name] == 0),
                     "invariance": float(inv.mean()),
                     "equivariance": float(eq.mean()),
                 }
             )
-    return rows
+    return out
+
+
+def _tensor(out) -> torch.Tensor:
+    return out[0] if isinstance(out, tuple | list) else out
