@@ -146,7 +146,7 @@ def run(args) -> None:
     for row in summary:
         print(
             "  ".join(
-                f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
             )
         )
     print(f"wrote {out}/summary.csv, per_step.csv and figures")
