@@ -91,7 +91,7 @@ def run_demo(out: str | Path = "defstab-demo", tiny: bool = False, quiet: bool =
     say = (lambda *a: None) if quiet else print
     say(
         f"defstab demo → {out}  (built-in data: synthetic digits; "
-        f"{'tiny test mode' if tiny else 'about 3 minutes on 2 CPU cores'})"
+        f"{'tiny test mode' if tiny else 'under 2 minutes on 2 CPU cores'})"
     )
     say("[1/4] deformation examples")
     deformation_examples(out)
