@@ -26,10 +26,6 @@ SUBCOMMANDS = [
 ]
 
 
-class CliError(Exception):
-    """A user error detected by the CLI itself."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="defstab",
@@ -49,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args._run(args)
-    except (ValueError, FileNotFoundError, CliError) as e:
+    except (ValueError, FileNotFoundError) as e:
         print(f"defstab {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -30,10 +30,6 @@ class _SpilledLayer:
     def __init__(self, fd: int, offset: int, n: int, f: int):
         self.fd, self.offset, self.n, self.f = fd, offset, n, f
 
-    @property
-    def nbytes(self) -> int:
-        return self.n * self.f * 4
-
     def _slabs(self):
         for c0 in range(0, self.f, SLAB_COLUMNS):
             yield c0, min(c0 + SLAB_COLUMNS, self.f)
