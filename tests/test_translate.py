@@ -236,4 +236,6 @@ def test_layer_analysis_does_not_depend_on_chunking(gen):
     assert [r["layer"] for r in a] == [r["layer"] for r in b]
     for x, y in zip(a, b, strict=True):
         assert x["invariance"] == pytest.approx(y["invariance"], rel=1e-4, abs=1e-7)
-        assert x["equivariance"] == pytest.approx(y["equivariance"], rel=1e-4, abs=1e-7, nan_ok=True)
+        assert x["equivariance"] == pytest.approx(
+            y["equivariance"], rel=1e-4, abs=1e-7, nan_ok=True
+        )
