@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from defstab.deform import apply_tps
+from defstab.deform import DeformationSpec, apply_tps
 from defstab.measure import RandomTPS, measure_sensitivity
 from defstab.measure.distances import paired_distance, pairwise_from_gram
 from defstab.models import create_model
@@ -131,6 +131,40 @@ def test_batch_size_and_spill_do_not_change_results(gen):
     assert spilled.meta["spilled_layers"]
 
 
+def test_random_deformation_and_noise_do_not_depend_on_chunking():
+    """Small odd-sized images, deformations AND noise drawn by the measurement itself:
+    every value is the same whatever the batch size (the noise was once drawn per chunk,
+    0.078 apart between batch sizes 10 and 3)."""
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 5, 3))
+    x = torch.rand(10, 3, 7, 7, generator=torch.Generator().manual_seed(5))
+    spec = DeformationSpec(grid=3, max_disp=1.5)
+
+    def run(batch_size):
+        return measure_sensitivity(
+            net, x, spec, generator=torch.Generator().manual_seed(0), batch_size=batch_size
+        )
+
+    base = run(10)
+    for b in (3, 1):
+        other = run(b)
+        torch.testing.assert_close(other.deformation_params, base.deformation_params)
+        torch.testing.assert_close(other.per_image, base.per_image, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(
+            other.noise_per_image, base.noise_per_image, rtol=1e-5, atol=1e-7
+        )
+    # the documented draw order: all deformations, then all noise images, from one generator
+    g = torch.Generator().manual_seed(0)
+    disp = spec.sample(10, g)
+    eta = torch.randn(x.shape, generator=g)
+    tx = apply_tps(x, disp, 3)
+    eta = eta * ((tx - x).flatten(1).norm(dim=1) / eta.flatten(1).norm(dim=1)).view(-1, 1, 1, 1)
+    xs, ns = x.double().numpy().reshape(10, -1), (x + eta).double().numpy().reshape(10, -1)
+    pairs = [np_cosine(xs[i], xs[j]) for i, j in itertools.combinations(range(10), 2)]
+    expected = [np_cosine(xs[i], ns[i]) / np.median(pairs) for i in range(10)]
+    np.testing.assert_allclose(base.noise_per_image[0].numpy(), expected, rtol=1e-4)
+    assert base.meta["deformation"] == spec.record()  # recorded whole, max_disp included
+
+
 def test_model_modes_are_restored(gen):
     model = create_model("vgg_cifar_strided_relu", width=0.25)
     model.train()
@@ -211,7 +245,7 @@ def test_noise_control_has_matched_norm(gen):
         (dict(distance="manhattan"), "distance"),
         (dict(deformation=torch.zeros(4, 8, 2)), "k·k"),
         (dict(deformation=torch.zeros(3, 9, 2)), "3 deformations for 4"),
-        (dict(deformation="tps"), "RandomTPS"),
+        (dict(deformation="tps"), "DeformationSpec"),
         (dict(batch_size=0), "batch_size"),
     ],
 )

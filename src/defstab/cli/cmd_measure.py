@@ -36,10 +36,11 @@ def run(args) -> None:
     from defstab.cli.common import pick_device, resolve_model
     from defstab.data.normalize import default_normalization, make_normalize
     from defstab.data.sources import load_data
+    from defstab.deform import DeformationSpec
     from defstab.io.atomic import write_json
     from defstab.io.provenance import versions
     from defstab.io.tables import write_csv
-    from defstab.measure import RandomTPS, measure_sensitivity
+    from defstab.measure import measure_sensitivity
     from defstab.models.loading import model_family, native_input_size
     from defstab.plotting.sensitivity import plot_sensitivity
 
@@ -55,10 +56,7 @@ def run(args) -> None:
     gen = torch.Generator().manual_seed(args.seed)
     images, labels, indices = data_probe.sample(args.images, gen)
     h = images.shape[-1]
-    paper = RandomTPS.paper(h)
-    deformation = RandomTPS(
-        args.grid or paper.grid, paper.max_disp if args.max_disp is None else args.max_disp
-    )
+    deformation = DeformationSpec.for_images(h, args.grid, args.max_disp)
     norm_name = args.normalize or default_normalization(model_family(args.model), args.data)
     normalize = make_normalize(norm_name, images.shape[1])
     model = model.to(device)
@@ -115,12 +113,7 @@ def run(args) -> None:
             "normalize": norm_name,
             "seed": args.seed,
             "device": str(device),
-            **result.meta,
-            "deformation": {
-                "grid": deformation.grid,
-                "max_disp": deformation.max_disp,
-                "padding": deformation.padding,
-            },
+            **result.meta,  # its "deformation" is the spec, recorded whole
             "versions": versions(),
         },
     )

@@ -134,10 +134,10 @@ def run(args) -> None:
             "versions": versions(),
         },
     )
-    from defstab.train.engine import _pick_device
+    from defstab.tap import pick_device
 
     if normalize is not None:
-        normalize = normalize.to(_pick_device(cfg.device))
+        normalize = normalize.to(pick_device(cfg.device))
     result = train(
         model, train_data, test_data, cfg, out=out, preprocess=normalize, quiet=args.quiet
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import torch
+from defstab.tap import pick_device  # noqa: F401  (re-exported for the commands)
 
 
 def add_model_args(p, checkpoint: bool = True) -> None:
@@ -43,18 +43,6 @@ def add_data_args(p) -> None:
         default=None,
         help="imagenet, cifar10, mnist or none (default: what the model expects)",
     )
-
-
-def pick_device(name: str | None) -> torch.device:
-    if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r}.") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but no GPU is available.")
-    return dev
 
 
 def resolve_model(args, in_channels: int | None = None):

@@ -24,12 +24,17 @@ from defstab.deform.fields import (
     shear_field,
     translation_field,
 )
+from defstab.deform.modules import RandomThinPlateSpline, Warp
 from defstab.deform.sampling import apply_tps, get_tps, random_tps, sample_displacements
+from defstab.deform.spec import DeformationSpec
 from defstab.deform.tps import ThinPlateSpline
 from defstab.deform.warp import warp
 
 __all__ = [
+    "DeformationSpec",
+    "RandomThinPlateSpline",
     "ThinPlateSpline",
+    "Warp",
     "affine_field",
     "apply_tps",
     "get_tps",

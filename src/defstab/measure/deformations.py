@@ -1,52 +1,36 @@
-"""How a measurement deforms its images: a random TPS spec, or explicit parameters.
+"""How a measurement deforms its images: a :class:`~defstab.deform.DeformationSpec`, or
+explicit parameters.
 
 Passing explicit displacements or fields lets two models be measured on identical
-deformations; a :class:`RandomTPS` is sampled from the generator, one per image.
+deformations; a spec is sampled from the generator, one deformation per image.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
-from defstab._validate import check_finite, check_grid, check_nonnegative
-from defstab.deform import apply_tps, sample_displacements, warp
-from defstab.deform.warp import check_padding
+from defstab._validate import check_finite
+from defstab.deform import DeformationSpec, apply_tps, warp
 
-
-@dataclass(frozen=True)
-class RandomTPS:
-    """One random thin-plate-spline deformation per image (Ruderman §2.1).
-
-    Args:
-        grid: control points per side, k (CIFAR 3, ImageNet 5).
-        max_disp: C, each displacement coordinate uniform in [−C, C] pixels (CIFAR 2,
-            ImageNet 10).
-        padding: value outside the image, see :func:`defstab.deform.warp`.
-    """
-
-    grid: int = 3
-    max_disp: float = 2.0
-    padding: str = "zeros"
-
-    def __post_init__(self) -> None:
-        check_grid(self.grid)
-        check_nonnegative(self.max_disp, "max_disp")
-        check_padding(self.padding)
-
-    @classmethod
-    def paper(cls, image_size: int) -> RandomTPS:
-        """The paper's settings: k = 3, C = 2 for CIFAR-sized images; k = 5, C = 10 above 64 px."""
-        return cls(3, 2.0) if image_size <= 64 else cls(5, 10.0)
+#: The former name of :class:`defstab.deform.DeformationSpec` (same class).
+RandomTPS = DeformationSpec
 
 
 class ResolvedDeformation:
     """Per-image deformation parameters, ready to apply to any slice of the batch."""
 
-    def __init__(self, kind: str, params: torch.Tensor, grid: int | None, padding: str):
+    def __init__(
+        self,
+        kind: str,
+        params: torch.Tensor,
+        grid: int | None,
+        padding: str,
+        spec: DeformationSpec | None = None,
+    ):
         self.kind, self.params, self.grid, self.padding = kind, params, grid, padding
+        self.spec = spec  # the random spec the params were drawn from, if any
 
     def apply(self, images: torch.Tensor, rows: slice) -> torch.Tensor:
         p = self.params[rows] if self.params.shape[0] > 1 else self.params
@@ -55,20 +39,25 @@ class ResolvedDeformation:
         return warp(images, p.to(images.device, images.dtype), self.padding)
 
     def record(self) -> dict:
-        return {"kind": self.kind, "grid": self.grid, "padding": self.padding}
+        """The spec whole when the params were sampled from one; else what is known."""
+        if self.spec is not None:
+            return self.spec.record()
+        return {"kind": self.kind, "grid": self.grid, "max_disp": None, "padding": self.padding}
 
 
 def resolve_deformation(
     deformation, n: int, size: tuple[int, int], generator: torch.Generator | None
 ) -> ResolvedDeformation:
-    """Turn a :class:`RandomTPS`, displacements (N, k·k, 2) or fields (N|1, H, W, 2) into
-    per-image parameters."""
-    if isinstance(deformation, RandomTPS):
-        disp = sample_displacements(n, deformation.grid, deformation.max_disp, generator)
-        return ResolvedDeformation("displacements", disp, deformation.grid, deformation.padding)
+    """Turn a :class:`DeformationSpec`, displacements (N, k·k, 2) or fields (N|1, H, W, 2)
+    into per-image parameters."""
+    if isinstance(deformation, DeformationSpec):
+        disp = deformation.sample(n, generator)
+        return ResolvedDeformation(
+            "displacements", disp, deformation.grid, deformation.padding, deformation
+        )
     if not isinstance(deformation, torch.Tensor):
         raise ValueError(
-            "deformation must be a RandomTPS, displacements (N, k·k, 2) or fields "
+            "deformation must be a DeformationSpec, displacements (N, k·k, 2) or fields "
             f"(N, H, W, 2), got {type(deformation).__name__}."
         )
     t = deformation

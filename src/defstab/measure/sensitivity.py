@@ -11,7 +11,7 @@ every layer to per-image distances at once, and keep r(x) for the pairwise media
 
 from __future__ import annotations
 
-import contextlib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,17 +19,19 @@ import torch
 from torch import nn
 
 from defstab._validate import check_images
-from defstab.measure.deformations import RandomTPS, resolve_deformation
+from defstab.deform import DeformationSpec
+from defstab.measure.deformations import resolve_deformation
 from defstab.measure.distances import check_distance, median, paired_distance, pairwise_from_gram
 from defstab.measure.layers import INPUT, resolve_layers
 from defstab.measure.store import RepresentationStore
+from defstab.tap import evaluation_mode, model_device_dtype, probe_layers, tap
+
+# Former private names, imported by code outside this module before the tap existed.
+_model_device_dtype = model_device_dtype
+__all__ = ["SensitivityResult", "evaluation_mode", "measure_sensitivity"]
 
 DEFAULT_STORE_BYTES = 3 << 30  # 3 GiB of undeformed representations in RAM, the rest on disk
 ACTIVATION_BYTES = 256 << 20  # aim for chunks whose largest activation is about this size
-
-
-class _StopForward(Exception):
-    """Raised by the hook of the deepest requested layer: nothing after it is needed."""
 
 
 @dataclass
@@ -110,93 +112,11 @@ class SensitivityResult:
         return pd.DataFrame(self.to_rows())
 
 
-@contextlib.contextmanager
-def evaluation_mode(model: nn.Module):
-    """Put every module in eval mode, then restore each one's own mode."""
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
-
-
-def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
-    for p in model.parameters():
-        return p.device, p.dtype
-    for b in model.buffers():
-        if b.is_floating_point():
-            return b.device, b.dtype
-    return torch.device("cpu"), torch.float32
-
-
-def _first_tensor(output, name: str) -> torch.Tensor:
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, tuple | list) and output and isinstance(output[0], torch.Tensor):
-        return output[0]
-    raise ValueError(f"layer {name!r} does not output a tensor; choose another layer.")
-
-
-def _run_hooked(model, modules: dict[str, nn.Module], batch: torch.Tensor, on_output) -> None:
-    """Forward ``batch`` calling ``on_output(name, tensor)`` per layer; stop after the last."""
-    last = list(modules)[-1]
-
-    def make_hook(name):
-        def hook(module, inputs, output):
-            on_output(name, _first_tensor(output, name))
-            if name == last:
-                raise _StopForward
-
-        return hook
-
-    handles = [m.register_forward_hook(make_hook(n)) for n, m in modules.items()]
-    try:
-        model(batch)
-    except _StopForward:
-        pass
-    finally:
-        for h in handles:
-            h.remove()
-
-
-def probe_layers(model, modules: dict[str, nn.Module], probe: torch.Tensor) -> dict[str, int]:
-    """Run one image through the whole model: {layer: features} in *execution* order.
-
-    Module order and forward order can differ (a module registered late but called
-    early); measuring follows the forward order, and stops after the last layer.
-    """
-    order: dict[str, int] = {}
-
-    def make_hook(name):
-        def hook(module, inputs, output):
-            if name in order:
-                raise ValueError(
-                    f"layer {name!r} runs more than once per forward pass; "
-                    "choose a module that runs once."
-                )
-            order[name] = _first_tensor(output, name)[0].numel()
-
-        return hook
-
-    handles = [m.register_forward_hook(make_hook(n)) for n, m in modules.items()]
-    try:
-        model(probe)
-    finally:
-        for h in handles:
-            h.remove()
-    missing = [n for n in modules if n not in order]
-    if missing:
-        raise ValueError(f"layers {missing} are never called by the model's forward pass.")
-    return order
-
-
 @torch.no_grad()
 def measure_sensitivity(
     model: nn.Module,
     images: torch.Tensor,
-    deformation: RandomTPS | torch.Tensor | None = None,
+    deformation: DeformationSpec | torch.Tensor | None = None,
     layers: list[str] | str | None = None,
     distance: str = "cosine",
     generator: torch.Generator | None = None,
@@ -216,17 +136,19 @@ def measure_sensitivity(
         images: (N, C, H, W) images (N ≥ 2) in the range the deformation acts on (e.g.
             [0, 1]); ``preprocess`` (e.g. mean/std normalisation) is applied after the
             deformation, and layer 0 is what the model receives.
-        deformation: a :class:`RandomTPS` (one random deformation per image from
-            ``generator``; default the paper's setting for the image size), or explicit
-            displacements (N, k·k, 2) or fields (N, H, W, 2) in pixels.
+        deformation: a :class:`~defstab.deform.DeformationSpec` (one random deformation
+            per image from ``generator``; default the paper's setting for the image size),
+            or explicit displacements (N, k·k, 2) or fields (N, H, W, 2) in pixels.
         layers: module names (``named_modules()``), a comma-separated string, or None
             for the model's ``representation_points`` (the paper's networks) or every
             conv and downsampling module. ``"input"`` is always layer 0.
         distance: ``"cosine"`` (the paper's) or ``"euclidean"``.
-        generator: CPU generator for the deformations and the noise.
+        generator: CPU generator; all N deformations are drawn from it first, then all N
+            noise images, before any chunking.
         noise_control: also measure x + η, Gaussian η with ‖η‖ = ‖τx − x‖ per image.
         batch_size: images per forward chunk (each chunk runs 2 or 3 copies); default
-            from the size of the largest activation. Results do not depend on it.
+            from the size of the largest activation. Results do not depend on it: every
+            random draw happens up front, per image.
         store_bytes: RAM for undeformed representations (the rest goes to a temporary
             file in ``spill_dir``); the pairwise median stays exact either way.
         progress: show a progress bar.
@@ -244,11 +166,13 @@ def measure_sensitivity(
     names = resolve_layers(model, layers)
     all_modules = dict(model.named_modules())
     modules = {name: all_modules[name] for name in names[1:]}
-    device, dtype = _model_device_dtype(model)
+    device, dtype = model_device_dtype(model)
     size = tuple(images.shape[-2:])
     if deformation is None:
-        deformation = RandomTPS.paper(max(size))
+        deformation = DeformationSpec.paper(max(size))
     deform = resolve_deformation(deformation, n, size, generator)
+    # drawn for all images at once, like the deformations: chunking must not change them
+    noise = torch.randn(images.shape, generator=generator) if noise_control else None
     prep = preprocess or (lambda x: x)
     passes = 3 if noise_control else 2
 
@@ -256,7 +180,8 @@ def measure_sensitivity(
         probe = prep(images[:1].to(device, dtype))
         features = {INPUT: probe[0].numel()}
         if modules:
-            features.update(probe_layers(model, modules, probe))
+            shapes = probe_layers(model, modules, probe)
+            features.update({name: math.prod(shape) for name, shape in shapes.items()})
             names = list(features)
             modules = {name: modules[name] for name in names[1:]}
         if batch_size is None:
@@ -278,7 +203,7 @@ def measure_sensitivity(
                 tx = deform.apply(x, rows)
                 parts = [x, tx]
                 if noise_control:
-                    parts.append(x + _matched_noise(x, tx, generator))
+                    parts.append(x + _matched_noise(x, tx, noise[rows]))
                 batch = prep(torch.cat(parts))
 
                 def on_output(name, y, rows=rows, b=b):
@@ -292,7 +217,7 @@ def measure_sensitivity(
 
                 on_output(INPUT, batch)
                 if modules:
-                    _run_hooked(model, modules, batch, on_output)
+                    tap(model, modules, batch, on_output)
             normalizer = torch.tensor(
                 [median(pairwise_from_gram(store.gram(name, device), distance)) for name in names],
                 dtype=torch.float64,
@@ -312,8 +237,7 @@ def measure_sensitivity(
             "distance": distance,
             "n_images": n,
             "image_size": list(size),
-            "deformation": deform.record()
-            | ({"max_disp": deformation.max_disp} if isinstance(deformation, RandomTPS) else {}),
+            "deformation": deform.record(),
             "noise_control": noise_control,
             "batch_size": batch_size,
             "spilled_layers": spilled,
@@ -327,9 +251,9 @@ def measure_sensitivity(
     return result
 
 
-def _matched_noise(x: torch.Tensor, tx: torch.Tensor, generator) -> torch.Tensor:
-    """Gaussian noise scaled per image to the norm of the deformation's change, ‖τx − x‖."""
-    eta = torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x.device, x.dtype)
+def _matched_noise(x: torch.Tensor, tx: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
+    """Gaussian noise ``eta`` (drawn up front) scaled per image to ‖τx − x‖."""
+    eta = eta.to(x.device, x.dtype)
     target = torch.linalg.vector_norm((tx - x).flatten(1), dim=1)
     current = torch.linalg.vector_norm(eta.flatten(1), dim=1).clamp_min(1e-12)
     return eta * (target / current).view(-1, *[1] * (x.ndim - 1))

@@ -91,6 +91,23 @@ class VGG(nn.Module):
         """Module names whose outputs are the paper's layers 1…L (layer 0 = input)."""
         return [f"features.{name}" for name, _ in self.features.named_children()]
 
+    @property
+    def feature_info(self) -> list[dict]:
+        """timm-style description of every representation point, in forward order:
+        ``{"module", "num_chs", "reduction"}`` (reduction = cumulative stride; every
+        downsampling layer halves the resolution)."""
+        info, reduction = [], 1
+        for b, (n_convs, channels) in enumerate(self.blocks, start=1):
+            for i in range(1, n_convs + 1):
+                info.append(
+                    {"module": f"features.conv{b}_{i}", "num_chs": channels, "reduction": reduction}
+                )
+            reduction *= 2
+            info.append(
+                {"module": f"features.pool{b}", "num_chs": channels, "reduction": reduction}
+            )
+        return info
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)
         return self.head(x.mean(dim=(2, 3)))

@@ -19,10 +19,12 @@ from torch import nn
 
 from defstab.data.augment import random_crop_flip
 from defstab.data.sources import ImageDataset
+from defstab.deform import DeformationSpec
 from defstab.io.atomic import write_json
 from defstab.io.checkpoint import read_checkpoint, save_checkpoint
 from defstab.io.tables import read_csv, write_csv
 from defstab.metrics import filter_smoothness
+from defstab.tap import evaluation_mode, pick_device
 from defstab.train.config import TrainConfig, checkpoint_steps
 
 CKPT_DIR = "checkpoints"
@@ -51,10 +53,8 @@ def _lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     return cfg.lr * (0.1 ** ((step >= 0.5 * total) + (step >= 0.75 * total)))
 
 
-def _pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+# Former private name (cmd_train imported it); the tap's version also checks the GPU.
+_pick_device = pick_device
 
 
 @torch.no_grad()
@@ -62,8 +62,6 @@ def evaluate(
     model: nn.Module, data: ImageDataset, preprocess=None, batch_size: int = 256, device=None
 ) -> float:
     """Top-1 accuracy of ``model`` (eval mode, mode restored) on ``data``."""
-    from defstab.measure.sensitivity import evaluation_mode
-
     device = device or next(model.parameters()).device
     correct = 0
     with evaluation_mode(model):
@@ -138,10 +136,10 @@ def train(
     Returns:
         :class:`TrainResult` with the trained model and the history rows.
     """
-    from defstab.measure import RandomTPS, measure_sensitivity
+    from defstab.measure import measure_sensitivity
 
     cfg = config
-    device = _pick_device(cfg.device)
+    device = pick_device(cfg.device)
     use_amp = cfg.amp and device.type == "cuda"
     model = model.to(device)
     if use_amp:
@@ -161,16 +159,8 @@ def train(
     # fixed probe: the same test images and deformations at every checkpoint
     probe_idx = torch.randperm(len(test_data), generator=_seeded(cfg.seed, 7))[: cfg.probe_images]
     probe_x = test_data.images(probe_idx)
-    paper = RandomTPS.paper(probe_x.shape[-1])
-    probe_def = RandomTPS(
-        cfg.probe_grid or paper.grid,
-        paper.max_disp if cfg.probe_max_disp is None else cfg.probe_max_disp,
-    )
-    from defstab.deform import sample_displacements
-
-    probe_disp = sample_displacements(
-        len(probe_idx), probe_def.grid, probe_def.max_disp, _seeded(cfg.seed, 11)
-    )
+    probe_def = DeformationSpec.for_images(probe_x.shape[-1], cfg.probe_grid, cfg.probe_max_disp)
+    probe_disp = probe_def.sample(len(probe_idx), _seeded(cfg.seed, 11))
     test_eval = test_data
     if cfg.test_images is not None and cfg.test_images < len(test_data):
         test_eval = test_data.subset(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from defstab.measure.sensitivity import _model_device_dtype, evaluation_mode
+from defstab.tap import evaluation_mode, model_device_dtype
 from defstab.translate import measures
 from defstab.translate.protocols import crop_path, embed_path, scale_path, subpixel_path
 
@@ -73,7 +73,7 @@ def classify_frames(
     """Softmax outputs for frames (N, S, C, H, W) -> (N, S, K), eval mode, mode restored."""
     n, s = frames.shape[:2]
     flat = frames.reshape(n * s, *frames.shape[2:])
-    device, _ = _model_device_dtype(model)
+    device, _ = model_device_dtype(model)
     outs = []
     with evaluation_mode(model):
         for i in range(0, flat.shape[0], batch_size):

@@ -1,7 +1,9 @@
 """Per-layer shift analysis: the sampling-theorem argument made measurable.
 
-For a layer with cumulative stride s (input size / feature size), a shift of the input by
-k pixels can only shift the feature map exactly when s divides k (Azulay & Weiss §3).
+For a layer with cumulative stride s (from the model's ``feature_info`` where it describes
+the layer, else input size / feature size; see :func:`defstab.tap.layer_info`), a shift of
+the input by k pixels can only shift the feature map exactly when s divides k (Azulay &
+Weiss §3).
 For shifts k = 1..K of the crop protocol (content moves by exactly k pixels, no padding)
 we measure, per layer:
 
@@ -22,8 +24,9 @@ from torch import nn
 
 from defstab.measure.distances import median, paired_distance, pairwise_from_gram
 from defstab.measure.layers import resolve_layers
-from defstab.measure.sensitivity import DEFAULT_STORE_BYTES, _model_device_dtype, evaluation_mode
+from defstab.measure.sensitivity import DEFAULT_STORE_BYTES
 from defstab.measure.store import RepresentationStore
+from defstab.tap import evaluation_mode, layer_info, model_device_dtype, tap
 from defstab.translate.protocols import crop_path
 
 
@@ -37,7 +40,8 @@ def layer_shift_analysis(
     preprocess=None,
     batch_frames: int = 64,
 ) -> list[dict]:
-    """Rows (layer, stride, shift, multiple_of_stride, invariance, equivariance).
+    """Rows (layer, stride, stride_source, shift, multiple_of_stride, invariance,
+    equivariance).
 
     Works a few images at a time and reduces every layer inside its forward hook, so memory
     holds one chunk's activations plus the unshifted feature maps (in the same RAM/disk
@@ -52,25 +56,14 @@ def layer_shift_analysis(
     n, s = frames.shape[:2]
     if n < 2:
         raise ValueError("the layer analysis needs at least 2 images (its normalizer is a median).")
-    device, dtype = _model_device_dtype(model)
+    device, dtype = model_device_dtype(model)
     prep = preprocess or (lambda t: t)
     modules = dict(model.named_modules())
     with evaluation_mode(model):
-        first = prep(frames[0, :1].to(device, dtype))
-        shapes = {}
-        hooks = [
-            modules[name].register_forward_hook(
-                lambda m, i, o, name=name: shapes.__setitem__(name, tuple(_tensor(o).shape[1:]))
-            )
-            for name in names
-        ]
-        try:
-            model(first)
-        finally:
-            for h in hooks:
-                h.remove()
-        names = [name for name in names if len(shapes.get(name, ())) == 3]
-        strides = {name: max(1, round(crop / shapes[name][-1])) for name in names}
+        info = layer_info(model, names, prep(frames[0, :1].to(device, dtype)))
+        names = [name for name in info if info[name].reduction is not None]  # maps, forward order
+        shapes = {name: info[name].shape for name in names}
+        strides = {name: info[name].reduction for name in names}
         feats = {
             name: shapes[name][0] * shapes[name][1] * max(shapes[name][2] - 2, 1) for name in names
         }
@@ -83,7 +76,7 @@ def layer_shift_analysis(
                 b = rows.stop - rows.start
 
                 def reduce(name, out, rows=rows, b=b):
-                    r = _tensor(out).float().reshape(b, s, *shapes[name])
+                    r = out.float().reshape(b, s, *shapes[name])
                     pooled[name][rows] = r.mean((-1, -2)).cpu()
                     w = r.shape[-1]
                     store.put(name, rows.start, r[:, 0, ..., 1 : max(w - 1, 2)].reshape(b, -1))
@@ -95,16 +88,9 @@ def layer_shift_analysis(
                             ref = r[:, 0, ..., lo + m : hi + m].reshape(b, -1)
                             equi[name][rows, k] = paired_distance(ref, a, "cosine").cpu()
 
-                hooks = [
-                    modules[name].register_forward_hook(lambda m, i, o, name=name: reduce(name, o))
-                    for name in names
-                ]
-                try:
+                if names:
                     x = frames[rows].reshape(b * s, *frames.shape[2:]).to(device, dtype)
-                    model(prep(x))
-                finally:
-                    for h in hooks:
-                        h.remove()
+                    tap(model, {name: modules[name] for name in names}, prep(x), reduce)
             eq_norm = {
                 name: median(pairwise_from_gram(store.gram(name), "cosine")) for name in names
             }
@@ -119,6 +105,7 @@ def layer_shift_analysis(
                 {
                     "layer": name,
                     "stride": strides[name],
+                    "stride_source": info[name].source,
                     "shift": k,
                     "multiple_of_stride": int(k % strides[name] == 0),
                     "invariance": float(inv.mean()),
@@ -126,7 +113,3 @@ def layer_shift_analysis(
                 }
             )
     return out
-
-
-def _tensor(out) -> torch.Tensor:
-    return out[0] if isinstance(out, tuple | list) else out
