@@ -75,10 +75,13 @@ def test_each_experiment_end_to_end(tmp_path, name):
 def test_resume_skips_finished_and_reruns_unfinished(tmp_path, monkeypatch):
     cfg = tiny("smooth-init", tmp_path)
     first = run_experiment(cfg, quiet=True)
-    folders = sorted((tmp_path / "runs").iterdir())
+    folders = sorted((tmp_path / "measurements").iterdir())
     stamps = {f: (f / "result.json").stat().st_mtime_ns for f in folders}
     # an interrupted run: its result is missing (never half-written, see atomic writes)
     (folders[0] / "result.json").unlink()
+    # a result from an older spec version: recomputed, never relabelled
+    old = json.loads((folders[1] / "result.json").read_text())
+    (folders[1] / "result.json").write_text(json.dumps(old | {"spec_version": 2}))
     import defstab.measure as measure_mod
 
     calls = []
@@ -90,19 +93,56 @@ def test_resume_skips_finished_and_reruns_unfinished(tmp_path, monkeypatch):
 
     monkeypatch.setattr(measure_mod, "measure_sensitivity", counting)
     second = run_experiment(cfg, quiet=True)
-    assert len(calls) == 1  # only the unfinished run was measured again
-    for f in folders[1:]:
+    assert len(calls) == 2  # the unfinished run and the stale one, nothing else
+    for f in folders[2:]:
         assert (f / "result.json").stat().st_mtime_ns == stamps[f]
+    assert json.loads((folders[1] / "result.json").read_text())["spec_version"] == 3
     assert read_csv(tmp_path / "smooth-init" / "summary.csv")
     assert first["findings"][0]["observed"] == second["findings"][0]["observed"]
 
 
-def test_smoothness_reuses_pooling_runs(tmp_path):
-    run_experiment(tiny("pooling", tmp_path), quiet=True)
-    n = len(list((tmp_path / "runs").iterdir()))
-    meta = run_experiment(tiny("smoothness", tmp_path), quiet=True)
-    assert len(list((tmp_path / "runs").iterdir())) == n  # nothing new trained
-    assert "smoother" in meta["findings"][0]["paper"]
+def test_networks_are_shared_and_runs_keep_their_provenance(tmp_path, monkeypatch):
+    """E4 and antialias reuse E1's trained checkpoints; a cached run keeps the provenance
+    of the code that computed it, while the experiment's tables are stamped anew."""
+    import defstab.io.provenance as prov
+    import defstab.train as train_mod
+
+    archs = ["maxpool", "blurpool"]
+    pooling = run_experiment(tiny("pooling", tmp_path, archs=archs), quiet=True)
+    networks = sorted((tmp_path / "networks").iterdir())
+    assert len(networks) == len(pooling["runs"]) == 2
+    assert all((n / "network.json").is_file() for n in networks)
+    monkeypatch.setattr(prov, "git_revision", lambda: "later")
+    monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("retrained"))
+    smooth = run_experiment(tiny("smoothness", tmp_path, archs=archs), quiet=True)
+    anti = run_experiment(tiny("antialias", tmp_path, archs=archs), quiet=True)
+    assert sorted((tmp_path / "networks").iterdir()) == networks  # nothing new trained
+    assert [r["network"] for r in anti["runs"]] == [r["network"] for r in pooling["runs"]]
+    assert [r["test_acc"] for r in anti["runs"]] == [r["test_acc"] for r in pooling["runs"]]
+    assert smooth["versions"]["git_revision"] == "later"
+    assert all(r["provenance"].get("git_revision") != "later" for r in smooth["runs"])
+    assert all(r["provenance"].get("git_revision") == "later" for r in anti["runs"])
+    assert all(r["provenance"]["defstab"] and r["provenance"]["torch"] for r in smooth["runs"])
+    # E4's finding is computed from the same numbers as its summary table
+    summary = read_csv(tmp_path / "smoothness" / "summary.csv")
+    for arch in archs:
+        by_phase = {
+            phase: sum(
+                v := [
+                    float(r["mean"])
+                    for r in summary
+                    if r["condition"] == arch
+                    and r["metric"] == "smoothness"
+                    and r["phase"] == phase
+                ]
+            )
+            / len(v)
+            for phase in ("init", "trained")
+        }
+        assert (
+            f"{arch} {by_phase['init']:.3f}→{by_phase['trained']:.3f}"
+            in (smooth["findings"][0]["observed"])
+        )
 
 
 def test_report_contains_every_figure_and_table(tmp_path):
@@ -121,6 +161,20 @@ def test_report_errors(tmp_path):
         write_report(tmp_path, tmp_path / "r.html")
     with pytest.raises(FileNotFoundError):
         write_report(tmp_path / "nope", tmp_path / "r.html")
+
+
+def test_registry_lists_every_experiment_once():
+    from defstab.cli.main import build_parser
+    from defstab.experiments import EXPERIMENTS, get_experiment, list_experiments
+
+    names = list_experiments()
+    assert names == EXPERIMENTS and len(set(names)) == len(names) == 6
+    assert names[:2] == ["pooling", "smooth-init"]  # the study's (and the report's) order
+    with pytest.raises(ValueError, match="Did you mean 'pooling'"):
+        get_experiment("poling")
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    choices = next(a for a in sub.choices["experiment"]._actions if a.dest == "name").choices
+    assert list(choices) == names
 
 
 def test_experiment_needs_data(tmp_path):

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-NAMES = ["pooling", "smooth-init", "synthetic", "smoothness", "random-labels", "antialias"]
-
 
 def add_parser(sub):
-    p = sub.add_parser("experiment", help="run one of the papers' experiments (E1–E5, antialias)")
-    p.add_argument("name", choices=NAMES)
+    from defstab.experiments.registry import get_experiment, list_experiments
+
+    names = list_experiments()
+    p = sub.add_parser(
+        "experiment",
+        help="run one of the papers' experiments (E1–E5, antialias)",
+        description="Experiments: " + "; ".join(f"{n}: {get_experiment(n).summary}" for n in names),
+    )
+    p.add_argument("name", choices=names)
     p.add_argument("--preset", default="quick", choices=["quick", "paper"])
     p.add_argument(
         "--data",
@@ -34,7 +39,7 @@ def add_parser(sub):
 
 
 def run(args) -> None:
-    from defstab.experiments import ExperimentConfig, run_experiment
+    from defstab.experiments import ExperimentConfig, get_experiment, run_experiment
 
     overrides = {
         "width": args.width,
@@ -44,10 +49,9 @@ def run(args) -> None:
         "test_images": args.test_images,
         "per_class": args.per_class,
     }
-    if args.name == "synthetic" and args.epochs is not None:
-        overrides["synthetic_epochs"] = args.epochs
-    if args.name == "random-labels" and args.epochs is not None:
-        overrides["random_label_epochs"] = args.epochs
+    epochs_key = get_experiment(args.name).epochs_key
+    if epochs_key != "epochs" and args.epochs is not None:
+        overrides[epochs_key] = args.epochs
     cfg = ExperimentConfig(
         name=args.name,
         out=Path(args.out),

@@ -29,11 +29,14 @@ class Normalize(torch.nn.Module):
         return (x - self.mean.to(x)) / self.std.to(x)
 
 
-def default_normalization(model_family: str, data_spec: str) -> str:
+def default_normalization(model_family: str, data) -> str:
+    """Statistics a model expects: ImageNet's for torchvision/timm models, the data set's
+    for registry models (``data``: a DATA string or :class:`~defstab.data.spec.DataSpec`)."""
+    from defstab.data.spec import DataSpec
+
     if model_family in ("torchvision", "timm"):
         return "imagenet"
-    kind = data_spec.partition(":")[0]
-    return {"cifar10": "cifar10", "mnist": "mnist", "folder": "imagenet"}.get(kind, "none")
+    return DataSpec.parse(data).normalization
 
 
 def make_normalize(name: str, channels: int) -> Normalize | None:

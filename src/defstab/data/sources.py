@@ -275,20 +275,20 @@ def read_tensor_file(path: str | Path) -> ImageDataset:
     return ImageDataset(labels, classes, str(path), pixels=pixels)
 
 
-def load_data(spec: str, split: str = "test", image_size: int | None = None) -> ImageDataset:
-    """Parse a DATA string (see the module docstring) and read it."""
+def load_data(spec, split: str = "test", image_size: int | None = None) -> ImageDataset:
+    """Read a DATA string or :class:`~defstab.data.spec.DataSpec` (not synthetic tasks:
+    see :func:`defstab.data.splits.train_test_splits`)."""
+    from defstab.data.spec import DataSpec
+
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
-    kind, sep, rest = spec.partition(":")
-    if sep and kind == "folder":
-        return read_image_folder(rest, image_size)
-    if sep and kind == "cifar10":
-        return read_cifar10(rest, split)
-    if sep and kind == "mnist":
-        return read_mnist(rest, split)
-    if spec.endswith((".pt", ".pth", ".npy")):
-        return read_tensor_file(spec)
-    raise ValueError(
-        f"cannot tell what data {spec!r} is: use folder:PATH, cifar10:PATH, mnist:PATH, "
-        "or a .pt/.npy file."
-    )
+    data = DataSpec.parse(spec)
+    if data.kind == "folder":
+        return read_image_folder(data.path, image_size)
+    if data.kind == "cifar10":
+        return read_cifar10(data.path, split)
+    if data.kind == "mnist":
+        return read_mnist(data.path, split)
+    if data.kind == "tensor":
+        return read_tensor_file(data.path)
+    raise ValueError(f"{data.text} is a generated task: use it with 'train' or 'experiment'.")

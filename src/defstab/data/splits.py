@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from defstab.data.sources import ImageDataset, load_data, read_image_folder
+from defstab.data.spec import DataSpec
 
 
-def data_kind(spec: str) -> str:
-    if spec.startswith("synthetic"):
-        return "synthetic"
-    kind, sep, _ = spec.partition(":")
-    return kind if sep else "tensor"
+def data_kind(spec) -> str:
+    """cifar10, mnist, folder, tensor or synthetic (see :class:`DataSpec`)."""
+    return DataSpec.parse(spec).kind
 
 
-def parse_synthetic(spec: str) -> float:
+def parse_synthetic(spec) -> float:
     """``synthetic`` or ``synthetic:C`` (C the deformation strength, default 2)."""
-    _, _, c = spec.partition(":")
-    try:
-        return float(c) if c else 2.0
-    except ValueError:
-        raise ValueError(
-            f"synthetic data is 'synthetic:C' with a number C, got {spec!r}."
-        ) from None
+    return DataSpec.parse(spec).strength
 
 
 class RegeneratedTask:
@@ -43,21 +34,22 @@ def train_test_splits(
     per_class: int = 500,
     regenerate: bool = False,
 ):
-    """(train, test) for ``spec``; a synthetic train split may regenerate every epoch."""
-    kind = data_kind(spec)
-    if kind == "synthetic":
+    """(train, test) for a DATA string or spec; a synthetic train split may regenerate
+    every epoch."""
+    data = DataSpec.parse(spec)
+    if data.kind == "synthetic":
         from defstab.data.synthetic import synthetic_task
 
-        task = synthetic_task(parse_synthetic(spec), seed=seed, templates=templates)
+        task = synthetic_task(data.strength, seed=seed, templates=templates)
         test = task.split("test", max(1, per_class // 5))
         train = RegeneratedTask(task, per_class) if regenerate else task.split("train", per_class)
         return train, test
-    if kind == "folder":
-        root = Path(spec.partition(":")[2])
+    if data.kind == "folder":
+        root = data.path
         tests = [root / s for s in ("val", "test") if (root / s).is_dir()]
         if not (root / "train").is_dir() or not tests:
             raise ValueError(f"training on a folder needs {root}/train and {root}/val (or test).")
         return read_image_folder(root / "train", image_size), read_image_folder(
             tests[0], image_size
         )
-    return load_data(spec, "train", image_size), load_data(spec, "test", image_size)
+    return load_data(data, "train", image_size), load_data(data, "test", image_size)

@@ -1,8 +1,34 @@
-"""The paper's experiments (SPEC §5) as one call each, resumable, with figures."""
+"""The papers' experiments as one call each, resumable, with figures.
 
-from defstab.experiments.definitions import ExperimentConfig
+Where things live: ``registry.py`` (the :class:`Experiment` record and the registry),
+``catalog/`` (one file per experiment: its plan, figure and findings), ``runs.py``
+(networks and measurements, keyed by what they compute), ``runner.py`` (runs a plan,
+writes tables, figure and ``experiment.json``), ``presets.py`` (quick and paper).
+"""
+
+from defstab.experiments.config import ExperimentConfig
+from defstab.experiments.registry import (
+    Experiment,
+    get_experiment,
+    list_experiments,
+    register_experiment,
+)
 from defstab.experiments.runner import run_experiment
 
-EXPERIMENTS = ["pooling", "smooth-init", "synthetic", "smoothness", "random-labels", "antialias"]
 
-__all__ = ["EXPERIMENTS", "ExperimentConfig", "run_experiment"]
+def __getattr__(name: str):
+    # EXPERIMENTS was a hard-coded list before the registry; it now reads the registry.
+    if name == "EXPERIMENTS":
+        return list_experiments()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "EXPERIMENTS",
+    "Experiment",
+    "ExperimentConfig",
+    "get_experiment",
+    "list_experiments",
+    "register_experiment",
+    "run_experiment",
+]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from defstab.experiments.definitions import ExperimentConfig
+from defstab.experiments.config import ExperimentConfig
 from defstab.experiments.runner import run_experiment
 from defstab.io.atomic import write_json
 

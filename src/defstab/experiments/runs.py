@@ -1,10 +1,17 @@
-"""One unit of work of an experiment: build a model, measure it at init, train it,
-measure it again. Finished runs are skipped, interrupted ones resume.
+"""One unit of work of an experiment, keyed by what it computes.
 
-A run lives in ``OUT/runs/<key>-<hash>``; the hash covers every setting, so experiments
-that share a run (E1 and E4 train the same networks) share its folder, and a change of
-setting never reuses a stale result. ``result.json`` is written atomically and last: its
-presence means the run is finished.
+* A **network** (:class:`NetworkSpec`: model, width, init, data, schedule, seed) is trained
+  once into ``OUT/networks/<model>-seed<s>-<hash>/`` (checkpoints, history,
+  ``network.json``); every experiment that needs the same network shares that folder —
+  ``smoothness`` and ``antialias`` reuse E1's checkpoints.
+* A **measurement** (:class:`RunSpec`: a network plus what is measured on it) lives in
+  ``OUT/measurements/<key>-<hash>/result.json`` with its spec and provenance (package
+  version, git revision when known, torch version) as they were when it was computed.
+
+Both hashes include a spec version: a result from an older version lands in another
+folder and is recomputed, never relabelled. ``network.json`` and ``result.json`` are
+written atomically and last: their presence means the work is finished; an interrupted
+training resumes from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -17,24 +24,58 @@ from typing import Any
 
 import torch
 
+from defstab.data.spec import DataSpec
 from defstab.io.atomic import write_json
 
 SENSITIVITY, NOISE, SMOOTHNESS = "sensitivity", "noise", "smoothness"
+NETWORKS, MEASUREMENTS = "networks", "measurements"
+
+
+def _digest(fields: dict) -> str:
+    blob = json.dumps(fields, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """What a trained checkpoint depends on, and nothing else.
+
+    Attributes:
+        model: registry name; ``model_kwargs`` (width, smooth_sigma, …) go to
+            ``create_model``, initialised from ``seed``.
+        data: the DATA string of the training and test images.
+        data_options: per_class, templates, train_images, test_images, random_labels.
+        train: TrainConfig as a dict, or None for a network measured at init only.
+    """
+
+    model: str
+    model_kwargs: dict[str, Any]
+    seed: int
+    data: str
+    data_options: dict[str, Any]
+    train: dict[str, Any] | None
+
+    #: Bumped when what training produces changes.
+    VERSION = 1
+
+    def digest(self) -> str:
+        return _digest(asdict(self) | {"version": self.VERSION})
+
+    def folder(self, out: Path) -> Path:
+        return Path(out) / NETWORKS / f"{self.model}-seed{self.seed}-{self.digest()}"
 
 
 @dataclass
 class RunSpec:
-    """Everything one run depends on.
+    """One measured network: its :class:`NetworkSpec` fields plus what is measured.
 
     Attributes:
-        key: readable name, e.g. ``"maxpool/seed1"``.
+        key: readable name, e.g. ``"pool-maxpool/seed1"``.
         condition: the value compared in the figures (architecture, σ, C).
         seed: model init, data order, probe images and deformations.
-        model: registry name; ``model_kwargs`` are passed to ``create_model``.
-        data: DATA spec the probe images come from (and training data, if trained).
-        train: TrainConfig as a dict, or None to measure at init only.
-        measure: {"images", "grid", "max_disp"}.
-        data_options: per_class, templates, train_images, random_labels, ...
+        model, model_kwargs, data, data_options, train: see :class:`NetworkSpec`.
+        measure: {"images": N, "deformation": DeformationSpec record}.
+        translate: protocols run on the (trained) model, or None.
     """
 
     key: str
@@ -46,22 +87,29 @@ class RunSpec:
     measure: dict[str, Any]
     train: dict[str, Any] | None = None
     data_options: dict[str, Any] = field(default_factory=dict)
-    translate: dict[str, Any] | None = None  # protocols run on the trained model
+    translate: dict[str, Any] | None = None
 
-    #: Bumped when what a run records changes, so that stale results are not reused.
-    VERSION = 2
+    #: Bumped when what a measurement records changes (3: networks stored apart,
+    #: noise drawn up front, deformation recorded whole).
+    VERSION = 3
+
+    def network(self) -> NetworkSpec:
+        return NetworkSpec(
+            self.model, self.model_kwargs, self.seed, self.data, self.data_options, self.train
+        )
 
     def digest(self) -> str:
-        blob = json.dumps(
-            {k: v for k, v in asdict(self).items() if k not in ("key", "condition")}
-            | {"version": self.VERSION},
-            sort_keys=True,
-            default=str,
+        return _digest(
+            {
+                "network": self.network().digest(),
+                "measure": self.measure,
+                "translate": self.translate,
+                "version": self.VERSION,
+            }
         )
-        return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
     def folder(self, out: Path) -> Path:
-        return Path(out) / "runs" / f"{self.key.replace('/', '_')}-{self.digest()}"
+        return Path(out) / MEASUREMENTS / f"{self.key.replace('/', '_')}-{self.digest()}"
 
 
 class DataCache:
@@ -70,37 +118,37 @@ class DataCache:
     def __init__(self):
         self._cache: dict[str, Any] = {}
 
-    def splits(self, spec: RunSpec):
+    def splits(self, spec: RunSpec | NetworkSpec):
         """(train, test) for a run: seeded subsets, decoded once, random labels if asked."""
         from defstab.data.labels import with_random_labels
 
         opts = spec.data_options
-        synthetic = spec.data.startswith("synthetic")
+        data = DataSpec.parse(spec.data)
+        synthetic = data.kind == "synthetic"
         key = json.dumps(
-            [spec.data, opts, spec.seed if synthetic else 0], sort_keys=True, default=str
+            [data.text, opts, spec.seed if synthetic else 0], sort_keys=True, default=str
         )
         if key not in self._cache:
-            self._cache[key] = self._load(spec, synthetic)
+            self._cache[key] = self._load(data, opts, spec.seed if synthetic else 0)
         train, test = self._cache[key]
         if opts.get("random_labels"):
             train = with_random_labels(train, spec.seed)
         return train, test
 
     @staticmethod
-    def _load(spec: RunSpec, synthetic: bool):
+    def _load(data: DataSpec, opts: dict, seed: int):
         from defstab.data.sources import load_data
         from defstab.data.splits import train_test_splits
 
-        opts = spec.data_options
-        if opts.get("train_images") == 0 and not synthetic:
+        if opts.get("train_images") == 0 and data.kind != "synthetic":
             # measurement-only experiments need no training data: skip reading it
-            test = load_data(spec.data, "test", opts.get("image_size"))
+            test = load_data(data, "test", opts.get("image_size"))
             train = test.subset([])
         else:
             train, test = train_test_splits(
-                spec.data,
+                data,
                 opts.get("image_size"),
-                seed=spec.seed if synthetic else 0,
+                seed=seed,
                 templates=opts.get("templates"),
                 per_class=opts.get("per_class", 500),
             )
@@ -119,31 +167,86 @@ def _trim(ds, n: int | None):
     return ds
 
 
+def provenance() -> dict[str, str]:
+    """What computed a result: defstab, torch, git revision when known."""
+    from defstab.io.provenance import versions
+
+    v = versions()
+    return {k: v[k] for k in ("defstab", "torch", "git_revision") if k in v}
+
+
+def _read_finished(path: Path, version: int) -> dict | None:
+    """A finished record of the current spec version, or None (to recompute)."""
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    return record if record.get("spec_version") == version else None
+
+
+def trained_network(spec: NetworkSpec, out: Path, cache: DataCache, model, normalize, first):
+    """Train ``model`` for ``spec`` (resuming), or load the finished checkpoint.
+
+    Returns:
+        (model with trained weights, network record).
+    """
+    from defstab.io.checkpoint import read_checkpoint
+    from defstab.train import TrainConfig, train
+    from defstab.train.engine import last_checkpoint
+
+    folder = spec.folder(out)
+    record = _read_finished(folder / "network.json", spec.VERSION)
+    if record is not None:
+        state, _ = read_checkpoint(folder / record["checkpoint"])
+        model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
+        model.eval()
+        return model, record
+    train_data, test_data = cache.splits(spec)
+    trained = train(
+        model,
+        train_data,
+        test_data,
+        TrainConfig(**spec.train),
+        out=folder,
+        preprocess=normalize,
+        quiet=True,
+    )
+    record = {
+        "spec": asdict(spec),
+        "spec_version": spec.VERSION,
+        "checkpoint": str(last_checkpoint(folder).relative_to(folder)),
+        "test_acc": trained.history[-1]["test_acc"],
+        "train_acc": trained.history[-1]["train_acc"],
+        "train_images": len(first),
+        "provenance": provenance(),
+    }
+    write_json(folder / "network.json", record)
+    return trained.model, record
+
+
 def execute(spec: RunSpec, out: Path, cache: DataCache, quiet: bool = True) -> dict:
-    """Run (or load) one run; returns the result dict with tidy ``rows``."""
-    from defstab.data.normalize import default_normalization, make_normalize
-    from defstab.deform import sample_displacements
+    """Run (or load) one measurement; returns the result dict with tidy ``rows``."""
+    from defstab.data.normalize import make_normalize
+    from defstab.deform import DeformationSpec
     from defstab.measure import measure_sensitivity
     from defstab.metrics import filter_smoothness
     from defstab.models import create_model
-    from defstab.train import TrainConfig, train
 
     folder = spec.folder(out)
     done = folder / "result.json"
-    if done.exists():
-        return json.loads(done.read_text())
+    finished = _read_finished(done, spec.VERSION)
+    if finished is not None:
+        return finished
     folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "spec.json", asdict(spec))
     train_data, test_data = cache.splits(spec)
     first = train_data.for_epoch(0) if hasattr(train_data, "for_epoch") else train_data
     kwargs = {"in_channels": first.channels, "num_classes": len(first.classes)} | spec.model_kwargs
     model = create_model(spec.model, seed=spec.seed, **kwargs)
-    normalize = make_normalize(default_normalization("registry", spec.data), first.channels)
+    normalize = make_normalize(DataSpec.parse(spec.data).normalization, first.channels)
     g = torch.Generator().manual_seed(spec.seed)
-    m = spec.measure
-    idx = torch.randperm(len(test_data), generator=g)[: m["images"]]
+    idx = torch.randperm(len(test_data), generator=g)[: spec.measure["images"]]
     x = test_data.images(idx)
-    disp = sample_displacements(len(idx), m["grid"], m["max_disp"], g)
+    deformation = DeformationSpec.from_record(spec.measure["deformation"])
+    disp = deformation.sample(len(idx), g)
     rows: list[dict] = []
 
     def measure(phase: str) -> None:
@@ -164,23 +267,22 @@ def execute(spec: RunSpec, out: Path, cache: DataCache, quiet: bool = True) -> d
             rows.append(_row(spec, phase, SMOOTHNESS, i, name, v))
 
     measure("init")
-    result: dict[str, Any] = {"key": spec.key, "condition": spec.condition, "seed": spec.seed}
+    result: dict[str, Any] = {
+        "key": spec.key,
+        "condition": spec.condition,
+        "seed": spec.seed,
+        "spec": asdict(spec),
+        "spec_version": spec.VERSION,
+    }
     if spec.train is not None:
-        cfg = TrainConfig(**spec.train)
-        trained = train(
-            model,
-            train_data,
-            test_data,
-            cfg,
-            out=folder / "train",
-            preprocess=normalize,
-            quiet=quiet,
-        )
-        result["test_acc"] = trained.history[-1]["test_acc"]
-        result["train_acc"] = trained.history[-1]["train_acc"]
+        network = spec.network()
+        model, record = trained_network(network, out, cache, model, normalize, first)
+        result["network"] = str(network.folder(out).relative_to(out))
+        result["test_acc"], result["train_acc"] = record["test_acc"], record["train_acc"]
         measure("trained")
     if spec.translate is not None:
         rows += _translation_rows(spec, model, x, test_data.labels[idx], normalize)
+    result["provenance"] = provenance()
     result["rows"] = rows
     write_json(done, result)
     return result

@@ -116,8 +116,20 @@ def _experiment_section(folder: Path, meta: dict) -> str:
     if any("test_acc" in r for r in runs):
         parts.append(
             "<details><summary>runs and test accuracy</summary>"
-            + _table(runs, ["key", "test_acc", "train_acc", "folder"])
+            + _table(runs, ["key", "test_acc", "train_acc", "folder", "network"])
             + "</details>"
+        )
+    made_by = sorted(
+        {json.dumps(r["provenance"], sort_keys=True) for r in runs if r.get("provenance")}
+    )
+    if made_by:
+        parts.append(
+            "<p>Runs computed by: "
+            + "; ".join(
+                html.escape(", ".join(f"{k} {v}" for k, v in json.loads(m).items()))
+                for m in made_by
+            )
+            + "</p>"
         )
     settings = {
         "preset": meta.get("preset"),
@@ -151,21 +163,19 @@ def find_sections(root: Path) -> list[tuple[Path, dict]]:
     found = []
     for name in ("section.json", "experiment.json"):
         for p in sorted(root.rglob(name)):
-            if "runs" in p.relative_to(root).parts:
+            if {"runs", "networks", "measurements"} & set(p.relative_to(root).parts):
                 continue
             found.append((p.parent, json.loads(p.read_text())))
-    order = {
-        "deformations": 0,
-        "pooling": 1,
-        "smooth-init": 2,
-        "synthetic": 3,
-        "smoothness": 4,
-        "random-labels": 5,
-        "antialias": 6,
-        "translate": 7,
-    }
+    from defstab.experiments.registry import list_experiments
+
+    names = ["deformations", *list_experiments(), "translate"]
+    order = {name: i for i, name in enumerate(names)}
     return sorted(
-        found, key=lambda x: (order.get(x[1].get("experiment", x[1].get("section")), 9), str(x[0]))
+        found,
+        key=lambda x: (
+            order.get(x[1].get("experiment", x[1].get("section")), len(order)),
+            str(x[0]),
+        ),
     )
 
 

@@ -1,0 +1,70 @@
+"""Translations · Does blur before subsampling restore shift stability? (Azulay & Weiss
+2019; Zhang 2019). E1's networks (maxpool, strided, blurpool by default — the same trained
+checkpoints, not retrained), measured under one-pixel translations."""
+
+from __future__ import annotations
+
+from defstab.experiments.aggregate import select
+from defstab.experiments.catalog import pooling
+from defstab.experiments.config import ExperimentConfig, image_size
+from defstab.experiments.figures import bar_measures
+from defstab.experiments.findings import finding
+from defstab.experiments.registry import Experiment, register_experiment
+from defstab.experiments.runs import RunSpec
+
+ARCHS = ["maxpool", "strided", "blurpool"]
+PROTOCOLS = ("embed", "crop")
+
+
+def plan(cfg: ExperimentConfig) -> list[RunSpec]:
+    s = cfg.settings()
+    size = image_size(cfg.data_spec())
+    runs = pooling.plan(cfg, archs=cfg.archs or ARCHS)
+    for run in runs:
+        run.key = run.key.replace("pool-", "aa-")
+        run.translate = {
+            "protocols": list(PROTOCOLS),
+            "steps": s.get("shift_steps", 4),
+            "object_size": size * 3 // 4,
+        }
+    return runs
+
+
+def figure(summary, conditions, path, title):
+    metrics = [f"{p}:{m}" for p in PROTOCOLS for m in ("p_top1_change", "mac", "consistency")]
+    return bar_measures(summary, conditions, metrics, path, title)
+
+
+def findings(summary, conditions) -> list[dict]:
+    out = []
+    for proto in PROTOCOLS:
+        vals = {
+            c: float(r[0]["mean"])
+            for c in conditions
+            if (r := select(summary, condition=c, metric=f"{proto}:p_top1_change"))
+        }
+        if "blurpool" in vals and len(vals) > 1:
+            others = [v for c, v in vals.items() if c != "blurpool"]
+            out.append(
+                finding(
+                    "Blurring before subsampling (blurpool) lowers P(top-1 change) under "
+                    f"one-pixel shifts ({proto} protocol).",
+                    ", ".join(f"{c} {v:.3f}" for c, v in vals.items()),
+                    vals["blurpool"] < min(others),
+                )
+            )
+    return out
+
+
+EXPERIMENT = register_experiment(
+    Experiment(
+        name="antialias",
+        title="Translations · Does blur before subsampling restore shift stability? "
+        "(Azulay & Weiss; Zhang 2019)",
+        plan=plan,
+        figure=figure,
+        findings=findings,
+        summary="E1's networks under one-pixel shifts: P(top-1 change), MAC, consistency",
+        order=10,
+    )
+)

@@ -1,0 +1,64 @@
+"""The experiment registry: one :class:`Experiment` record per experiment, like the model
+registry. The CLI's choices, the runner and the report's order all read from here, so
+adding an experiment is one file in ``experiments/catalog/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from defstab.models.registry import unknown_name_message
+
+_REGISTRY: dict[str, Experiment] = {}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment of the study.
+
+    Attributes:
+        name: what the CLI calls it (``defstab experiment NAME``).
+        title: the report's heading.
+        plan: ExperimentConfig → list of :class:`~defstab.experiments.runs.RunSpec`.
+        figure: (summary, conditions, path, title) → the written figure's path.
+        findings: (summary, conditions) → the paper's findings next to this run's numbers.
+        epochs_key: the preset key that ``--epochs`` overrides.
+        needs_data: whether ``--data`` is required.
+        summary: one line for ``--help``.
+        order: place in the study (CLI listing and report); ties go by name.
+    """
+
+    name: str
+    title: str
+    plan: Callable
+    figure: Callable
+    findings: Callable
+    epochs_key: str = "epochs"
+    needs_data: bool = True
+    summary: str = ""
+    order: int = 100
+
+
+def register_experiment(experiment: Experiment) -> Experiment:
+    if experiment.name in _REGISTRY:
+        raise ValueError(f"experiment {experiment.name!r} is already registered.")
+    _REGISTRY[experiment.name] = experiment
+    return experiment
+
+
+def _load_catalog() -> None:
+    import defstab.experiments.catalog  # noqa: F401  (registers the built-in experiments)
+
+
+def list_experiments() -> list[str]:
+    """Registered names, in the order of the study (and of the report)."""
+    _load_catalog()
+    return sorted(_REGISTRY, key=lambda n: (_REGISTRY[n].order, n))
+
+
+def get_experiment(name: str) -> Experiment:
+    _load_catalog()
+    if name not in _REGISTRY:
+        raise ValueError(unknown_name_message("experiment", name, list(_REGISTRY)))
+    return _REGISTRY[name]
