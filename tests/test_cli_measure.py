@@ -88,6 +88,31 @@ def test_measure_with_checkpoint_and_layers(tmp_path, folder):
     rows = read_csv(out / "sensitivity.csv")
     assert [r["layer"] for r in rows] == ["input", "features.conv1_1", "features.pool2"]
     assert "noise_mean" not in rows[0]
+    # the checkpoint's weights were measured: the numbers equal the Python API's on the
+    # saved model (seed 9), and differ from the CLI's own init (--init-seed 0)
+    from defstab.data.normalize import make_normalize
+    from defstab.data.sources import load_data
+    from defstab.deform import DeformationSpec
+    from defstab.measure import measure_sensitivity
+
+    gen = torch.Generator().manual_seed(0)
+    images, _, _ = load_data(f"folder:{folder}", image_size=32).sample(4, gen)
+    expected = measure_sensitivity(
+        model,
+        images,
+        DeformationSpec.paper(32),
+        layers=["features.conv1_1", "features.pool2"],
+        distance="euclidean",
+        generator=gen,
+        noise_control=False,
+        preprocess=make_normalize("imagenet", 3),  # the CLI's default for folder data
+    )
+    measured = [float(r["mean"]) for r in rows]
+    assert measured == pytest.approx(expected.mean.tolist(), rel=1e-5)
+    no_ckpt = [a for a in argv if a not in ("--checkpoint", str(tmp_path / "w.safetensors"))]
+    assert main(no_ckpt + ["--out", str(tmp_path / "init")]) == 0
+    init = [float(r["mean"]) for r in read_csv(tmp_path / "init" / "sensitivity.csv")]
+    assert init[2] != pytest.approx(measured[2], rel=1e-3)
 
 
 def test_checkpoint_mismatch_names_keys(tmp_path, folder, capsys):

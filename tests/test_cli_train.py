@@ -2,13 +2,15 @@
 
 import json
 
+import pytest
+import torch
+
 from defstab.cli.main import main
 from defstab.io.tables import read_csv
 
 
-def test_train_cli_round_trip_and_resume(tmp_path, capsys):
-    out = tmp_path / "run"
-    argv = [
+def train_argv(out, *extra):
+    return [
         "train",
         "--model",
         "vgg_cifar_avgpool",
@@ -27,7 +29,13 @@ def test_train_cli_round_trip_and_resume(tmp_path, capsys):
         "--out",
         str(out),
         "--quiet",
+        *extra,
     ]
+
+
+def test_train_cli_round_trip_and_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = train_argv(out)
     assert main(argv) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert (
@@ -39,6 +47,20 @@ def test_train_cli_round_trip_and_resume(tmp_path, capsys):
     assert rows[-1]["step"] == "5"
     assert main(argv) == 0  # finished run: resumes at the end, trains nothing more
     assert read_csv(out / "history.csv") == rows
+
+
+def test_init_seed_sets_the_initialisation_apart_from_the_data_seed(tmp_path):
+    from defstab.io.checkpoint import read_checkpoint
+    from defstab.models import create_model
+
+    assert main(train_argv(tmp_path / "a", "--init-seed", "7")) == 0
+    cfg = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert cfg["model_kwargs"]["seed"] == 7 and cfg["train"]["seed"] == 3
+    state, _ = read_checkpoint(tmp_path / "a" / "checkpoints" / "step_00000000.safetensors")
+    for seed, same in ((7, True), (3, False)):
+        ref = create_model("vgg_cifar_avgpool", width=0.125, in_channels=1, seed=seed)
+        w = ref.state_dict()["features.conv1_1.0.weight"]
+        assert torch.equal(state["model.features.conv1_1.0.weight"], w) is same
 
 
 def test_download_is_explicit_and_calls_torchvision(tmp_path, monkeypatch):
@@ -57,36 +79,17 @@ def test_download_is_explicit_and_calls_torchvision(tmp_path, monkeypatch):
     assert calls == [(str(tmp_path), True, True), (str(tmp_path), False, True)]
 
 
-def test_train_cli_errors(tmp_path, capsys):
-    assert (
-        main(
-            [
-                "train",
-                "--model",
-                "vgg_cifar_maxpool",
-                "--data",
-                "synthetic:x",
-                "--out",
-                str(tmp_path / "o"),
-            ]
-        )
-        == 2
-    )
-    assert "synthetic:C" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "train",
-                "--model",
-                "vgg_cifar_maxpool",
-                "--data",
-                "synthetic",
-                "--lr",
-                "-1",
-                "--out",
-                str(tmp_path / "o"),
-            ]
-        )
-        == 2
-    )
-    assert "lr" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    "data,extra,message",
+    [
+        ("synthetic:x", [], "synthetic:C"),
+        ("synthetic", ["--lr", "-1"], "lr"),
+        ("imagenet:/x", [], "cannot tell what data"),
+        ("synthetic", ["--model", "torchvision:resnet18", "--init-seed", "1"], "registry models"),
+    ],
+)
+def test_train_cli_errors(tmp_path, capsys, data, extra, message):
+    argv = ["train", "--model", "vgg_cifar_maxpool", "--data", data, "--out", str(tmp_path)]
+    assert main(argv + extra) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

@@ -74,9 +74,15 @@ def test_tensor_files(tmp_path):
     torch.save({"images": x, "labels": torch.arange(5)}, tmp_path / "d.pt")
     ds = load_data(str(tmp_path / "d.pt"))
     assert ds.labels.tolist() == [0, 1, 2, 3, 4]
-    torch.testing.assert_close(ds.images([1]), x[1:2], atol=1 / 255, rtol=0)
-    np.save(tmp_path / "d.npy", (x.numpy() * 255).astype(np.uint8))
-    assert load_data(str(tmp_path / "d.npy")).images([0]).shape == (1, 1, 8, 8)
+    assert torch.equal(ds.images([1]), x[1:2])  # float images are kept, never rounded
+    eight_bit = (x.numpy() * 255).astype(np.uint8)
+    np.save(tmp_path / "d.npy", eight_bit)
+    torch.testing.assert_close(
+        load_data(str(tmp_path / "d.npy")).images([0]),
+        torch.from_numpy(eight_bit[:1]).float() / 255,
+        atol=0,
+        rtol=0,
+    )
     torch.save(torch.rand(3, 8, 8), tmp_path / "bad.pt")
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         load_data(str(tmp_path / "bad.pt"))

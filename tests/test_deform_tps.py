@@ -43,17 +43,25 @@ def test_control_points_layout():
 
 
 def test_exact_at_control_points(gen):
-    tps = ThinPlateSpline((33, 45), grid=4)
     disp = sample_displacements(2, 4, 3.0, generator=gen).double()
-    field = tps.field(disp)
-    # Control points of this size fall on integer pixels only for some; check via a size
-    # where they all do: (33 - 1) / 3 is not an integer, so use the operator rows instead.
-    tps2 = ThinPlateSpline((31, 46), grid=4)  # steps 10 and 15 px
+    # control points on integer pixels (steps 10 and 15 px): the field equals disp there
+    tps2 = ThinPlateSpline((31, 46), grid=4)
     field2 = tps2.field(disp)
     idx = tps2.control_points.long()
     at_cp = field2[:, idx[:, 1], idx[:, 0]]
     torch.testing.assert_close(at_cp, disp, atol=1e-9, rtol=0)
-    assert field.shape == (2, 33, 45, 2)
+    # control points between pixels ((33 − 1) / 3 is not an integer): every pixel against
+    # scipy, and scipy's interpolant evaluated at the control points returns disp exactly
+    tps = ThinPlateSpline((33, 45), grid=4)
+    field = tps.field(disp)
+    for i in range(2):
+        np.testing.assert_allclose(
+            field[i].numpy(), scipy_tps_field(tps, disp[i].numpy()), atol=1e-6, rtol=0
+        )
+    rbf = scipy_interp.RBFInterpolator(
+        tps.control_points.numpy(), disp[0].numpy(), kernel="thin_plate_spline", degree=1
+    )
+    np.testing.assert_allclose(rbf(tps.control_points.numpy()), disp[0].numpy(), atol=1e-9)
 
 
 def test_linear_and_affine_reproduction(gen):

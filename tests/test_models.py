@@ -12,11 +12,11 @@ from defstab.models import (
     CIFAR_BLOCKS,
     IMAGENET_BLOCKS,
     BlurPool,
-    Subsample,
     create_model,
     list_models,
     smooth_filters,
 )
+from defstab.models.downsample import DOWNSAMPLERS
 
 ALL = list_models()
 
@@ -89,10 +89,23 @@ def test_representation_points_in_paper_order():
 
 
 def test_downsampling_layers_on_hand_made_input():
+    """The project's own downsamplers, as the networks build them (DOWNSAMPLERS[name])."""
     x = torch.arange(16.0).reshape(1, 1, 4, 4)
-    assert Subsample()(x).tolist() == [[[[0.0, 2.0], [8.0, 10.0]]]]
-    assert nn.MaxPool2d(2, 2)(x).tolist() == [[[[5.0, 7.0], [13.0, 15.0]]]]
-    assert nn.AvgPool2d(2, 2)(x).tolist() == [[[[2.5, 4.5], [10.5, 12.5]]]]
+    down = {name: make(1) for name, make in DOWNSAMPLERS.items()}
+    assert down["subsample"](x).tolist() == [[[[0.0, 2.0], [8.0, 10.0]]]]
+    assert down["maxpool"](x).tolist() == [[[[5.0, 7.0], [13.0, 15.0]]]]
+    assert down["avgpool"](x).tolist() == [[[[2.5, 4.5], [10.5, 12.5]]]]
+    # strided: a learned 2×2 stride-2 conv; with weights w and bias b, block sums by hand
+    conv = down["strided"]
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]]))
+        conv.bias.fill_(0.5)
+    blocks = x[0, 0].reshape(2, 2, 2, 2).permute(0, 2, 1, 3)  # (by, bx, 2, 2)
+    expected = (blocks * torch.tensor([[1.0, 2.0], [3.0, 4.0]])).sum((-1, -2)) + 0.5
+    assert conv(x)[0, 0].tolist() == expected.tolist()
+    # every downsampler halves the resolution of the network's feature maps
+    y = torch.rand(2, 1, 8, 6)
+    assert all(m.eval()(y).shape == (2, 1, 4, 3) for m in down.values())
     # Blur-pool: reflect-pad by 1, binomial 3×3, keep top-left of each 2×2 block.
     img = torch.rand(1, 2, 6, 6, generator=torch.Generator().manual_seed(0))
     pad = np.pad(img[0].numpy(), ((0, 0), (1, 1), (1, 1)), mode="reflect")

@@ -36,6 +36,7 @@ def run(args) -> None:
     from defstab.cli.common import pick_device, resolve_model
     from defstab.data.normalize import default_normalization, make_normalize
     from defstab.data.sources import load_data
+    from defstab.data.spec import DataSpec
     from defstab.deform import DeformationSpec
     from defstab.io.atomic import write_json
     from defstab.io.provenance import versions
@@ -48,7 +49,8 @@ def run(args) -> None:
         raise ValueError(f"--images must be at least 2, got {args.images}.")
     device = pick_device(args.device)
     out = Path(args.out)
-    data_probe = load_data(args.data, args.split, image_size=args.image_size)
+    data_spec = DataSpec.parse(args.data)
+    data_probe = load_data(data_spec, args.split, image_size=args.image_size)
     model, model_settings = resolve_model(args, in_channels=data_probe.channels)
     size = args.image_size or native_input_size(model, args.model)
     if data_probe.paths is not None and data_probe.image_size is None:
@@ -57,7 +59,7 @@ def run(args) -> None:
     images, labels, indices = data_probe.sample(args.images, gen)
     h = images.shape[-1]
     deformation = DeformationSpec.for_images(h, args.grid, args.max_disp)
-    norm_name = args.normalize or default_normalization(model_family(args.model), args.data)
+    norm_name = args.normalize or default_normalization(model_family(args.model), data_spec)
     normalize = make_normalize(norm_name, images.shape[1])
     model = model.to(device)
     if normalize is not None:
@@ -105,7 +107,7 @@ def run(args) -> None:
         {
             "command": "measure",
             **model_settings,
-            "data": args.data,
+            "data": data_spec.record(),
             "data_name": data_probe.name,
             "split": args.split,
             "images": args.images,

@@ -47,7 +47,7 @@ def add_parser(sub):
     p.add_argument("--schedule", choices=["cosine", "step"], default=None)
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--smooth-sigma", type=float, default=0.0, help="registry models: smooth init")
-    p.add_argument("--seed", type=int, default=0, help="data order, augmentation, init, probe")
+    p.add_argument("--seed", type=int, default=0, help="data order, augmentation, probe (and init)")
     p.add_argument("--normalize", default=None, help="imagenet, cifar10, mnist or none")
     p.add_argument("--image-size", type=int, default=None)
     p.add_argument("--device", default="auto")
@@ -61,19 +61,20 @@ def run(args) -> None:
 
     from defstab.data.labels import with_random_labels
     from defstab.data.normalize import default_normalization, make_normalize
-    from defstab.data.splits import data_kind, train_test_splits
+    from defstab.data.spec import DataSpec
+    from defstab.data.splits import train_test_splits
     from defstab.io.atomic import write_json
     from defstab.io.provenance import versions
     from defstab.models.loading import build_model, model_family
     from defstab.train import default_config, train
 
-    kind = data_kind(args.data)
+    data = DataSpec.parse(args.data)
     if args.download:
         from defstab.data.download import download
 
-        download(kind, args.download)
+        download(data.kind, args.download)
     train_data, test_data = train_test_splits(
-        args.data, args.image_size, args.seed, args.templates, args.per_class, args.regenerate
+        data, args.image_size, args.seed, args.templates, args.per_class, args.regenerate
     )
     first = train_data.for_epoch(0) if hasattr(train_data, "for_epoch") else train_data
     if args.train_images is not None:
@@ -91,17 +92,21 @@ def run(args) -> None:
         train_data = first = with_random_labels(train_data, args.seed)
     family = model_family(args.model)
     kwargs = {}
+    # the init seed defaults to --seed; --init-seed sets it apart (data order stays --seed)
+    init_seed = args.seed if args.init_seed is None else args.init_seed
     if family == "registry":
         kwargs = {
             "width": args.width,
-            "seed": args.seed,
+            "seed": init_seed,
             "in_channels": first.channels,
             "num_classes": args.num_classes or len(first.classes),
             "smooth_sigma": args.smooth_sigma,
         }
+    elif args.init_seed is not None:
+        raise ValueError("--init-seed applies to registry models only.")
     model = build_model(args.model, pretrained=args.pretrained, **kwargs)
     cfg = default_config(
-        "synthetic" if kind == "synthetic" else kind,
+        data.kind,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -113,7 +118,7 @@ def run(args) -> None:
         test_images=args.test_images,
         augment=False if args.no_augment else None,
     )
-    norm_name = args.normalize or default_normalization(family, args.data)
+    norm_name = args.normalize or default_normalization(family, data)
     normalize = make_normalize(norm_name, first.channels)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -123,7 +128,7 @@ def run(args) -> None:
             "command": "train",
             "model": args.model,
             "model_kwargs": kwargs,
-            "data": args.data,
+            "data": data.record(),
             "data_name": first.name,
             "train_images": len(first),
             "test_images": len(test_data),

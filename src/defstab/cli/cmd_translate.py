@@ -42,6 +42,7 @@ def run(args) -> None:
     from defstab.cli.common import pick_device, resolve_model
     from defstab.data.normalize import default_normalization, make_normalize
     from defstab.data.sources import load_data
+    from defstab.data.spec import DataSpec
     from defstab.io.atomic import write_json
     from defstab.io.provenance import versions
     from defstab.io.tables import write_csv
@@ -57,7 +58,8 @@ def run(args) -> None:
         )
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}.")
-    data = load_data(args.data, args.split, image_size=None)
+    data_spec = DataSpec.parse(args.data)
+    data = load_data(data_spec, args.split, image_size=None)
     model, settings = resolve_model(args, in_channels=data.channels)
     device = pick_device(args.device)
     model = model.to(device)
@@ -72,7 +74,7 @@ def run(args) -> None:
         from defstab.translate.protocols import resize
 
         images = resize(images, canvas)
-    norm = args.normalize or default_normalization(model_family(args.model), args.data)
+    norm = args.normalize or default_normalization(model_family(args.model), data_spec)
     pre = make_normalize(norm, images.shape[1])
     pre = pre.to(device) if pre is not None else None
     has_labels = len(data.classes) > 1
@@ -118,7 +120,7 @@ def run(args) -> None:
         {
             "command": "translate",
             **settings,
-            "data": args.data,
+            "data": data_spec.record(),
             "images": args.images,
             "canvas": canvas,
             "steps": steps,

@@ -21,7 +21,12 @@ def add_model_args(p, checkpoint: bool = True) -> None:
     )
     p.add_argument("--width", type=float, default=1.0, help="registry models: channel multiplier")
     p.add_argument("--num-classes", type=int, default=None, help="registry models: outputs")
-    p.add_argument("--init-seed", type=int, default=0, help="registry models: init seed")
+    p.add_argument(
+        "--init-seed",
+        type=int,
+        default=None,
+        help="registry models: init seed (default 0; for train, --seed)",
+    )
 
 
 def add_data_args(p) -> None:
@@ -52,7 +57,7 @@ def resolve_model(args, in_channels: int | None = None):
 
     kwargs = {}
     if model_family(args.model) == "registry":
-        kwargs = {"width": args.width, "seed": args.init_seed}
+        kwargs = {"width": args.width, "seed": args.init_seed or 0}
         if args.num_classes:
             kwargs["num_classes"] = args.num_classes
         if in_channels:

@@ -12,7 +12,8 @@ import sys
 
 from defstab import __version__
 
-# Imported lazily so that ``defstab --help`` stays fast.
+# Each command's module is imported when the parser is built (its add_parser defines the
+# options); the heavy work a command does is imported inside its run().
 SUBCOMMANDS = [
     "demo",
     "deform",

@@ -35,7 +35,8 @@ CIFAR10_CLASSES = [
 
 @dataclass
 class ImageDataset:
-    """Images held as a uint8 tensor (N, C, H, W) or as file paths read on demand.
+    """Images held as a tensor (N, C, H, W) — uint8, or float32 in [0, 1] as a tensor file
+    gave them, never rounded — or as file paths read on demand.
 
     Attributes:
         labels: (N,) int64 class indices.
@@ -64,6 +65,8 @@ class ImageDataset:
         """(len(indices), C, H, W) float32 in [0, 1]."""
         idx = torch.as_tensor(indices, dtype=torch.long)
         if self.pixels is not None:
+            if self.pixels.is_floating_point():
+                return self.pixels[idx].float()
             return self.pixels[idx].float().div_(255.0)
         out = [read_image(self.paths[i], self.image_size) for i in idx.tolist()]
         shapes = {tuple(t.shape) for t in out}
@@ -268,7 +271,7 @@ def read_tensor_file(path: str | Path) -> ImageDataset:
             raise ValueError(f"{path} contains NaN or infinite values.")
         if x.min() < 0 or x.max() > 1:
             raise ValueError(f"float images in {path} must lie in [0, 1].")
-        pixels = (x * 255).round().to(torch.uint8)
+        pixels = x  # kept as given: rounding to 8 bits would change what is measured
     n = pixels.shape[0]
     labels = torch.zeros(n, dtype=torch.long) if labels is None else torch.as_tensor(labels).long()
     classes = [str(i) for i in range(int(labels.max()) + 1)]

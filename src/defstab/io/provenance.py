@@ -32,10 +32,36 @@ def versions() -> dict[str, str]:
     return out
 
 
+def source_checkout() -> Path | None:
+    """The root of the defstab source checkout this module runs from, or None.
+
+    Only an editable install runs from ``ROOT/src/defstab``; an installed copy lives in
+    site-packages, whose parent folders may belong to any other repository.
+    """
+    package = Path(__file__).resolve().parents[1]
+    root = package.parents[1]
+    if package.parent.name != "src" or not (root / "pyproject.toml").is_file():
+        return None
+    if 'name = "defstab"' not in (root / "pyproject.toml").read_text(errors="replace"):
+        return None
+    return root
+
+
 def git_revision() -> str | None:
     """The defstab checkout's commit (with "-dirty" when modified), if it is one."""
-    root = Path(__file__).resolve().parents[3]
+    root = source_checkout()
+    if root is None:
+        return None
     try:
+        top = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        if Path(top).resolve() != root:
+            return None  # the checkout sits inside another repository without its own .git
         rev = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
             capture_output=True,
