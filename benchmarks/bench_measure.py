@@ -27,7 +27,7 @@ CASES = {"cifar": ("vgg_cifar_maxpool", 32), "imagenet": ("vgg_imagenet_maxpool"
 
 def worker(case: str, mode: str, images: int, threads: int) -> dict:
     from defstab.deform import random_tps
-    from defstab.measure import RandomTPS, measure_sensitivity
+    from defstab.measure import DeformationSpec, measure_sensitivity
     from defstab.measure.sensitivity import ACTIVATION_BYTES
     from defstab.models import create_model
 
@@ -35,7 +35,7 @@ def worker(case: str, mode: str, images: int, threads: int) -> dict:
     name, size = CASES[case]
     model = create_model(name, seed=0).eval()
     x = torch.rand(images, 3, size, size, generator=torch.Generator().manual_seed(0))
-    spec = RandomTPS.paper(size)
+    spec = DeformationSpec.paper(size)
     # the measurement's own chunk size (2 copies per chunk without noise, 3 with)
     largest = max(p.numel() for p in _activations(model, x[:1]))
     batch = max(1, min(64, ACTIVATION_BYTES // (largest * (3 if mode == "noise" else 2) * 4)))

@@ -143,3 +143,20 @@ def test_bad_displacements():
 def test_bad_sampling_arguments(args, match):
     with pytest.raises(ValueError, match=match):
         sample_displacements(*args)
+
+
+def test_module_wrapper_matches_the_functions_and_replays():
+    from defstab.deform import DeformationSpec, RandomThinPlateSpline, apply_tps, random_tps
+
+    x = torch.rand(5, 2, 17, 23, generator=torch.Generator().manual_seed(1))
+    module = RandomThinPlateSpline(grid=4, max_disp=3.0, padding="border")
+    y = module(x, generator=torch.Generator().manual_seed(2))
+    ref, disp = random_tps(x, 4, 3.0, torch.Generator().manual_seed(2), padding="border")
+    assert torch.equal(y, ref) and torch.equal(module.last_params["displacements"], disp)
+    other = torch.rand(5, 2, 17, 23)
+    replay = module(other, params=module.last_params)
+    torch.testing.assert_close(replay, apply_tps(other, disp, 4, "border"))
+    assert module.spec == DeformationSpec(4, 3.0, "border")
+    assert RandomThinPlateSpline.from_spec(module.spec).spec == module.spec
+    with pytest.raises(ValueError, match="padding"):
+        RandomThinPlateSpline(padding="wrap")

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from defstab.deform import DeformationSpec, apply_tps
-from defstab.measure import RandomTPS, measure_sensitivity
+from defstab.measure import DeformationSpec, measure_sensitivity
 from defstab.measure.distances import paired_distance, pairwise_from_gram
 from defstab.models import create_model
 
@@ -43,7 +43,12 @@ def test_hand_weighted_network_layer_by_layer(signed_images):
     net = hand_net()
     gen = torch.Generator().manual_seed(0)
     res = measure_sensitivity(
-        net, x, RandomTPS(3, 2.0), layers=["0", "1", "2", "3"], generator=gen, noise_control=False
+        net,
+        x,
+        DeformationSpec(3, 2.0),
+        layers=["0", "1", "2", "3"],
+        generator=gen,
+        noise_control=False,
     )
     tx = apply_tps(x, res.deformation_params, 3).double().numpy()
     xs = x.double().numpy()
@@ -99,7 +104,7 @@ def test_euclidean_option_matches_brute_force(signed_images):
     res = measure_sensitivity(
         nn.Sequential(nn.Identity()),
         x,
-        RandomTPS(3, 1.5),
+        DeformationSpec(3, 1.5),
         layers="0",
         distance="euclidean",
         generator=torch.Generator().manual_seed(1),
@@ -171,7 +176,9 @@ def test_model_modes_are_restored(gen):
     model.features.conv2_1.eval()  # a mixed state must come back as it was
     before = {name: m.training for name, m in model.named_modules()}
     bn_before = model.features.conv1_1[1].running_mean.clone()
-    measure_sensitivity(model, torch.rand(4, 3, 32, 32, generator=gen), RandomTPS(), generator=gen)
+    measure_sensitivity(
+        model, torch.rand(4, 3, 32, 32, generator=gen), DeformationSpec(), generator=gen
+    )
     assert {name: m.training for name, m in model.named_modules()} == before
     assert torch.equal(model.features.conv1_1[1].running_mean, bn_before)  # ran in eval mode
 
@@ -179,8 +186,8 @@ def test_model_modes_are_restored(gen):
 def test_same_seed_same_result_and_replay(gen):
     model = create_model("vgg_cifar_avgpool", width=0.25)
     x = torch.rand(6, 3, 32, 32, generator=gen)
-    a = measure_sensitivity(model, x, RandomTPS(), generator=torch.Generator().manual_seed(3))
-    b = measure_sensitivity(model, x, RandomTPS(), generator=torch.Generator().manual_seed(3))
+    a = measure_sensitivity(model, x, DeformationSpec(), generator=torch.Generator().manual_seed(3))
+    b = measure_sensitivity(model, x, DeformationSpec(), generator=torch.Generator().manual_seed(3))
     assert torch.equal(a.per_image, b.per_image)
     replay = measure_sensitivity(model, x, a.deformation_params, noise_control=False)
     torch.testing.assert_close(replay.per_image, a.per_image)
@@ -207,7 +214,7 @@ def test_torchvision_resnet18_named_layers(gen):
     x = torch.rand(4, 3, 64, 64, generator=gen)
     layers = ["layer2.0.conv1", "layer1", "maxpool"]
     res = measure_sensitivity(
-        model, x, RandomTPS(3, 3.0), layers=layers, generator=gen, noise_control=False
+        model, x, DeformationSpec(3, 3.0), layers=layers, generator=gen, noise_control=False
     )
     assert res.layers == ["input", "maxpool", "layer1", "layer2.0.conv1"]
     # oracle: torchvision's own feature extractor on x and τx
@@ -218,7 +225,9 @@ def test_torchvision_resnet18_named_layers(gen):
         a, b = fx(x)["l1"].flatten(1).double(), fx(tx)["l1"].flatten(1).double()
     expected, _ = brute_force(a.numpy(), b.numpy())
     np.testing.assert_allclose(res.per_image[2].numpy(), expected, rtol=1e-4)
-    default = measure_sensitivity(model, x, RandomTPS(3, 3.0), generator=gen, noise_control=False)
+    default = measure_sensitivity(
+        model, x, DeformationSpec(3, 3.0), generator=gen, noise_control=False
+    )
     assert "conv1" in default.layers and "maxpool" in default.layers and len(default.layers) > 15
 
 
@@ -227,7 +236,7 @@ def test_noise_control_has_matched_norm(gen):
     res = measure_sensitivity(
         nn.Sequential(nn.Identity()),
         x,
-        RandomTPS(3, 2.0),
+        DeformationSpec(3, 2.0),
         layers="0",
         distance="euclidean",
         generator=gen,
@@ -251,7 +260,7 @@ def test_noise_control_has_matched_norm(gen):
 )
 def test_bad_arguments(kwargs, match):
     model = create_model("vgg_cifar_maxpool", width=0.25)
-    kwargs.setdefault("deformation", RandomTPS())
+    kwargs.setdefault("deformation", DeformationSpec())
     with pytest.raises(ValueError, match=match):
         measure_sensitivity(model, torch.rand(4, 3, 32, 32), **kwargs)
 
@@ -259,18 +268,18 @@ def test_bad_arguments(kwargs, match):
 def test_bad_images():
     model = create_model("vgg_cifar_maxpool", width=0.25)
     with pytest.raises(ValueError, match="at least 2"):
-        measure_sensitivity(model, torch.rand(1, 3, 32, 32), RandomTPS())
+        measure_sensitivity(model, torch.rand(1, 3, 32, 32), DeformationSpec())
     x = torch.rand(3, 3, 32, 32)
     x[1, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
-        measure_sensitivity(model, x, RandomTPS())
+        measure_sensitivity(model, x, DeformationSpec())
 
 
 def test_result_tables(tmp_path, gen):
     res = measure_sensitivity(
         create_model("vgg_cifar_maxpool", width=0.25),
         torch.rand(4, 3, 32, 32, generator=gen),
-        RandomTPS(),
+        DeformationSpec(),
         generator=gen,
     )
     res.to_csv(tmp_path / "s.csv")
@@ -293,7 +302,7 @@ def test_untrained_maxpool_less_sensitive_than_subsample_on_cifar(cifar10_jpeg):
         res = measure_sensitivity(
             model,
             x,
-            RandomTPS(3, 2.0),
+            DeformationSpec(3, 2.0),
             generator=torch.Generator().manual_seed(0),
             noise_control=False,
         )
@@ -315,3 +324,11 @@ def test_store_spill_round_trip(gen):
         for k in feats:
             expected = data[k].double() @ data[k].double().T
             torch.testing.assert_close(store.gram(k), expected, rtol=1e-5, atol=1e-3)
+
+
+def test_old_random_tps_name_still_works_with_a_warning():
+    import defstab.measure as m
+
+    with pytest.warns(DeprecationWarning, match="DeformationSpec"):
+        old = m.RandomTPS(3, 2.0)
+    assert old == DeformationSpec(3, 2.0)

@@ -74,11 +74,15 @@ def synthetic_task(
 
     if templates is None:
         return SyntheticTask(font_digit_templates(), strength, grid, seed, "synthetic-font")
-    kind, _, path = templates.partition(":")
-    if kind != "mnist" or not path:
-        raise ValueError(f"templates must be mnist:PATH, got {templates!r}.")
-    from defstab.data.sources import read_mnist
+    from defstab.data.sources import load_data
+    from defstab.data.spec import DataSpec
 
+    try:
+        spec = DataSpec.parse(templates)
+    except ValueError:
+        spec = None
+    if spec is None or spec.kind != "mnist":
+        raise ValueError(f"templates must be mnist:PATH, got {templates!r}.")
     return SyntheticTask(
-        mnist_templates(read_mnist(path), seed), strength, grid, seed, "synthetic-mnist"
+        mnist_templates(load_data(spec, "test"), seed), strength, grid, seed, "synthetic-mnist"
     )

@@ -14,9 +14,6 @@ import torch
 from defstab._validate import check_finite
 from defstab.deform import DeformationSpec, apply_tps, warp
 
-#: The former name of :class:`defstab.deform.DeformationSpec` (same class).
-RandomTPS = DeformationSpec
-
 
 class ResolvedDeformation:
     """Per-image deformation parameters, ready to apply to any slice of the batch."""
