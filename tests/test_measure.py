@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from defstab.deform import DeformationSpec, apply_tps
-from defstab.measure import DeformationSpec, measure_sensitivity
+from defstab.measure import measure_sensitivity
 from defstab.measure.distances import paired_distance, pairwise_from_gram
 from defstab.models import create_model
 
