@@ -93,3 +93,31 @@ def test_train_cli_errors(tmp_path, capsys, data, extra, message):
     assert main(argv + extra) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_train_then_measure_its_checkpoint(tmp_path):
+    """The chain a user runs: train, then measure the last checkpoint from the CLI."""
+    from defstab.data.splits import train_test_splits
+    from defstab.deform import DeformationSpec
+    from defstab.io.checkpoint import load_checkpoint
+    from defstab.measure import measure_sensitivity
+    from defstab.models import create_model
+
+    assert main(train_argv(tmp_path / "run")) == 0
+    last = sorted((tmp_path / "run" / "checkpoints").glob("*.safetensors"))[-1]
+    _, test = train_test_splits("synthetic:2", seed=3, per_class=20)
+    x = test.images(range(len(test)))
+    torch.save({"images": x, "labels": test.labels}, tmp_path / "probe.pt")
+    argv = ["measure", "--model", "vgg_cifar_avgpool", "--width", "0.125", "--checkpoint",
+            str(last), "--data", str(tmp_path / "probe.pt"), "--images", "6", "--no-noise",
+            "--out", str(tmp_path / "m"), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    model = create_model("vgg_cifar_avgpool", width=0.125, in_channels=1)
+    load_checkpoint(model, last)
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.randperm(len(x), generator=gen)[:6]
+    expected = measure_sensitivity(
+        model, x[idx], DeformationSpec.paper(28), generator=gen, noise_control=False
+    )
+    measured = [float(r["mean"]) for r in read_csv(tmp_path / "m" / "sensitivity.csv")]
+    assert measured == pytest.approx(expected.mean.tolist(), rel=1e-5)

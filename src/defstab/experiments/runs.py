@@ -189,15 +189,15 @@ def trained_network(spec: NetworkSpec, out: Path, cache: DataCache, model, norma
     Returns:
         (model with trained weights, network record).
     """
-    from defstab.io.checkpoint import read_checkpoint
     from defstab.train import TrainConfig, train
     from defstab.train.engine import last_checkpoint
 
     folder = spec.folder(out)
     record = _read_finished(folder / "network.json", spec.VERSION)
     if record is not None:
-        state, _ = read_checkpoint(folder / record["checkpoint"])
-        model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
+        from defstab.io.checkpoint import load_checkpoint
+
+        load_checkpoint(model, folder / record["checkpoint"])
         model.eval()
         return model, record
     train_data, test_data = cache.splits(spec)

@@ -53,10 +53,25 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     raise ValueError(f"{path} does not hold a state dict.")
 
 
+MODEL_PREFIX = "model."  # training checkpoints bundle model.* and optim.* tensors
+
+
+def model_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The model's weights from a state dict: a training checkpoint's ``model.*`` tensors
+    (prefix removed, optimizer state left out), or the state dict itself."""
+    if state and all(k.startswith((MODEL_PREFIX, "optim.")) for k in state):
+        return {k[len(MODEL_PREFIX) :]: v for k, v in state.items() if k.startswith(MODEL_PREFIX)}
+    return state
+
+
 def load_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
-    """Load weights into ``model``; a mismatch is reported with the offending keys."""
+    """Load weights into ``model`` (a plain state dict or a ``defstab train`` checkpoint);
+    a mismatch is reported with the offending keys."""
     state, meta = read_checkpoint(path)
-    own = model.state_dict()
+    own_keys = model.state_dict()
+    if not all(k.startswith(MODEL_PREFIX) for k in own_keys):
+        state = model_state(state)
+    own = own_keys
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     shapes = [

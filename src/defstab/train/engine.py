@@ -21,7 +21,7 @@ from defstab.data.augment import random_crop_flip
 from defstab.data.sources import ImageDataset
 from defstab.deform import DeformationSpec
 from defstab.io.atomic import write_json
-from defstab.io.checkpoint import read_checkpoint, save_checkpoint
+from defstab.io.checkpoint import model_state, read_checkpoint, save_checkpoint
 from defstab.io.tables import read_csv, write_csv
 from defstab.metrics import filter_smoothness
 from defstab.tap import evaluation_mode, pick_device
@@ -174,7 +174,7 @@ def train(
         last = last_checkpoint(out)
         if last is not None:
             state, meta = read_checkpoint(last)
-            model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
+            model.load_state_dict(model_state(state))
             _load_optimizer_state(
                 opt, {k: v.to(device) for k, v in state.items() if k.startswith("optim.")}
             )
