@@ -157,7 +157,7 @@ def test_report_contains_every_figure_and_table(tmp_path):
 
 
 def test_report_errors(tmp_path):
-    with pytest.raises(ValueError, match="no experiment results"):
+    with pytest.raises(ValueError, match="no defstab results"):
         write_report(tmp_path, tmp_path / "r.html")
     with pytest.raises(FileNotFoundError):
         write_report(tmp_path / "nope", tmp_path / "r.html")

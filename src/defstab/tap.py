@@ -83,6 +83,18 @@ def first_tensor(output, name: str) -> torch.Tensor:
     raise ValueError(f"layer {name!r} does not output a tensor; choose another layer.")
 
 
+def run_checked(model: nn.Module, batch: torch.Tensor):
+    """``model(batch)``, with a model that cannot take these inputs (too small for its
+    downsampling, wrong channel count) reported in one sentence instead of a traceback."""
+    try:
+        return model(batch)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"the model cannot run on inputs of shape {tuple(batch.shape[1:])} (C, H, W): {first}"
+        ) from None
+
+
 def tap(
     model: nn.Module,
     modules: dict[str, nn.Module],
@@ -141,7 +153,7 @@ def probe_layers(
 
     handles = [m.register_forward_hook(make_hook(n)) for n, m in modules.items()]
     try:
-        model(probe)
+        run_checked(model, probe)
     finally:
         for h in handles:
             h.remove()

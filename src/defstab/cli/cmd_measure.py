@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 
 def add_parser(sub):
     from defstab.cli.common import add_data_args, add_model_args
@@ -23,6 +21,12 @@ def add_parser(sub):
     p.add_argument("--seed", type=int, default=0, help="seed of image order, deformations, noise")
     p.add_argument("--distance", default="cosine", choices=["cosine", "euclidean"])
     p.add_argument("--no-noise", action="store_true", help="skip the noise control")
+    p.add_argument(
+        "--deformations",
+        metavar="FILE",
+        default=None,
+        help="replay the deformations.pt of an earlier measure (same --images and --seed)",
+    )
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True, help="output folder")
@@ -33,33 +37,58 @@ def add_parser(sub):
 def run(args) -> None:
     import torch
 
-    from defstab.cli.common import pick_device, resolve_model
+    from defstab.cli.common import (
+        check_out_folder,
+        pick_device,
+        resolve_model,
+        warn,
+        weights_caveat,
+    )
     from defstab.data.normalize import default_normalization, make_normalize
     from defstab.data.sources import load_data
     from defstab.data.spec import DataSpec
     from defstab.deform import DeformationSpec
-    from defstab.io.atomic import write_json
+    from defstab.io.atomic import atomic_path, write_json
     from defstab.io.provenance import versions
     from defstab.io.tables import write_csv
     from defstab.measure import measure_sensitivity
     from defstab.models.loading import model_family, native_input_size
     from defstab.plotting.sensitivity import plot_sensitivity
 
+    # checks first: nothing is read, computed or written before the arguments hold
+    out = check_out_folder(args.out)
     if args.images < 2:
         raise ValueError(f"--images must be at least 2, got {args.images}.")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}.")
+    replay = _read_deformations(args.deformations) if args.deformations else None
+    if replay is not None and (args.grid is not None or args.max_disp is not None):
+        raise ValueError("--deformations replays saved deformations; drop --grid/--max-disp.")
     device = pick_device(args.device)
-    out = Path(args.out)
     data_spec = DataSpec.parse(args.data)
     data_probe = load_data(data_spec, args.split, image_size=args.image_size)
     model, model_settings = resolve_model(args, in_channels=data_probe.channels)
-    size = args.image_size or native_input_size(model, args.model)
+    size = args.image_size or native_input_size(model, model_settings["model"])
     if data_probe.paths is not None and data_probe.image_size is None:
         data_probe.image_size = size
     gen = torch.Generator().manual_seed(args.seed)
     images, labels, indices = data_probe.sample(args.images, gen)
+    warn_if_resized(data_probe, size, warn)
     h = images.shape[-1]
-    deformation = DeformationSpec.for_images(h, args.grid, args.max_disp)
-    norm_name = args.normalize or default_normalization(model_family(args.model), data_spec)
+    if replay is not None:
+        deformation = replay
+        if replay.shape[0] != args.images:
+            raise ValueError(
+                f"--deformations holds {replay.shape[0]} deformations; pass --images "
+                f"{replay.shape[0]} (and the --seed it was saved with) to replay them."
+            )
+    else:
+        deformation = DeformationSpec.for_images(h, args.grid, args.max_disp)
+    norm_name = (
+        args.normalize
+        or model_settings.get("normalize_trained")
+        or default_normalization(model_family(model_settings["model"]), data_spec)
+    )
     normalize = make_normalize(norm_name, images.shape[1])
     model = model.to(device)
     if normalize is not None:
@@ -76,7 +105,7 @@ def run(args) -> None:
         batch_size=args.batch_size,
         progress=not args.quiet,
     )
-    out.mkdir(parents=True, exist_ok=True)
+    random_note = weights_caveat(model_settings)
     result.to_csv(out / "sensitivity.csv")
     per_image = [
         {
@@ -95,13 +124,16 @@ def run(args) -> None:
         for j in range(result.n_images)
     ]
     write_csv(out / "per_image.csv", per_image)
-    torch.save(result.deformation_params, out / "deformations.pt")
-    plot_sensitivity(
-        result,
-        out / "sensitivity.png",
-        title=f"{args.model} on {data_probe.name} (n = {result.n_images}, "
-        f"k = {deformation.grid}, C = {deformation.max_disp:g})",
+    with atomic_path(out / "deformations.pt") as tmp:
+        torch.save(result.deformation_params, tmp)
+    d = result.meta["deformation"]
+    what = (
+        f"k = {d['grid']}, C = {d['max_disp']:g}" if d.get("max_disp") is not None else "replayed"
     )
+    title = f"{model_settings['model']} on {data_probe.name} (n = {result.n_images}, {what})" + (
+        " — RANDOM WEIGHTS" if random_note else ""
+    )
+    plot_sensitivity(result, out / "sensitivity.png", title=title)
     write_json(
         out / "config.json",
         {
@@ -115,13 +147,64 @@ def run(args) -> None:
             "normalize": norm_name,
             "seed": args.seed,
             "device": str(device),
+            "deformations_file": args.deformations,
             **result.meta,  # its "deformation" is the spec, recorded whole
             "versions": versions(),
         },
     )
+    write_json(
+        out / "section.json",
+        {
+            "section": "measure",
+            "title": f"Sensitivity to deformation: {model_settings['model']} on {data_probe.name}",
+            "caveats": [random_note] if random_note else [],
+            "text": [
+                f"Weights: {model_settings['weights']}. {result.n_images} images, deformation "
+                f"{what}, {args.distance} distance normalized per layer by the median over "
+                "pairs of undeformed images."
+            ],
+            "figures": ["sensitivity.png"],
+            "table": [
+                {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
+                for row in result.to_rows()
+            ],
+        },
+    )
     if not args.quiet:
+        if random_note:
+            print(random_note)
         print(f"{'layer':>5s}  {'name':24s} {'sensitivity':>11s} {'noise':>7s}")
         for row in result.to_rows():
             noise = f"{row['noise_mean']:7.3f}" if "noise_mean" in row else ""
             print(f"{row['layer_index']:5d}  {row['layer']:24s} {row['mean']:11.3f} {noise}")
         print(f"wrote {out}/sensitivity.csv, per_image.csv, sensitivity.png, config.json")
+
+
+def _read_deformations(path: str):
+    """Displacements (N, k·k, 2) or fields (N, H, W, 2) saved by an earlier measure."""
+    import torch
+
+    from defstab.io.checkpoint import read_tensor
+
+    t = read_tensor(path, "--deformations")
+    if not isinstance(t, torch.Tensor) or t.ndim not in (3, 4) or t.shape[-1] != 2:
+        raise ValueError(
+            f"--deformations {path} must hold displacements (N, k·k, 2) or fields "
+            "(N, H, W, 2), as measure writes to deformations.pt."
+        )
+    return t
+
+
+def warn_if_resized(data, size, warn) -> None:
+    """Say so when file images are scaled by more than 2× to reach the model's size."""
+    if data.paths is None or not size:
+        return
+    from PIL import Image
+
+    with Image.open(data.paths[0]) as im:
+        short = min(im.size)
+    if size > 2 * short or short > 2 * size:
+        warn(
+            f"images of {im.size[0]}×{im.size[1]} px are resized ×{size / short:.2g} to "
+            f"{size} px; pass --image-size to choose the size."
+        )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 
 def add_parser(sub):
     from defstab.cli.common import add_model_args
@@ -16,19 +14,42 @@ def add_parser(sub):
 
 
 def run(args) -> None:
-    from defstab.cli.common import resolve_model
+    from defstab.cli.common import check_out_folder, resolve_model, weights_caveat
     from defstab.io.atomic import write_json
     from defstab.io.provenance import versions
     from defstab.io.tables import write_csv
     from defstab.metrics import filter_smoothness
     from defstab.plotting.sensitivity import plot_smoothness
 
+    out = check_out_folder(args.out)
     model, settings = resolve_model(args, in_channels=args.in_channels)
     values = filter_smoothness(model)
-    out = Path(args.out)
-    write_csv(out / "smoothness.csv", [{"layer": k, "smoothness": v} for k, v in values.items()])
-    plot_smoothness(values, out / "smoothness.png", title=f"{args.model}: filter smoothness")
+    if not values:
+        raise ValueError(f"{settings['model']} has no conv layer with 2-D filters to measure.")
+    random_note = weights_caveat(settings)
+    rows = [
+        {"layer": k, "smoothness": v, "weights": settings["weights"]} for k, v in values.items()
+    ]
+    write_csv(out / "smoothness.csv", rows)
+    title = f"{settings['model']}: filter smoothness" + (" — RANDOM WEIGHTS" if random_note else "")
+    plot_smoothness(values, out / "smoothness.png", title=title)
     write_json(out / "config.json", {"command": "smoothness", **settings, "versions": versions()})
+    write_json(
+        out / "section.json",
+        {
+            "section": "smoothness",
+            "title": f"Filter smoothness: {settings['model']}",
+            "caveats": [random_note] if random_note else [],
+            "text": [
+                f"Weights: {settings['weights']}. Normalized total variation per conv layer "
+                "(0 = spatially constant; 1.857 expected at the paper's init)."
+            ],
+            "figures": ["smoothness.png"],
+            "table": [{"layer": k, "smoothness": round(v, 4)} for k, v in values.items()],
+        },
+    )
+    if random_note:
+        print(random_note)
     for k, v in values.items():
         print(f"{k:32s} {v:.4f}")
     print(f"wrote {out}/smoothness.csv, smoothness.png")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -51,7 +52,21 @@ def add_parser(sub):
     p.add_argument("--normalize", default=None, help="imagenet, cifar10, mnist or none")
     p.add_argument("--image-size", type=int, default=None)
     p.add_argument("--device", default="auto")
-    p.add_argument("--out", required=True, help="run folder (resumed if it has checkpoints)")
+    p.add_argument(
+        "--out", required=True, help="run folder (resumed if it holds this run's checkpoints)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in a train folder that holds a run with other settings",
+    )
+    p.add_argument(
+        "--init-from",
+        metavar="RUN_OR_CHECKPOINT",
+        default=None,
+        help="start from these weights (a train folder's latest checkpoint, or a file), "
+        "with a fresh schedule: how to train a finished network longer",
+    )
     p.add_argument("--quiet", action="store_true")
     return p
 
@@ -59,6 +74,7 @@ def add_parser(sub):
 def run(args) -> None:
     import torch
 
+    from defstab.cli.common import check_out_folder, check_positive
     from defstab.data.labels import with_random_labels
     from defstab.data.normalize import default_normalization, make_normalize
     from defstab.data.spec import DataSpec
@@ -66,9 +82,20 @@ def run(args) -> None:
     from defstab.io.atomic import write_json
     from defstab.io.provenance import versions
     from defstab.models.loading import build_model, model_family
-    from defstab.train import default_config, train
+    from defstab.tap import pick_device
+    from defstab.train import default_config, folder, train
 
+    # everything a user can get wrong is checked before data is read or a step is taken
+    out = check_out_folder(args.out)
+    if not args.model:
+        raise ValueError("give --model NAME (see 'defstab models').")
+    for option in ("epochs", "batch_size", "per_class", "train_images", "test_images"):
+        check_positive(getattr(args, option), "--" + option.replace("_", "-"))
     data = DataSpec.parse(args.data)
+    device = pick_device(args.device)
+    family = model_family(args.model)
+    if family != "registry" and (args.width is not None or args.init_seed is not None):
+        raise ValueError("--width and --init-seed apply to registry models only.")
     if args.download:
         from defstab.data.download import download
 
@@ -90,21 +117,27 @@ def run(args) -> None:
         if hasattr(train_data, "for_epoch"):
             raise ValueError("--random-labels applies to fixed data sets, not regenerated tasks.")
         train_data = first = with_random_labels(train_data, args.seed)
-    family = model_family(args.model)
     kwargs = {}
-    # the init seed defaults to --seed; --init-seed sets it apart (data order stays --seed)
-    init_seed = args.seed if args.init_seed is None else args.init_seed
     if family == "registry":
+        # the init seed defaults to --seed; --init-seed sets it apart (data order stays --seed)
         kwargs = {
-            "width": args.width,
-            "seed": init_seed,
+            "width": args.width or 1.0,
+            "seed": args.seed if args.init_seed is None else args.init_seed,
             "in_channels": first.channels,
             "num_classes": args.num_classes or len(first.classes),
             "smooth_sigma": args.smooth_sigma,
         }
-    elif args.init_seed is not None:
-        raise ValueError("--init-seed applies to registry models only.")
     model = build_model(args.model, pretrained=args.pretrained, **kwargs)
+    if args.init_from:
+        from defstab.io.checkpoint import load_checkpoint
+        from defstab.models.loading import load_run
+
+        source = Path(args.init_from)
+        if source.is_dir():
+            trained, _ = load_run(source)
+            model.load_state_dict(trained.state_dict())
+        else:
+            load_checkpoint(model, source)
     cfg = default_config(
         data.kind,
         epochs=args.epochs,
@@ -120,34 +153,62 @@ def run(args) -> None:
     )
     norm_name = args.normalize or default_normalization(family, data)
     normalize = make_normalize(norm_name, first.channels)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(
-        out / "config.json",
-        {
-            "command": "train",
-            "model": args.model,
-            "model_kwargs": kwargs,
-            "data": data.record(),
-            "data_name": first.name,
-            "train_images": len(first),
-            "test_images": len(test_data),
-            "random_labels": args.random_labels,
-            "templates": args.templates,
-            "normalize": norm_name,
-            "train": cfg.to_dict(),
-            "versions": versions(),
-        },
-    )
-    from defstab.tap import pick_device
-
+    config = {
+        "command": "train",
+        "model": args.model,
+        "model_kwargs": kwargs,
+        "pretrained": args.pretrained,
+        "init_from": args.init_from,
+        "data": data.record(),
+        "data_name": first.name,
+        "train_images": len(first),
+        "test_images": len(test_data),
+        "random_labels": args.random_labels,
+        "templates": args.templates,
+        "normalize": norm_name,
+        "train": cfg.to_dict(),
+        "versions": versions(),
+    }
+    # same settings resume; other settings stop here, before config.json is touched
+    state = folder.prepare(out, config, args.overwrite)
+    if state == "resume":
+        print(f"resuming the run in {out} (same settings)", file=sys.stderr)
+    write_json(out / "config.json", config)
     if normalize is not None:
-        normalize = normalize.to(pick_device(cfg.device))
+        normalize = normalize.to(device)
     result = train(
         model, train_data, test_data, cfg, out=out, preprocess=normalize, quiet=args.quiet
     )
     last = result.history[-1]
+    _write_section(out, config, result)
     print(
         f"step {result.steps}: test accuracy {last['test_acc']:.3f}; "
         f"wrote {out}/history.csv and checkpoints/"
+    )
+
+
+def _write_section(out: Path, config: dict, result) -> None:
+    """The run's page in ``defstab report``: the history figure and the last checkpoint."""
+    from defstab.io.atomic import write_json
+    from defstab.plotting.training import history_figure
+
+    title = f"Training: {config['model']} on {config['data_name']}"
+    history_figure(result.history, out / "history.png", title)
+    last = result.history[-1]
+    write_json(
+        out / "section.json",
+        {
+            "section": "train",
+            "title": title,
+            "text": [
+                f"{config['train_images']} training images, {config['train']['epochs']} epochs, "
+                f"seed {config['train']['seed']}; step {result.steps}: test accuracy "
+                f"{last['test_acc']:.3f}."
+            ],
+            "figures": ["history.png"],
+            "table": [
+                {k: round(float(r[k]), 4) for k in ("step", "epoch", "train_loss", "test_acc")}
+                for r in result.history
+            ],
+        },
     )

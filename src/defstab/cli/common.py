@@ -1,25 +1,44 @@
-"""Arguments shared by the commands that take a model or data, and their resolution."""
+"""Arguments shared by the commands that take a model or data, and their resolution.
+
+Every check a command can make before its expensive work lives here, so that a mistake
+ends in one sentence before anything is computed or written.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from defstab.tap import pick_device  # noqa: F401  (re-exported for the commands)
+
+RANDOM_WEIGHTS = "random (untrained)"
 
 
 def add_model_args(p, checkpoint: bool = True) -> None:
     p.add_argument(
         "--model",
-        required=True,
+        default=None,
         help="registry name (see 'defstab models'), torchvision:NAME, timm:NAME, "
-        "or path/to/file.py:factory",
+        "or path/to/file.py:factory (not needed with --run)",
     )
     if checkpoint:
-        p.add_argument("--checkpoint", help="weights: .safetensors or a torch file (weights only)")
+        p.add_argument(
+            "--checkpoint",
+            help="weights: .safetensors (a 'defstab train' checkpoint or a state dict) or a "
+            "torch file (loaded weights only)",
+        )
+        p.add_argument(
+            "--run",
+            metavar="DIR",
+            help="a 'defstab train' folder: its model, settings and latest checkpoint",
+        )
+        p.add_argument("--step", type=int, default=None, help="with --run: this step's checkpoint")
     p.add_argument(
         "--pretrained",
         action="store_true",
         help="download published weights (torchvision/timm; needs the internet)",
     )
-    p.add_argument("--width", type=float, default=1.0, help="registry models: channel multiplier")
+    p.add_argument("--width", type=float, default=None, help="registry models: channel multiplier")
     p.add_argument("--num-classes", type=int, default=None, help="registry models: outputs")
     p.add_argument(
         "--init-seed",
@@ -50,22 +69,102 @@ def add_data_args(p) -> None:
     )
 
 
+def check_out_folder(path: str | Path, option: str = "--out") -> Path:
+    """The output folder, checked before any work: it may exist (as a folder) or not."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{option} {out} is a file; give a folder for the results.")
+    parent = next((p for p in [out, *out.parents] if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ValueError(f"{option} {out} lies inside the file {parent}.")
+    return out
+
+
+def check_positive(value, option: str) -> None:
+    if value is not None and value < 1:
+        raise ValueError(f"{option} must be at least 1, got {value}.")
+
+
+def warn(message: str) -> None:
+    """A warning on stderr: the command goes on."""
+    print(f"defstab: warning: {message}", file=sys.stderr)
+
+
 def resolve_model(args, in_channels: int | None = None):
-    """(model, settings) from the model arguments; loads the checkpoint if given."""
+    """(model, settings) from the model arguments; loads the checkpoint if given.
+
+    ``settings["weights"]`` says what the weights are: a checkpoint, published weights, or
+    random (untrained) — every output shows it.
+    """
     from defstab.io.checkpoint import load_checkpoint
     from defstab.models.loading import build_model, model_family
 
+    run = getattr(args, "run", None)
+    if run:
+        return _resolve_run(args)
+    if getattr(args, "step", None) is not None:
+        raise ValueError("--step chooses a checkpoint of --run DIR; give --run too.")
+    if not args.model:
+        raise ValueError("give --model NAME (or --run DIR of a 'defstab train' folder).")
     kwargs = {}
     if model_family(args.model) == "registry":
-        kwargs = {"width": args.width, "seed": args.init_seed or 0}
+        kwargs = {"width": args.width or 1.0, "seed": args.init_seed or 0}
         if args.num_classes:
             kwargs["num_classes"] = args.num_classes
         if in_channels:
             kwargs["in_channels"] = in_channels
     model = build_model(args.model, pretrained=args.pretrained, **kwargs)
+    if not kwargs and (args.width is not None or args.init_seed is not None or args.num_classes):
+        raise ValueError("--width, --init-seed and --num-classes apply to registry models only.")
     settings = {"model": args.model, "model_kwargs": kwargs, "pretrained": args.pretrained}
     ckpt = getattr(args, "checkpoint", None)
     if ckpt:
         settings["checkpoint"] = ckpt
         settings["checkpoint_metadata"] = load_checkpoint(model, ckpt)
+        settings["weights"] = f"checkpoint {ckpt}"
+    else:
+        settings["weights"] = "pretrained (published)" if args.pretrained else RANDOM_WEIGHTS
     return model, settings
+
+
+def _resolve_run(args):
+    from defstab.models.loading import load_run
+
+    clash = [
+        opt
+        for opt, value in [
+            ("--model", args.model),
+            ("--checkpoint", getattr(args, "checkpoint", None)),
+            ("--width", args.width),
+            ("--init-seed", args.init_seed),
+            ("--num-classes", args.num_classes),
+            ("--pretrained", args.pretrained or None),
+        ]
+        if value is not None
+    ]
+    if clash:
+        raise ValueError(f"--run takes the model from the train folder; drop {', '.join(clash)}.")
+    model, info = load_run(args.run, args.step)
+    settings = {
+        "model": info["model"],
+        "model_kwargs": info["model_kwargs"],
+        "run": str(args.run),
+        "checkpoint": str(info["checkpoint"]),
+        "step": info["step"],
+        "normalize_trained": info.get("normalize"),
+        "weights": f"trained: {info['checkpoint']} (step {info['step']})",
+    }
+    return model, settings
+
+
+def is_random(settings: dict) -> bool:
+    return settings.get("weights") == RANDOM_WEIGHTS
+
+
+def weights_caveat(settings: dict) -> str | None:
+    if is_random(settings):
+        return (
+            "RANDOM WEIGHTS: this model was not trained and no checkpoint was loaded "
+            "(--checkpoint, --run or --pretrained); the numbers describe an untrained network."
+        )
+    return None

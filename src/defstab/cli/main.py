@@ -46,8 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args._run(args)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"defstab {args.command}: error: {e}", file=sys.stderr)
+    except (ValueError, OSError, FloatingPointError) as e:
+        # user mistakes and file problems: one sentence, no traceback
+        message = " ".join(str(e).split()) or type(e).__name__
+        if isinstance(e, OSError) and e.filename and str(e.filename) not in message:
+            message = f"{e.strerror or message}: {e.filename}"
+        print(f"defstab {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"defstab {args.command}: interrupted; finished results were kept.", file=sys.stderr)

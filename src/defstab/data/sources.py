@@ -263,6 +263,11 @@ def read_tensor_file(path: str | Path) -> ImageDataset:
     if not isinstance(obj, torch.Tensor) or obj.ndim != 4:
         shape = tuple(obj.shape) if isinstance(obj, torch.Tensor) else type(obj).__name__
         raise ValueError(f"{path} must hold images of shape (N, C, H, W), got {shape}.")
+    if obj.shape[1] not in (1, 3) and obj.shape[-1] in (1, 3):
+        raise ValueError(
+            f"{path} holds images of shape {tuple(obj.shape)}, which looks like (N, H, W, C); "
+            "save them as (N, C, H, W) (e.g. array.transpose(0, 3, 1, 2))."
+        )
     if obj.dtype == torch.uint8:
         pixels = obj
     else:

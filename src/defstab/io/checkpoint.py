@@ -53,6 +53,17 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     raise ValueError(f"{path} does not hold a state dict.")
 
 
+def read_tensor(path: str | Path, what: str = "file") -> torch.Tensor:
+    """A tensor saved with ``torch.save``, read with ``weights_only=True``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt or unsafe files end here, whatever torch raises
+        raise ValueError(f"cannot read {what} {path} ({type(e).__name__}: {e}).") from None
+
+
 MODEL_PREFIX = "model."  # training checkpoints bundle model.* and optim.* tensors
 
 

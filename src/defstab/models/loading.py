@@ -83,3 +83,53 @@ def native_input_size(model: nn.Module, spec: str) -> int | None:
     if model_family(spec) in ("torchvision", "timm"):
         return 224
     return None
+
+
+def load_run(run_dir, step: int | None = None) -> tuple[nn.Module, dict]:
+    """The model of a ``defstab train`` folder with the weights of its latest checkpoint
+    (or of ``step``).
+
+    Returns:
+        (model in eval mode, info): info holds ``model``, ``model_kwargs``, ``normalize``,
+        ``checkpoint`` (path) and ``step``.
+
+    Example: ``model, info = load_run("runs/maxpool")`` then measure ``model``.
+    """
+    import json
+
+    from defstab.io.checkpoint import load_checkpoint
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise FileNotFoundError(f"train folder not found: {run}")
+    cfg_path = run / "config.json"
+    try:
+        config = json.loads(cfg_path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{run} is not a 'defstab train' folder (no config.json).") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{cfg_path} is not valid JSON ({e}).") from None
+    if config.get("command") != "train":
+        raise ValueError(f"{run} is not a 'defstab train' folder (its config.json is not).")
+    checkpoints = sorted((run / "checkpoints").glob("step_*.safetensors"))
+    if not checkpoints:
+        raise ValueError(f"{run} has no checkpoints yet (checkpoints/step_*.safetensors).")
+    steps = {int(p.stem.split("_")[1]): p for p in checkpoints}
+    if step is None:
+        step = max(steps)
+    elif step not in steps:
+        raise ValueError(
+            f"{run} has no checkpoint at step {step}; steps: "
+            + ", ".join(map(str, sorted(steps)[:20]))
+        )
+    kwargs = config.get("model_kwargs", {})
+    model = build_model(config["model"], **kwargs)
+    load_checkpoint(model, steps[step])
+    info = {
+        "model": config["model"],
+        "model_kwargs": kwargs,
+        "normalize": config.get("normalize"),
+        "checkpoint": steps[step],
+        "step": step,
+    }
+    return model.eval(), info

@@ -150,6 +150,7 @@ def _experiment_section(folder: Path, meta: dict) -> str:
 
 def _extra_section(folder: Path, meta: dict) -> str:
     parts = [f"<h2>{html.escape(meta['title'])}</h2>"]
+    parts += [f'<div class="caveat">{html.escape(c)}</div>' for c in meta.get("caveats", [])]
     parts += [f"<p>{html.escape(p)}</p>" for p in meta.get("text", [])]
     for name in meta.get("figures", []):
         if (folder / name).is_file():
@@ -168,7 +169,7 @@ def find_sections(root: Path) -> list[tuple[Path, dict]]:
             found.append((p.parent, json.loads(p.read_text())))
     from defstab.experiments.registry import list_experiments
 
-    names = ["deformations", *list_experiments(), "translate"]
+    names = ["deformations", *list_experiments(), "train", "measure", "smoothness", "translate"]
     order = {name: i for i, name in enumerate(names)}
     return sorted(
         found,
@@ -186,7 +187,10 @@ def write_report(root: str | Path, path: str | Path, title: str = "defstab repor
         raise FileNotFoundError(f"results folder not found: {root}")
     sections = find_sections(root)
     if not sections:
-        raise ValueError(f"no experiment results (experiment.json) found under {root}.")
+        raise ValueError(
+            f"no defstab results found under {root} (no experiment.json or section.json from "
+            "experiment, demo, train, measure, smoothness or translate)."
+        )
     versions = next((m.get("versions") for _, m in sections if m.get("versions")), {})
     body = [
         f"<h1>{html.escape(title)}</h1>",

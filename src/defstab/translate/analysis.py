@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from defstab.tap import evaluation_mode, model_device_dtype
+from defstab.tap import evaluation_mode, model_device_dtype, run_checked
 from defstab.translate import measures
 from defstab.translate.protocols import crop_path, embed_path, scale_path, subpixel_path
 
@@ -68,19 +68,28 @@ class PathResult:
 
 @torch.no_grad()
 def classify_frames(
-    model: nn.Module, frames: torch.Tensor, preprocess=None, batch_size: int = 64
+    model: nn.Module,
+    frames: torch.Tensor,
+    preprocess=None,
+    batch_size: int = 64,
+    progress: bool = False,
 ) -> torch.Tensor:
     """Softmax outputs for frames (N, S, C, H, W) -> (N, S, K), eval mode, mode restored."""
     n, s = frames.shape[:2]
     flat = frames.reshape(n * s, *frames.shape[2:])
     device, _ = model_device_dtype(model)
     outs = []
+    starts = range(0, flat.shape[0], batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="classifying frames", unit="batch", leave=False)
     with evaluation_mode(model):
-        for i in range(0, flat.shape[0], batch_size):
+        for i in starts:
             x = flat[i : i + batch_size].to(device)
             if preprocess is not None:
                 x = preprocess(x)
-            outs.append(model(x).float().softmax(-1).cpu())
+            outs.append(run_checked(model, x).float().softmax(-1).cpu())
     return torch.cat(outs).reshape(n, s, -1)
 
 
@@ -114,8 +123,17 @@ def make_frames(
     return subpixel_path(images, subpixel_step, steps, direction)
 
 
-def run_protocol(model, images, labels, protocol: str, steps: int, preprocess=None, **geometry):
+def run_protocol(
+    model,
+    images,
+    labels,
+    protocol: str,
+    steps: int,
+    preprocess=None,
+    progress: bool = False,
+    **geometry,
+):
     frames, geom = make_frames(protocol, images, steps, **geometry)
-    probs = classify_frames(model, frames, preprocess)
+    probs = classify_frames(model, frames, preprocess, progress=progress)
     size = geometry.get("object_size") if protocol in ("embed", "inpaint", "scale") else None
     return PathResult(protocol, probs, labels, geom, size)

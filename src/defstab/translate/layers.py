@@ -64,8 +64,11 @@ def layer_shift_analysis(
         names = [name for name in info if info[name].reduction is not None]  # maps, forward order
         shapes = {name: info[name].shape for name in names}
         strides = {name: info[name].reduction for name in names}
+        # a margin of one feature pixel each side, on maps wide enough to keep some
+        margin = {name: 1 if shapes[name][-1] >= 3 else 0 for name in names}
         feats = {
-            name: shapes[name][0] * shapes[name][1] * max(shapes[name][2] - 2, 1) for name in names
+            name: shapes[name][0] * shapes[name][1] * (shapes[name][2] - 2 * margin[name])
+            for name in names
         }
         pooled = {name: torch.zeros(n, s, shapes[name][0]) for name in names}
         equi = {name: torch.full((n, s), float("nan"), dtype=torch.float64) for name in names}
@@ -78,11 +81,11 @@ def layer_shift_analysis(
                 def reduce(name, out, rows=rows, b=b):
                     r = out.float().reshape(b, s, *shapes[name])
                     pooled[name][rows] = r.mean((-1, -2)).cpu()
-                    w = r.shape[-1]
-                    store.put(name, rows.start, r[:, 0, ..., 1 : max(w - 1, 2)].reshape(b, -1))
+                    w, e = r.shape[-1], margin[name]
+                    store.put(name, rows.start, r[:, 0, ..., e : w - e].reshape(b, -1))
                     for k in range(1, s):
                         m = round(k / strides[name])  # content moved left by k px = m features
-                        lo, hi = 1, w - 1 - m
+                        lo, hi = e, w - e - m
                         if hi - lo >= 1:
                             a = r[:, k, ..., lo:hi].reshape(b, -1)
                             ref = r[:, 0, ..., lo + m : hi + m].reshape(b, -1)
