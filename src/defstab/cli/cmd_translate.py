@@ -173,8 +173,9 @@ def run(args) -> None:
             "caveats": [random_note] if random_note else [],
             "text": [
                 f"Weights: {settings['weights']}. {args.images} images, canvas {canvas} px, "
-                f"{steps} one-pixel steps ({args.direction}); protocols {', '.join(protocols)}. Reference (Azulay & Weiss, "
-                "ImageNet-pretrained): P(top-1 change) crop ≈ 0.06, black canvas ≈ 0.18–0.20."
+                f"{steps} one-pixel steps ({args.direction}); protocols "
+                f"{', '.join(protocols)}. Reference (Azulay & Weiss, ImageNet-pretrained): "
+                "P(top-1 change) crop ≈ 0.06, black canvas ≈ 0.18–0.20."
             ],
             "figures": figures,
             "table": summary,
