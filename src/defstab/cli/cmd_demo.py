@@ -12,6 +12,8 @@ def add_parser(sub):
 
 
 def run(args) -> None:
+    from defstab.cli.common import check_out_folder
     from defstab.experiments.demo import run_demo
 
+    check_out_folder(args.out)
     run_demo(args.out, tiny=args.quick_test, quiet=args.quiet)

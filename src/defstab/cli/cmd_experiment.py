@@ -62,8 +62,20 @@ def run(args) -> None:
         arch=args.arch,
         overrides=overrides,
     )
+    from defstab.cli.common import check_out_folder, check_positive
+
+    check_out_folder(args.out)
+    check_positive(args.seeds, "--seeds")
+    if args.width is not None and not args.width > 0:
+        raise ValueError(f"--width must be positive, got {args.width}.")
+    for option in ("epochs", "images", "train_images", "test_images", "per_class"):
+        value = getattr(args, option)
+        if value is not None and value < (2 if option == "images" else 0):
+            raise ValueError(f"--{option.replace('_', '-')} cannot be {value}.")
     meta = run_experiment(cfg, quiet=args.quiet)
     print(meta["title"] + (" [quick preset]" if args.preset == "quick" else ""))
+    if meta["resumed_runs"]:
+        print(f"  ({meta['resumed_runs']} of {len(meta['runs'])} runs were already finished)")
     for f in meta["findings"]:
         verdict = {True: "shows", False: "does not show", None: "see numbers"}[f["shows"]]
         print(f"  [{verdict}] {f['paper']}\n      {f['observed']}")

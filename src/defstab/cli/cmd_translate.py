@@ -77,8 +77,8 @@ def run(args) -> None:
     data = load_data(data_spec, args.split, image_size=None)
     model, settings = resolve_model(args, in_channels=data.channels)
     model = model.to(device)
-    name = settings["model"]
-    canvas = args.image_size or native_input_size(model, name) or 32
+    model_name = settings["model"]
+    canvas = args.image_size or native_input_size(model, model_name) or 32
     steps = args.steps or max(1, canvas // 8)
     crop = canvas - steps
     if crop < 2:
@@ -106,7 +106,7 @@ def run(args) -> None:
     norm = (
         args.normalize
         or settings.get("normalize_trained")
-        or default_normalization(model_family(name), data_spec)
+        or default_normalization(model_family(model_name), data_spec)
     )
     pre = make_normalize(norm, images.shape[1])
     pre = pre.to(device) if pre is not None else None
@@ -134,20 +134,24 @@ def run(args) -> None:
             per_step += [r | {"object_size": size} for r in res.per_step_rows(ids)]
             name = f"path_{proto}" + (f"_{size}" if size else "") + ".png"
             path_figure(
-                res, out / name, f"{name}: {proto}" + (f", object {size} px" if size else "") + mark
+                res,
+                out / name,
+                f"{model_name}: {proto}" + (f", object {size} px" if size else "") + mark,
             )
             figures.append(name)
     write_csv(out / "summary.csv", summary)
     write_csv(out / "per_step.csv", per_step)
     if len(sizes) > 1:
         measures_vs_size(
-            summary, out / "measures_vs_size.png", f"{name}: measures vs object size{mark}"
+            summary, out / "measures_vs_size.png", f"{model_name}: measures vs object size{mark}"
         )
         figures.append("measures_vs_size.png")
     if args.layers:
         rows = layer_shift_analysis(model, images, crop, steps, preprocess=pre)
         write_csv(out / "layers.csv", rows)
-        layer_shift_figure(rows, out / "layers.png", f"{name}: shifts vs cumulative stride{mark}")
+        layer_shift_figure(
+            rows, out / "layers.png", f"{model_name}: shifts vs cumulative stride{mark}"
+        )
         figures.append("layers.png")
     write_json(
         out / "config.json",
@@ -169,7 +173,7 @@ def run(args) -> None:
         out / "section.json",
         {
             "section": "translate",
-            "title": f"Translations: {name} on {data.name}",
+            "title": f"Translations: {model_name} on {data.name}",
             "caveats": [random_note] if random_note else [],
             "text": [
                 f"Weights: {settings['weights']}. {args.images} images, canvas {canvas} px, "

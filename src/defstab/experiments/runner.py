@@ -9,7 +9,7 @@ from defstab.experiments.aggregate import aggregate
 from defstab.experiments.config import ExperimentConfig
 from defstab.experiments.presets import PAPER_COST
 from defstab.experiments.registry import get_experiment
-from defstab.experiments.runs import DataCache, execute
+from defstab.experiments.runs import DataCache, execute, is_finished
 from defstab.io.atomic import write_json
 from defstab.io.provenance import versions
 from defstab.io.tables import write_csv
@@ -41,6 +41,9 @@ def run_experiment(cfg: ExperimentConfig, quiet: bool = False) -> dict:
     folder = out / cfg.name
     folder.mkdir(parents=True, exist_ok=True)
     cache = DataCache()
+    resumed = sum(is_finished(spec, out) for spec in plan)
+    if resumed and not quiet:
+        print(f"{cfg.name}: resuming — {resumed} of {len(plan)} runs already finished in {out}")
     runs = plan
     if not quiet:
         from tqdm.auto import tqdm
@@ -81,6 +84,7 @@ def run_experiment(cfg: ExperimentConfig, quiet: bool = False) -> dict:
             }
             for s, r in zip(plan, results, strict=True)
         ],
+        "resumed_runs": resumed,
         "paper_preset_cost": PAPER_COST,
         "versions": versions(),  # of the code that wrote these tables; runs carry their own
     }

@@ -183,6 +183,11 @@ def _read_finished(path: Path, version: int) -> dict | None:
     return record if record.get("spec_version") == version else None
 
 
+def is_finished(spec: RunSpec, out: Path) -> bool:
+    """Whether ``spec``'s measurement is done (by the current spec version)."""
+    return _read_finished(spec.folder(out) / "result.json", spec.VERSION) is not None
+
+
 def trained_network(spec: NetworkSpec, out: Path, cache: DataCache, model, normalize, first):
     """Train ``model`` for ``spec`` (resuming), or load the finished checkpoint.
 

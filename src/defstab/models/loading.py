@@ -38,7 +38,7 @@ def build_model(spec: str, pretrained: bool = False, **registry_kwargs) -> nn.Mo
         if not is_model(spec):
             raise ValueError(
                 unknown_name_message("model", spec, list_models())
-                + " (or torchvision:NAME, timm:NAME, file.py:factory)"
+                + " (Or torchvision:NAME, timm:NAME, file.py:factory.)"
             )
         return create_model(spec, **registry_kwargs)
     if family == "torchvision":

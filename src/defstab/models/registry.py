@@ -29,10 +29,12 @@ def is_model(name: str) -> bool:
 
 
 def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
+    """One short sentence: the close matches if any, else the first few known names."""
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return f"unknown {kind} {name!r}.{hint} Known: {', '.join(known[:20])}" + (
-        " …" if len(known) > 20 else ""
+    if close:
+        return f"unknown {kind} {name!r}. Did you mean {', '.join(repr(c) for c in close)}?"
+    return f"unknown {kind} {name!r}. Known: {', '.join(known[:10])}" + (
+        f" … ({len(known)} in all)" if len(known) > 10 else ""
     )
 
 
