@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -21,8 +20,9 @@ def test_train_measure_translate_report_chain(tmp_path, capsys):
     data = f"cifar10:{tmp_path / 'cifar'}"
     write_cifar_batches(tmp_path / "cifar", n_per_batch=8)
     run = tmp_path / "results" / "train"
-    assert main(["train", "--model", "vgg_cifar_maxpool", "--width", "0.125", "--data", data,
-                 "--epochs", "1", "--batch-size", "20", "--quiet", "--out", str(run)]) == 0  # fmt: skip
+    train = ["train", "--model", "vgg_cifar_maxpool", "--width", "0.125", "--data", data,
+             "--epochs", "1", "--batch-size", "20", "--quiet", "--out", str(run)]  # fmt: skip
+    assert main(train) == 0
     common = ["--run", str(run), "--data", data]
     assert main(["measure", *common, "--images", "6", "--quiet",
                  "--out", str(tmp_path / "results" / "measure")]) == 0  # fmt: skip
