@@ -52,6 +52,18 @@ def test_train_measure_translate_report_chain(tmp_path, capsys):
     assert {r["layer"] for r in layers} >= {"features.conv1_1", "features.pool4"}
     assert {r["stride_source"] for r in layers} == {"feature_info"}
     assert [r["stride"] for r in layers if r["layer"] == "features.pool4"][0] == "16"
+    # checkpoints are files to share: they honour the umask like every other output
+    mask = os.umask(0)
+    os.umask(mask)
+    assert last.stat().st_mode & 0o777 == 0o666 & ~mask
+    # from Python, the same run loads with load_run
+    from defstab.io.checkpoint import model_state, read_checkpoint
+    from defstab.models import load_run
+
+    model, info = load_run(run)
+    state = model_state(read_checkpoint(last)[0])
+    assert info["step"] == int(last.stem.split("_")[1]) and not model.training
+    assert all((model.state_dict()[k] == v).all() for k, v in state.items())
     # replaying the saved deformations reproduces the measurement
     saved = tmp_path / "results" / "measure" / "deformations.pt"
     assert main(["measure", *common, "--images", "6", "--quiet", "--deformations", str(saved),
@@ -59,6 +71,17 @@ def test_train_measure_translate_report_chain(tmp_path, capsys):
     a = read_csv(tmp_path / "results" / "measure" / "sensitivity.csv")
     b = read_csv(tmp_path / "replay" / "sensitivity.csv")
     assert [r["mean"] for r in a] == [r["mean"] for r in b]
+
+
+def test_upscaled_images_are_announced(tmp_path, capsys):
+    from fixtures_formats import write_image_folder
+
+    write_image_folder(tmp_path / "small", per_class=2, size=(8, 8))
+    argv = ["measure", "--model", "vgg_cifar_maxpool", "--width", "0.125", "--images", "4",
+            "--data", f"folder:{tmp_path / 'small'}", "--quiet", "--out", str(tmp_path / "m")]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "warning: images of 8×8 px are resized ×4 to 32 px" in err
 
 
 def _cli(*argv, **kw):

@@ -239,3 +239,31 @@ def test_layer_analysis_does_not_depend_on_chunking(gen):
         assert x["equivariance"] == pytest.approx(
             y["equivariance"], rel=1e-4, abs=1e-7, nan_ok=True
         )
+
+
+@pytest.mark.parametrize(
+    "model_name", [f"vgg_cifar_{k}" for k in ("subsample", "maxpool", "avgpool", "strided",
+                                              "strided_relu", "blurpool")] + ["resnet18"],
+)  # fmt: skip
+def test_layer_analysis_runs_on_every_registry_model_and_a_torchvision_cnn(model_name, gen):
+    """Deep layers reach 1×1 or 2×2 maps (the margin must not empty them); strides come
+    from feature_info for registry models, from the shapes for torchvision's."""
+    import torchvision
+
+    from defstab.models import create_model
+
+    if model_name == "resnet18":
+        model, size = torchvision.models.resnet18(num_classes=10), 32  # layer4: 1×1
+        layers = ["maxpool", "layer1", "layer2", "layer3", "layer4"]
+        strides = {"maxpool": 4, "layer1": 4, "layer2": 8, "layer3": 16, "layer4": 32}
+        source = "inferred"
+    else:
+        model, size = create_model(model_name, width=0.125, seed=0), 28  # pool4: 1×1
+        layers, source = None, "feature_info"
+        strides = {"features.conv1_1": 1, "features.pool1": 2, "features.pool4": 16}
+    x = torch.rand(3, 3, size, size + 3, generator=gen)
+    rows = layer_shift_analysis(model, x, crop=size, max_shift=3, layers=layers)
+    got = {r["layer"]: r["stride"] for r in rows}
+    assert all(got[k] == v for k, v in strides.items())
+    assert {r["stride_source"] for r in rows} == {source}
+    assert all(r["invariance"] == r["invariance"] for r in rows)  # no NaN
