@@ -58,9 +58,13 @@ def test_each_experiment_end_to_end(tmp_path, name):
     summary = read_csv(folder / "summary.csv")
     results = read_csv(folder / "results.csv")
     assert (folder / meta["figure"]).stat().st_size > 5000
-    assert meta["findings"] and all(
-        {"paper", "observed", "shows"} <= set(f) for f in meta["findings"]
-    )
+    keys = {"paper", "observed", "definition", "verdict", "effect", "ci", "n_seeds"}
+    assert meta["findings"] and all(keys <= set(f) for f in meta["findings"])
+    # one seed (TINY): no interval, so nothing can be concluded
+    assert {f["verdict"] for f in meta["findings"]} == {"inconclusive"}
+    assert all(f["n_seeds"] == 1 for f in meta["findings"])
+    trained_findings = [f for f in meta["findings"] if "gate" in f]
+    assert all("test_accuracy" in f for f in trained_findings)
     metrics = {r["metric"] for r in summary}
     assert {"sensitivity", "noise", "smoothness"} <= metrics
     if name == "antialias":
@@ -70,6 +74,14 @@ def test_each_experiment_end_to_end(tmp_path, name):
     phases = {r["phase"] for r in results}
     assert phases == ({"init"} if name == "smooth-init" else {"init", "trained"})
     assert "QUICK PRESET" in " ".join(meta["caveats"])
+    if name == "synthetic":  # the caveat counts what E3 trains on: 10 × per_class images
+        assert f"on {10 * TINY['per_class']} generated images" in meta["caveats"][0]
+    if name == "random-labels":
+        assert {c.split("|")[1] for c in meta["conditions"]} == {
+            "real labels",
+            "random labels",
+            "random images",
+        }
 
 
 def test_resume_skips_finished_and_reruns_unfinished(tmp_path, monkeypatch):

@@ -77,6 +77,5 @@ def run(args) -> None:
     if meta["resumed_runs"]:
         print(f"  ({meta['resumed_runs']} of {len(meta['runs'])} runs were already finished)")
     for f in meta["findings"]:
-        verdict = {True: "shows", False: "does not show", None: "see numbers"}[f["shows"]]
-        print(f"  [{verdict}] {f['paper']}\n      {f['observed']}")
+        print(f"  [{f['verdict']}] {f['paper']}\n      {f['observed']}")
     print(f"wrote {Path(args.out) / args.name}/ (summary.csv, results.csv, {meta['figure']})")

@@ -29,6 +29,8 @@ class ExperimentConfig:
         seeds: number of seeds (0 … seeds − 1).
         arch: downsampling type for smooth-init.
         overrides: any preset key (width, epochs, images, …).
+        label: what to call this setting in titles and caveats (default: the preset's name;
+            the demo says "demo setting").
     """
 
     name: str
@@ -40,6 +42,7 @@ class ExperimentConfig:
     arch: str = "maxpool"
     archs: list[str] | None = None
     overrides: dict = field(default_factory=dict)
+    label: str | None = None
 
     def settings(self) -> dict:
         s = preset(self.preset) | {k: v for k, v in self.overrides.items() if v is not None}

@@ -11,6 +11,7 @@ from defstab.experiments.aggregate import select
 from defstab.plotting.common import plt, save_figure
 from defstab.plotting.sensitivity import short_layer_name
 
+LOWER_BOUND = 0.0  # every plotted metric is ≥ 0
 INIT_SMOOTHNESS = 1.857  # truncated-normal init, analytic (the paper estimates ≈ 1.87)
 YLABELS = {
     "sensitivity": "normalized cosine distance",
@@ -43,10 +44,10 @@ def layer_curves(
                 continue
             x = np.array([int(r["layer_index"]) for r in rows])
             mean = np.array([float(r["mean"]) for r in rows])
-            lo, hi = (
-                np.array([float(r["lo"]) for r in rows]),
-                np.array([float(r["hi"]) for r in rows]),
-            )
+            # mean ± 2 std as the paper draws it, but never below the metric's floor (0:
+            # distances and total variations are non-negative)
+            lo = np.maximum(np.array([float(r["lo"]) for r in rows]), LOWER_BOUND)
+            hi = np.array([float(r["hi"]) for r in rows])
             color = colors[j] if colors else f"C{j}"
             ax.plot(x, mean, "o-", ms=3, color=color, label=label(cond))
             ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
@@ -88,10 +89,12 @@ def bar_measures(summary, conditions, metrics, path: Path, suptitle: str) -> Pat
             rows = select(summary, condition=cond, metric=metric)
             means.append(float(rows[0]["mean"]) if rows else np.nan)
             errs.append(2 * float(rows[0]["std"]) if rows else 0.0)
+        means, errs = np.array(means), np.array(errs)
+        below = np.minimum(errs, np.nan_to_num(means - LOWER_BOUND))  # bars stop at 0
         ax.bar(
             range(len(conditions)),
             means,
-            yerr=errs,
+            yerr=np.stack([below, errs]),
             color=[f"C{i}" for i in range(len(conditions))],
             capsize=3,
         )

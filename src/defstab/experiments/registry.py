@@ -22,11 +22,14 @@ class Experiment:
         title: the report's heading.
         plan: ExperimentConfig → list of :class:`~defstab.experiments.runs.RunSpec`.
         figure: (summary, conditions, path, title) → the written figure's path.
-        findings: (summary, conditions) → the paper's findings next to this run's numbers.
+        findings: :class:`~defstab.experiments.findings.Evidence` → the paper's findings
+            next to this run's numbers, each with an effect, an interval and a verdict.
         epochs_key: the preset key that ``--epochs`` overrides.
         needs_data: whether ``--data`` is required.
         summary: one line for ``--help``.
         order: place in the study (CLI listing and report); ties go by name.
+        describe: settings → how its networks are trained, in words (for the caveats).
+        title_init_only: the heading when nothing was trained (e.g. the demo's E1).
     """
 
     name: str
@@ -38,6 +41,8 @@ class Experiment:
     needs_data: bool = True
     summary: str = ""
     order: int = 100
+    describe: Callable | None = None
+    title_init_only: str | None = None
 
 
 def register_experiment(experiment: Experiment) -> Experiment:

@@ -7,6 +7,7 @@ from pathlib import Path
 from defstab.data.spec import DataSpec
 from defstab.experiments.aggregate import aggregate
 from defstab.experiments.config import ExperimentConfig
+from defstab.experiments.findings import Evidence
 from defstab.experiments.presets import PAPER_COST
 from defstab.experiments.registry import get_experiment
 from defstab.experiments.runs import DataCache, execute, is_finished
@@ -14,16 +15,46 @@ from defstab.io.atomic import write_json
 from defstab.io.provenance import versions
 from defstab.io.tables import write_csv
 
+STATISTICS_NOTE = (
+    "Each finding's effect is computed within each seed (same seed: same initial weights and "
+    "data order), signed so that the paper's claim predicts a positive value, and summarised "
+    "by its mean over seeds with a 95% t interval. Verdict: 'shows' when the interval lies "
+    "above 0; 'does not show' when it lies below 0 (or within a stated negligible band); "
+    "'inconclusive' otherwise, with one seed, or when the networks behind a finding about "
+    "trained networks fall below the preset's accuracy threshold."
+)
 
-def caveats(cfg: ExperimentConfig, settings: dict, data: list[DataSpec]) -> list[str]:
+
+def machine() -> str:
+    import os
+    import platform
+
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {gpu}"
+
+
+def training_in_words(experiment, settings: dict) -> str:
+    if experiment.describe is not None:
+        return experiment.describe(settings)
+    if not settings["epochs"]:
+        return "no training (measured at initialisation)"
+    n = settings["train_images"] or "all"
+    return f"{settings['epochs']} epochs on {n} training images"
+
+
+def caveats(
+    cfg: ExperimentConfig, settings: dict, data: list[DataSpec], experiment, n_seeds: int
+) -> list[str]:
     """What a reader must know: the preset's scale, and what the data used is not."""
     out = []
-    if cfg.preset == "quick":
+    if cfg.preset == "quick" or cfg.label:
         out.append(
-            f"QUICK PRESET: a scaled-down replication (width ×{settings['width']}, "
-            f"{settings['seeds']} seeds, {settings['images']} measured images, "
-            f"{settings['epochs']} epochs on {settings['train_images']} training images), "
-            "not the paper's setting."
+            f"{(cfg.label or 'quick preset').upper()}: a scaled-down replication "
+            f"(width ×{settings['width']}, "
+            f"{n_seeds} seeds, {settings['images']} measured images, "
+            f"{training_in_words(experiment, settings)}), not the paper's setting."
         )
     for text in dict.fromkeys(c for d in data for c in d.caveats(cfg.templates)):
         out.append(text)
@@ -57,35 +88,61 @@ def run_experiment(cfg: ExperimentConfig, quiet: bool = False) -> dict:
     rows = [{"experiment": cfg.name} | r for res in results for r in res["rows"]]
     summary = aggregate(rows)
     conditions = list(dict.fromkeys(spec.condition for spec in plan))
+    trained = any(spec.train is not None for spec in plan)
+    evidence = Evidence(
+        rows,
+        summary,
+        conditions,
+        [
+            {"condition": r["condition"], "seed": r["seed"]}
+            | {k: r[k] for k in ("test_acc", "train_acc") if k in r}
+            for r in results
+        ],
+        settings,
+    )
     write_csv(folder / "results.csv", rows)
     write_csv(folder / "summary.csv", summary)
-    title = experiment.title + (" — quick preset" if cfg.preset == "quick" else "")
+    heading = experiment.title if trained else (experiment.title_init_only or experiment.title)
+    label = cfg.label or ("quick preset" if cfg.preset == "quick" else None)
+    title = heading + (f" — {label}" if label else "")
     figure = experiment.figure(summary, conditions, folder / f"{cfg.name}.png", title)
     data = list(dict.fromkeys(DataSpec.parse(spec.data) for spec in plan))
+    seeds = sorted({spec.seed for spec in plan})
+    seconds = [r["seconds"] for r in results if "seconds" in r]
     meta = {
         "experiment": cfg.name,
-        "title": experiment.title,
+        "title": heading,
         "preset": cfg.preset,
         "settings": settings,
         "data": cfg.data,
         "data_used": [d.record() for d in data],
         "templates": cfg.templates,
-        "seeds": list(range(settings["seeds"])),
+        "seeds": seeds,
         "conditions": conditions,
-        "caveats": caveats(cfg, settings, data),
-        "findings": experiment.findings(summary, conditions),
+        "caveats": caveats(cfg, settings, data, experiment, len(seeds)),
+        "findings": experiment.findings(evidence),
+        "statistics": STATISTICS_NOTE,
         "figure": figure.name,
         "runs": [
             {
                 "key": s.key,
                 "folder": str(s.folder(out).relative_to(out)),
-                **{k: r[k] for k in ("network", "test_acc", "train_acc") if k in r},
+                **{
+                    k: r[k]
+                    for k in ("network", "test_acc", "train_acc", "steps", "solved_step", "seconds")
+                    if k in r
+                },
                 "provenance": r.get("provenance", {}),
             }
             for s, r in zip(plan, results, strict=True)
         ],
         "resumed_runs": resumed,
-        "paper_preset_cost": PAPER_COST,
+        "cost": {
+            "runs": len(plan),
+            "seconds_per_run": sum(seconds) / len(seconds) if seconds else None,
+            "measured_on": machine(),
+            "paper_preset_gpu_estimate": PAPER_COST,
+        },
         "versions": versions(),  # of the code that wrote these tables; runs carry their own
     }
     write_json(folder / "experiment.json", meta)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from defstab.data.spec import DataSpec
 from defstab.io.atomic import write_json
 
 SENSITIVITY, NOISE, SMOOTHNESS = "sensitivity", "noise", "smoothness"
+SOLVED_TRAIN_ACC = 0.99
 NETWORKS, MEASUREMENTS = "networks", "measurements"
 
 
@@ -44,7 +46,8 @@ class NetworkSpec:
         model: registry name; ``model_kwargs`` (width, smooth_sigma, …) go to
             ``create_model``, initialised from ``seed``.
         data: the DATA string of the training and test images.
-        data_options: per_class, templates, train_images, test_images, random_labels.
+        data_options: per_class, templates, train_images, test_images, random_labels,
+            random_images (training pixels shuffled, see ``with_shuffled_pixels``).
         train: TrainConfig as a dict, or None for a network measured at init only.
     """
 
@@ -120,7 +123,7 @@ class DataCache:
 
     def splits(self, spec: RunSpec | NetworkSpec):
         """(train, test) for a run: seeded subsets, decoded once, random labels if asked."""
-        from defstab.data.labels import with_random_labels
+        from defstab.data.labels import with_random_labels, with_shuffled_pixels
 
         opts = spec.data_options
         data = DataSpec.parse(spec.data)
@@ -133,6 +136,8 @@ class DataCache:
         train, test = self._cache[key]
         if opts.get("random_labels"):
             train = with_random_labels(train, spec.seed)
+        if opts.get("random_images"):
+            train = with_shuffled_pixels(train, spec.seed)
         return train, test
 
     @staticmethod
@@ -215,6 +220,7 @@ def trained_network(spec: NetworkSpec, out: Path, cache: DataCache, model, norma
         preprocess=normalize,
         quiet=True,
     )
+    solved = [r["step"] for r in trained.history if r["train_acc"] >= SOLVED_TRAIN_ACC]
     record = {
         "spec": asdict(spec),
         "spec_version": spec.VERSION,
@@ -222,6 +228,10 @@ def trained_network(spec: NetworkSpec, out: Path, cache: DataCache, model, norma
         "test_acc": trained.history[-1]["test_acc"],
         "train_acc": trained.history[-1]["train_acc"],
         "train_images": len(first),
+        "steps": trained.steps,
+        # first checkpoint whose running train accuracy reached 99%: "solved" from there on
+        "solved_step": solved[0] if solved else None,
+        "train_seconds": trained.seconds,
         "provenance": provenance(),
     }
     write_json(folder / "network.json", record)
@@ -241,6 +251,7 @@ def execute(spec: RunSpec, out: Path, cache: DataCache, quiet: bool = True) -> d
     finished = _read_finished(done, spec.VERSION)
     if finished is not None:
         return finished
+    t0 = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     train_data, test_data = cache.splits(spec)
     first = train_data.for_epoch(0) if hasattr(train_data, "for_epoch") else train_data
@@ -284,10 +295,14 @@ def execute(spec: RunSpec, out: Path, cache: DataCache, quiet: bool = True) -> d
         model, record = trained_network(network, out, cache, model, normalize, first)
         result["network"] = str(network.folder(out).relative_to(out))
         result["test_acc"], result["train_acc"] = record["test_acc"], record["train_acc"]
+        for k in ("steps", "solved_step"):
+            if k in record:
+                result[k] = record[k]
         measure("trained")
     if spec.translate is not None:
         rows += _translation_rows(spec, model, x, test_data.labels[idx], normalize)
     result["provenance"] = provenance()
+    result["seconds"] = time.perf_counter() - t0  # this computation, training included
     result["rows"] = rows
     write_json(done, result)
     return result

@@ -18,7 +18,7 @@ h1{font-size:1.6em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-to
 table{border-collapse:collapse;font-size:.85em;margin:.6em 0}
 td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left}
 th{background:#f3f3f3}.num{text-align:right;font-variant-numeric:tabular-nums}
-.yes{color:#17803d;font-weight:600}.no{color:#b42318;font-weight:600}
+.yes{color:#17803d;font-weight:600}.no{color:#b42318;font-weight:600}.maybe{color:#8a6d00;font-weight:600}
 .caveat{background:#fff7e0;border-left:4px solid #e0a800;padding:.4em .8em;margin:.4em 0}
 img{max-width:100%;border:1px solid #eee}details{margin:.5em 0}code{background:#f5f5f5}
 """
@@ -75,23 +75,27 @@ def _experiment_section(folder: Path, meta: dict) -> str:
         parts.append(_img(fig))
     rows = []
     for f in meta.get("findings", []):
-        shows = f["shows"]
-        mark = (
-            '<span class="yes">shows</span>'
-            if shows
-            else '<span class="no">does not show</span>'
-            if shows is False
-            else "see numbers"
+        verdict = f.get("verdict", "inconclusive")
+        css = {"shows": "yes", "does not show": "no"}.get(verdict, "maybe")
+        acc = " · ".join(
+            f"{label} {f[key]:.3f}"
+            for key, label in (("test_accuracy", "test acc."), ("train_accuracy", "train acc."))
+            if f.get(key) is not None
         )
         rows.append(
-            f"<tr><td>{html.escape(f['paper'])}</td><td>{html.escape(f['observed'])}</td>"
-            f"<td>{mark}</td></tr>"
+            f"<tr><td>{html.escape(f['paper'])}</td><td>{html.escape(f['observed'])}"
+            f"<br><small>effect: {html.escape(f.get('definition', ''))}</small></td>"
+            f"<td>{html.escape(acc) or '—'}</td>"
+            f'<td><span class="{css}">{html.escape(verdict)}</span></td></tr>'
         )
     if rows:
         parts.append(
             "<h3>The paper's finding and this run</h3><table><tr><th>paper</th>"
-            f"<th>this run</th><th>verdict</th></tr>{''.join(rows)}</table>"
+            f"<th>this run (effect, 95% CI over seeds)</th><th>accuracy</th><th>verdict</th></tr>"
+            f"{''.join(rows)}</table>"
         )
+        if meta.get("statistics"):
+            parts.append(f"<p><small>{html.escape(meta['statistics'])}</small></p>")
     summary_path = folder / "summary.csv"
     if summary_path.is_file():
         summary = read_csv(summary_path)

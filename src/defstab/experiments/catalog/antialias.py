@@ -4,13 +4,16 @@ checkpoints, not retrained), measured under one-pixel translations."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from defstab.experiments.aggregate import select
 from defstab.experiments.catalog import pooling
 from defstab.experiments.config import ExperimentConfig, image_size
 from defstab.experiments.figures import bar_measures
-from defstab.experiments.findings import finding
+from defstab.experiments.findings import Evidence, finding, per_seed
 from defstab.experiments.registry import Experiment, register_experiment
 from defstab.experiments.runs import RunSpec
+from defstab.experiments.statistics import seed_effect
 
 ARCHS = ["maxpool", "strided", "blurpool"]
 PROTOCOLS = ("embed", "crop")
@@ -35,24 +38,35 @@ def figure(summary, conditions, path, title):
     return bar_measures(summary, conditions, metrics, path, title)
 
 
-def findings(summary, conditions) -> list[dict]:
+def findings(ev: Evidence) -> list[dict]:
     out = []
+    others = [c for c in ev.conditions if c != "blurpool"]
+    if "blurpool" not in ev.conditions or not others:
+        return out
     for proto in PROTOCOLS:
-        vals = {
+        metric = f"{proto}:p_top1_change"
+
+        def lower(seed, metric=metric):
+            p = {c: ev.curve(c, "trained", metric, seed)[0] for c in ev.conditions}
+            return np.mean([p[c] for c in others]) - p["blurpool"]
+
+        means = {
             c: float(r[0]["mean"])
-            for c in conditions
-            if (r := select(summary, condition=c, metric=f"{proto}:p_top1_change"))
+            for c in ev.conditions
+            if (r := select(ev.summary, condition=c, metric=metric))
         }
-        if "blurpool" in vals and len(vals) > 1:
-            others = [v for c, v in vals.items() if c != "blurpool"]
-            out.append(
-                finding(
-                    "Blurring before subsampling (blurpool) lowers P(top-1 change) under "
-                    f"one-pixel shifts ({proto} protocol).",
-                    ", ".join(f"{c} {v:.3f}" for c, v in vals.items()),
-                    vals["blurpool"] < min(others),
-                )
+        out.append(
+            finding(
+                "Blurring before subsampling (blurpool) lowers P(top-1 change) under "
+                f"one-pixel shifts ({proto} protocol).",
+                f"per seed: P(top-1 change), mean over {', '.join(others)} minus blurpool",
+                ", ".join(f"{c} {v:.3f}" for c, v in means.items()),
+                seed_effect(per_seed(ev, lower)),
+                test_accuracy=ev.accuracy(ev.conditions),
+                train_accuracy=ev.accuracy(ev.conditions, "train_acc"),
+                gate=("test accuracy", ev.accuracy(ev.conditions), ev.settings["min_test_acc"]),
             )
+        )
     return out
 
 

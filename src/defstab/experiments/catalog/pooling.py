@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from defstab.experiments.aggregate import curve
 from defstab.experiments.config import (
     POOLING_TYPES,
     ExperimentConfig,
@@ -12,9 +11,10 @@ from defstab.experiments.config import (
     train_settings,
 )
 from defstab.experiments.figures import layer_curves
-from defstab.experiments.findings import finding, spread
+from defstab.experiments.findings import Evidence, finding, per_seed, spread
 from defstab.experiments.registry import Experiment, register_experiment
 from defstab.experiments.runs import RunSpec
+from defstab.experiments.statistics import largest_of, seed_effect
 
 POOLS = ("maxpool", "avgpool", "blurpool")
 NON_POOLS = ("subsample", "strided", "strided_relu")
@@ -40,7 +40,7 @@ def plan(cfg: ExperimentConfig, archs: list[str] | None = None) -> list[RunSpec]
                 "per_class": s["per_class"],
             },
         )
-        for kind in archs or cfg.archs or POOLING_TYPES
+        for kind in archs or cfg.archs or s.get("pooling_types", POOLING_TYPES)
         for seed in range(s["seeds"])
     ]
 
@@ -52,44 +52,82 @@ def figure(summary, conditions, path, title):
     return layer_curves(summary, panels, conditions, path, title)
 
 
-def findings(summary, conditions) -> list[dict]:
-    pools = [c for c in conditions if c in POOLS]
-    plain = [c for c in conditions if c in NON_POOLS]
+def gate(ev: Evidence, conditions) -> tuple[str, float | None, float]:
+    return ("test accuracy", ev.accuracy(conditions), ev.settings["min_test_acc"])
+
+
+def findings(ev: Evidence) -> list[dict]:
+    conds = ev.conditions
+    pools = [c for c in conds if c in POOLS]
+    plain = [c for c in conds if c in NON_POOLS]
     out = []
     if pools and plain:
-        p = np.mean([curve(summary, c, "init", "sensitivity")[-1] for c in pools])
-        q = np.mean([curve(summary, c, "init", "sensitivity")[-1] for c in plain])
+
+        def last_layer_gap(seed):
+            last = {c: ev.curve(c, "init", "sensitivity", seed)[-1] for c in pools + plain}
+            return np.mean([last[c] for c in plain]) - np.mean([last[c] for c in pools])
+
+        e = seed_effect(per_seed(ev, last_layer_gap))
         out.append(
             finding(
                 "At init, networks with pooling are less sensitive to deformation.",
-                f"last layer at init: pooling types {p:.3f} vs non-pooling {q:.3f}",
-                bool(p < q),
+                "per seed: last-layer sensitivity at init, mean over non-pooling types "
+                f"({', '.join(plain)}) minus mean over pooling types ({', '.join(pools)})",
+                "non-pooling minus pooling, last layer at init",
+                e,
             )
         )
-    if any(curve(summary, c, "trained", "sensitivity") for c in conditions):
-        a = spread(summary, conditions, "init", "sensitivity")
-        b = spread(summary, conditions, "trained", "sensitivity")
+    trained = [
+        c for c in conds if any(ev.curve(c, "trained", "sensitivity", s) for s in ev.seeds())
+    ]
+    if len(trained) >= 2:
+
+        def converge(seed):
+            def curves(phase):
+                return [ev.curve(c, phase, "sensitivity", seed) for c in trained]
+
+            return spread(curves("init")) - spread(curves("trained"))
+
         out.append(
             finding(
                 "After training, the layer-wise patterns of all types are similar.",
-                f"spread across types (mean over layers of the std of the means): "
-                f"init {a:.3f}, trained {b:.3f}",
-                bool(b < a),
+                "per seed: spread across types (mean over layers of the std across types) at "
+                "init minus after training",
+                "spread at init minus spread after training",
+                seed_effect(per_seed(ev, converge)),
+                test_accuracy=ev.accuracy(trained),
+                train_accuracy=ev.accuracy(trained, "train_acc"),
+                gate=gate(ev, trained),
             )
         )
-        raised = []
-        for c in pools:
-            i, t = (
-                curve(summary, c, "init", "sensitivity"),
-                curve(summary, c, "trained", "sensitivity"),
+    raised_pools = [c for c in pools if c in trained]
+    if raised_pools:
+        n_layers = len(ev.curve(raised_pools[0], "init", "sensitivity", ev.seeds()[0]))
+        by_layer = {
+            f"layer {k}": per_seed(
+                ev,
+                lambda seed, k=k: np.mean(
+                    [
+                        ev.curve(c, "trained", "sensitivity", seed)[k]
+                        - ev.curve(c, "init", "sensitivity", seed)[k]
+                        for c in raised_pools
+                    ]
+                ),
             )
-            raised += [f"{c}:{k}" for k, (u, v) in enumerate(zip(i, t, strict=True)) if k and v > u]
+            for k in range(1, n_layers)
+        }
+        layer, e = largest_of(by_layer)
         out.append(
             finding(
                 "Training raises the sensitivity of pooling networks in some layers.",
-                f"{len(raised)} (network, layer) pairs rose: {', '.join(raised[:8])}"
-                + (" …" if len(raised) > 8 else ""),
-                bool(raised),
+                "per seed and layer: sensitivity after training minus at init, mean over "
+                f"pooling types ({', '.join(raised_pools)}); the layer with the largest mean "
+                f"rise, its interval Bonferroni-corrected for {len(by_layer)} layers",
+                f"largest rise at {layer}",
+                e,
+                test_accuracy=ev.accuracy(raised_pools),
+                train_accuracy=ev.accuracy(raised_pools, "train_acc"),
+                gate=gate(ev, raised_pools),
             )
         )
     return out
@@ -103,6 +141,7 @@ EXPERIMENT = register_experiment(
         figure=figure,
         findings=findings,
         summary="sensitivity per layer of six downsampling types, at init and trained",
+        title_init_only="E1 · Pooling at initialisation (Ruderman Fig. 3c)",
         order=1,
     )
 )

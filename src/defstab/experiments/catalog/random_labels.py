@@ -1,55 +1,61 @@
-"""E5 · Random labels (Ruderman Fig. 6c and 7): each architecture trained on real and on
-fixed random labels."""
+"""E5 · Random labels and random images (Ruderman Fig. 6c and 7, §5): each architecture
+trained on real labels, on fixed random labels (P(Y|X) destroyed), and on images whose
+pixels are shuffled (P(X) destroyed, labels kept)."""
 
 from __future__ import annotations
 
-from defstab.experiments.config import (
-    PAPER_TYPES,
-    ExperimentConfig,
-    measure_settings,
-    train_settings,
-)
+import numpy as np
+
+from defstab.experiments.config import ExperimentConfig, measure_settings, train_settings
 from defstab.experiments.figures import layer_curves
-from defstab.experiments.findings import finding, spread
+from defstab.experiments.findings import Evidence, finding, per_seed, spread
 from defstab.experiments.registry import Experiment, register_experiment
 from defstab.experiments.runs import RunSpec
+from defstab.experiments.statistics import seed_effect
+
+REAL, RANDOM_LABELS, RANDOM_IMAGES = "real labels", "random labels", "random images"
+VARIANTS = (REAL, RANDOM_LABELS, RANDOM_IMAGES)
 
 
 def plan(cfg: ExperimentConfig) -> list[RunSpec]:
     s, data = cfg.settings(), cfg.data_spec()
     return [
         RunSpec(
-            key=f"rl-{kind}-{labels.split()[0]}/seed{seed}",
-            condition=f"{kind}|{labels}",
+            key=f"rl-{kind}-{variant.replace(' ', '-')}/seed{seed}",
+            condition=f"{kind}|{variant}",
             seed=seed,
             model=f"vgg_cifar_{kind}",
             model_kwargs={"width": s["width"]},
             data=data.text,
             measure=measure_settings(data, s),
-            # no augmentation: memorising random labels is the point
+            # no augmentation: memorising random labels (or shuffled images) is the point
             train=train_settings(s, seed, s["random_label_epochs"], False),
             data_options={
                 "train_images": s["random_label_images"],
                 "test_images": s["test_images"],
                 "per_class": s["per_class"],
-                "random_labels": labels == "random labels",
+                "random_labels": variant == RANDOM_LABELS,
+                "random_images": variant == RANDOM_IMAGES,
             },
         )
-        for kind in cfg.archs or PAPER_TYPES
-        for labels in ("real labels", "random labels")
+        for kind in cfg.archs or s["pooling_types"]
+        for variant in VARIANTS
         for seed in range(s["seeds"])
     ]
 
 
+def _of(variant: str):
+    return lambda c: c.endswith(variant)
+
+
 def figure(summary, conditions, path, title):
-    real = lambda c: c.endswith("real labels")  # noqa: E731
-    rand = lambda c: c.endswith("random labels")  # noqa: E731
     return layer_curves(
         summary,
         [
-            ("trained on real labels", "trained", "sensitivity", real),
-            ("trained on random labels", "trained", "sensitivity", rand),
-            ("smoothness, random labels", "trained", "smoothness", rand),
+            ("trained on real labels", "trained", "sensitivity", _of(REAL)),
+            ("trained on random labels", "trained", "sensitivity", _of(RANDOM_LABELS)),
+            ("trained on shuffled-pixel images", "trained", "sensitivity", _of(RANDOM_IMAGES)),
+            ("smoothness, random labels", "trained", "smoothness", _of(RANDOM_LABELS)),
         ],
         conditions,
         path,
@@ -58,31 +64,55 @@ def figure(summary, conditions, path, title):
     )
 
 
-def findings(summary, conditions) -> list[dict]:
-    real = [c for c in conditions if c.endswith("real labels")]
-    rand = [c for c in conditions if c.endswith("random labels")]
-    a = spread(summary, real, "trained", "sensitivity")
-    b = spread(summary, rand, "trained", "sensitivity")
-    return [
-        finding(
-            "With random labels, the sensitivity pattern depends on the architecture "
-            "(more than with real labels).",
-            f"spread across architectures after training: real labels {a:.3f}, "
-            f"random labels {b:.3f}",
-            bool(b > a),
+def findings(ev: Evidence) -> list[dict]:
+    groups = {v: [c for c in ev.conditions if c.endswith(v)] for v in VARIANTS}
+    threshold = ev.settings["min_train_acc_random_labels"]
+    out = []
+    for variant, what in ((RANDOM_LABELS, "random labels"), (RANDOM_IMAGES, "shuffled pixels")):
+        if not groups[variant] or not groups[REAL]:
+            continue
+
+        def more_spread(seed, variant=variant):
+            def curves(group):
+                return [ev.curve(c, "trained", "sensitivity", seed) for c in groups[group]]
+
+            return spread(curves(variant)) - spread(curves(REAL))
+
+        behind = groups[variant] + groups[REAL]
+        fitted = [ev.accuracy(groups[v], "train_acc") for v in (variant, REAL)]
+        least = None if None in fitted else float(np.min(fitted))
+        out.append(
+            finding(
+                f"With {what}, the sensitivity pattern depends on the architecture "
+                "(more than with real labels).",
+                "per seed: spread across architectures after training (mean over layers of "
+                f"the std across types) with {what} minus with real labels; networks must "
+                "fit their training set (train accuracy gate)",
+                f"spread with {what} minus spread with real labels",
+                seed_effect(per_seed(ev, more_spread)),
+                test_accuracy=ev.accuracy(behind),
+                train_accuracy=ev.accuracy(behind, "train_acc"),
+                gate=("train accuracy (lower of the two groups)", least, threshold),
+            )
         )
-    ]
+    return out
+
+
+def describe(s: dict) -> str:
+    n = s["random_label_images"] or "all"
+    return f"{s['random_label_epochs']} epochs on {n} training images, no augmentation"
 
 
 EXPERIMENT = register_experiment(
     Experiment(
         name="random-labels",
-        title="E5 · Random labels (Ruderman Fig. 6c and 7)",
+        title="E5 · Random labels and random images (Ruderman Fig. 6c and 7)",
         plan=plan,
         figure=figure,
         findings=findings,
         epochs_key="random_label_epochs",
-        summary="each architecture trained on real and on random labels",
+        summary="each architecture trained on real labels, random labels, shuffled pixels",
         order=5,
+        describe=describe,
     )
 )

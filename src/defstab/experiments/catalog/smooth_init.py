@@ -3,12 +3,14 @@ Gaussian filter smoothing. Measurement only."""
 
 from __future__ import annotations
 
-from defstab.experiments.aggregate import curve
+import numpy as np
+
 from defstab.experiments.config import ExperimentConfig, measure_settings
 from defstab.experiments.figures import layer_curves, shades
-from defstab.experiments.findings import finding, mean_curve, monotone_decreasing
+from defstab.experiments.findings import Evidence, finding, layer_mean, per_seed
 from defstab.experiments.registry import Experiment, register_experiment
 from defstab.experiments.runs import RunSpec
+from defstab.experiments.statistics import seed_effect
 
 
 def plan(cfg: ExperimentConfig) -> list[RunSpec]:
@@ -44,17 +46,26 @@ def figure(summary, conditions, path, title):
     )
 
 
-def findings(summary, conditions) -> list[dict]:
-    means = [mean_curve(summary, c, "init", "sensitivity") for c in conditions]
-    last = [curve(summary, c, "init", "sensitivity")[-1] for c in conditions]
+def findings(ev: Evidence) -> list[dict]:
+    lo, hi = ev.conditions[0], ev.conditions[-1]
+
+    def drop(seed):
+        return layer_mean(ev.curve(lo, "init", "sensitivity", seed)) - layer_mean(
+            ev.curve(hi, "init", "sensitivity", seed)
+        )
+
+    means = [
+        np.mean([layer_mean(ev.curve(c, "init", "sensitivity", s)) for s in ev.seeds()])
+        for c in ev.conditions
+    ]
     return [
         finding(
             "Larger σ (smoother initial filters): lower sensitivity.",
+            f"per seed: sensitivity at init, mean over layers 1…L, at {lo} minus at {hi} "
+            "(same seed: the same filters before smoothing)",
             "mean over layers by σ: "
-            + ", ".join(f"{c} {m:.3f}" for c, m in zip(conditions, means, strict=True))
-            + "; last layer: "
-            + ", ".join(f"{v:.3f}" for v in last),
-            monotone_decreasing(means),
+            + ", ".join(f"{c} {m:.3f}" for c, m in zip(ev.conditions, means, strict=True)),
+            seed_effect(per_seed(ev, drop)),
         )
     ]
 
@@ -67,6 +78,7 @@ EXPERIMENT = register_experiment(
         figure=figure,
         findings=findings,
         summary="sensitivity at init for Gaussian-smoothed filters (σ sweep)",
+        describe=lambda s: "no training (measured at initialisation)",
         order=2,
     )
 )
