@@ -77,8 +77,9 @@ def test_upscaled_images_are_announced(tmp_path, capsys):
     from fixtures_formats import write_image_folder
 
     write_image_folder(tmp_path / "small", per_class=2, size=(8, 8))
+    small = f"folder:{tmp_path / 'small'}"
     argv = ["measure", "--model", "vgg_cifar_maxpool", "--width", "0.125", "--images", "4",
-            "--data", f"folder:{tmp_path / 'small'}", "--quiet", "--out", str(tmp_path / "m")]  # fmt: skip
+            "--data", small, "--quiet", "--out", str(tmp_path / "m")]  # fmt: skip
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert "warning: images of 8×8 px are resized ×4 to 32 px" in err

@@ -60,7 +60,8 @@ PAPER_COST = (
     "forward): pooling/smoothness 6 architectures × 5 seeds × 30 epochs of CIFAR-10 ≈ "
     "1.5 GPU-hours; random-labels 5 × 5 × 60 epochs ≈ 2.5 GPU-hours (plus the same with real "
     "labels); synthetic 4 × 5 short runs ≈ 10 GPU-minutes; smooth-init is measurement only "
-    "(minutes). On a 2-core CPU each CIFAR epoch of the full-width VGG takes about 15 minutes."
+    "(minutes). On a 2-core CPU (measured: 469 images/s at width 1, 1,270 at 0.5, 2,700 at "
+    "0.25, batch 128, fp32) a CIFAR epoch of the full-width VGG takes about 1.8 minutes."
 )
 
 
