@@ -206,3 +206,47 @@ def test_demo_quick_test_via_cli(tmp_path, capsys):
     assert html.count("data:image/png;base64,") == 4  # deformations, E2, E1, E3
     meta = json.loads((tmp_path / "pooling" / "experiment.json").read_text())
     assert meta["caveats"][0].startswith("DEMO")
+
+
+def test_paper_preset_code_path_end_to_end(tmp_path):
+    """The paper preset's own settings (full test set, augmentation off for digits, its
+    thresholds), shrunk only where a test must be small."""
+    from defstab.experiments.presets import PRESETS
+
+    small = {"width": 0.125, "images": 8, "per_class": 6, "epochs": 1, "probe_images": 4,
+             "batch_size": 30, "pooling_types": ["maxpool", "subsample"]}  # fmt: skip
+    cfg = ExperimentConfig(
+        name="pooling", out=tmp_path, preset="paper", data="synthetic:2", seeds=2,
+        overrides=small,
+    )  # fmt: skip
+    meta = run_experiment(cfg, quiet=True)
+    assert meta["preset"] == "paper" and meta["seeds"] == [0, 1]
+    assert not any("QUICK" in c for c in meta["caveats"])
+    assert meta["settings"]["min_test_acc"] == PRESETS["paper"]["min_test_acc"] == 0.85
+    assert meta["settings"]["lr"] == PRESETS["paper"]["lr"]
+    assert meta["cost"]["seconds_per_run"] > 0 and "CPU cores" in meta["cost"]["measured_on"]
+    assert "GPU" in meta["cost"]["paper_preset_gpu_estimate"]
+    trained = [f for f in meta["findings"] if "gate" in f]
+    assert trained and all(f["gate"]["threshold"] == 0.85 for f in trained)
+    assert all(f["verdict"] == "inconclusive" for f in trained)  # 1 epoch: did not learn
+    assert all(f["n_seeds"] == 2 and f["ci"][0] <= f["effect"] <= f["ci"][1]
+               for f in meta["findings"])  # fmt: skip
+
+
+def test_epochs_sweep_through_the_cli(tmp_path, capsys):
+    from defstab.cli.main import main
+
+    argv = ["experiment", "synthetic", "--epochs-sweep", "1,2", "--seeds", "2", "--width",
+            "0.125", "--per-class", "6", "--images", "6", "--quiet",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    rows = read_csv(tmp_path / "synthetic-sweep" / "sweep.csv")
+    assert [r["synthetic_epochs"] for r in rows] == ["1", "1", "2", "2"]
+    for e in (1, 2):  # each length is a whole experiment, with its own findings
+        meta = json.loads((tmp_path / f"synthetic-epochs{e}" / "experiment.json").read_text())
+        assert [float(r["effect"]) for r in rows if r["synthetic_epochs"] == str(e)] == (
+            pytest.approx([f["effect"] for f in meta["findings"]], rel=1e-6)
+        )
+    assert (tmp_path / "synthetic-sweep" / "sweep.png").stat().st_size > 5000
+    assert main(argv[:3] + ["0,2"] + argv[4:]) == 2
+    assert "positive" in capsys.readouterr().err

@@ -33,6 +33,13 @@ def add_parser(sub):
         ("per-class", int),
     ]:
         p.add_argument(f"--{name}", type=typ, default=None, help="override the preset")
+    p.add_argument(
+        "--epochs-sweep",
+        default=None,
+        metavar="E1,E2,...",
+        help="rerun the experiment for each training length (e.g. 10,30,90) and plot how "
+        "each finding's effect and interval change (OUT/NAME-sweep/)",
+    )
     p.add_argument("--out", required=True, help="results folder (shared by all experiments)")
     p.add_argument("--quiet", action="store_true")
     return p
@@ -72,6 +79,8 @@ def run(args) -> None:
         value = getattr(args, option)
         if value is not None and value < (2 if option == "images" else 0):
             raise ValueError(f"--{option.replace('_', '-')} cannot be {value}.")
+    if args.epochs_sweep:
+        return _sweep(args, cfg, get_experiment(args.name).epochs_key)
     meta = run_experiment(cfg, quiet=args.quiet)
     print(meta["title"] + (" [quick preset]" if args.preset == "quick" else ""))
     if meta["resumed_runs"]:
@@ -79,3 +88,26 @@ def run(args) -> None:
     for f in meta["findings"]:
         print(f"  [{f['verdict']}] {f['paper']}\n      {f['observed']}")
     print(f"wrote {Path(args.out) / args.name}/ (summary.csv, results.csv, {meta['figure']})")
+
+
+def _sweep(args, cfg, key: str) -> None:
+    from defstab.experiments.sweep import run_sweep
+
+    try:
+        values = [int(v) for v in args.epochs_sweep.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(
+            f"--epochs-sweep takes epochs like 10,30,90; got {args.epochs_sweep!r}."
+        ) from None
+    if not values or min(values) < 1:
+        raise ValueError(f"--epochs-sweep takes positive epochs, got {args.epochs_sweep!r}.")
+    if args.name == "smooth-init":
+        raise ValueError("smooth-init trains nothing; --epochs-sweep does not apply.")
+    result = run_sweep(cfg, key, values, quiet=args.quiet, label="epochs")
+    for r in result["rows"]:
+        print(
+            f"  {key}={r[key]:<5} [{r['verdict']}] effect {r['effect']:+.4f} "
+            f"CI [{r['ci_lo'] if r['ci_lo'] is None else round(r['ci_lo'], 4)}, "
+            f"{r['ci_hi'] if r['ci_hi'] is None else round(r['ci_hi'], 4)}]  {r['finding']}"
+        )
+    print(f"wrote {result['folder']}/ (sweep.csv, sweep.png)")

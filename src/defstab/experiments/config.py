@@ -43,6 +43,7 @@ class ExperimentConfig:
     archs: list[str] | None = None
     overrides: dict = field(default_factory=dict)
     label: str | None = None
+    folder_name: str | None = None  # default: name (a sweep gives each value its own)
 
     def settings(self) -> dict:
         s = preset(self.preset) | {k: v for k, v in self.overrides.items() if v is not None}

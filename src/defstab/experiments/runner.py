@@ -69,7 +69,7 @@ def run_experiment(cfg: ExperimentConfig, quiet: bool = False) -> dict:
     settings = cfg.settings()
     plan = experiment.plan(cfg)
     out = Path(cfg.out)
-    folder = out / cfg.name
+    folder = out / (cfg.folder_name or cfg.name)
     folder.mkdir(parents=True, exist_ok=True)
     cache = DataCache()
     resumed = sum(is_finished(spec, out) for spec in plan)
