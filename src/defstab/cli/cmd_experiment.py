@@ -86,7 +86,12 @@ def run(args) -> None:
     if meta["resumed_runs"]:
         print(f"  ({meta['resumed_runs']} of {len(meta['runs'])} runs were already finished)")
     for f in meta["findings"]:
-        print(f"  [{f['verdict']}] {f['paper']}\n      {f['observed']}")
+        acc = "".join(
+            f"; {label} {f[key]:.3f}"
+            for key, label in (("test_accuracy", "test acc."), ("train_accuracy", "train acc."))
+            if f.get(key) is not None
+        )
+        print(f"  [{f['verdict']}] {f['paper']}\n      {f['observed']}{acc}")
     print(f"wrote {Path(args.out) / args.name}/ (summary.csv, results.csv, {meta['figure']})")
 
 
