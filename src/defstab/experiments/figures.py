@@ -31,6 +31,8 @@ def layer_curves(
         squeeze=False,
         sharey=len({p[2] for p in panels}) == 1,
     )
+    # one colour per label in every panel (E5 plots each architecture in three panels)
+    slot = {name: i for i, name in enumerate(dict.fromkeys(label(c) for c in conditions))}
     for ax, (title, phase, metric, keep) in zip(axes[0], panels, strict=True):
         names = None
         for j, cond in enumerate(conditions):
@@ -48,7 +50,7 @@ def layer_curves(
             # distances and total variations are non-negative)
             lo = np.maximum(np.array([float(r["lo"]) for r in rows]), LOWER_BOUND)
             hi = np.array([float(r["hi"]) for r in rows])
-            color = colors[j] if colors else f"C{j}"
+            color = colors[j] if colors else f"C{slot[label(cond)]}"
             ax.plot(x, mean, "o-", ms=3, color=color, label=label(cond))
             ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
             names = [short_layer_name(r["layer"]) for r in rows]
