@@ -7,7 +7,13 @@ import math
 import pytest
 
 from defstab.experiments.findings import Evidence, finding, per_seed
-from defstab.experiments.statistics import largest_of, seed_effect, t_quantile, verdict
+from defstab.experiments.statistics import (
+    VERDICTS,
+    largest_of,
+    seed_effect,
+    t_quantile,
+    verdict,
+)
 
 
 def test_t_quantiles_match_scipy():
@@ -93,6 +99,6 @@ def test_demo_labels_tell_the_truth(tmp_path):
     assert f"width ×{TINY['width']}" in e1["caveats"][0]
     assert "no training" in e1["caveats"][0]
     assert f"{TINY['synthetic_epochs']} epochs on {10 * TINY['per_class']}" in e3["caveats"][0]
-    assert all(f["verdict"] in ("shows", "does not show", "inconclusive") for f in e3["findings"])
+    assert all(f["verdict"] in VERDICTS for f in e3["findings"])
     html = (tmp_path / "report.html").read_text()
     assert "QUICK PRESET" not in html and "cannot decide the claim" in html

@@ -6,16 +6,6 @@ from defstab.data.sources import ImageDataset, load_data, read_image_folder
 from defstab.data.spec import DataSpec
 
 
-def data_kind(spec) -> str:
-    """cifar10, mnist, folder, tensor or synthetic (see :class:`DataSpec`)."""
-    return DataSpec.parse(spec).kind
-
-
-def parse_synthetic(spec) -> float:
-    """``synthetic`` or ``synthetic:C`` (C the deformation strength, default 2)."""
-    return DataSpec.parse(spec).strength
-
-
 class RegeneratedTask:
     """Train split of a synthetic task, drawn anew each epoch (``for_epoch``)."""
 

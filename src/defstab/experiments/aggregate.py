@@ -28,11 +28,3 @@ def aggregate(rows: list[dict]) -> list[dict]:
 
 def select(summary: list[dict], **where) -> list[dict]:
     return [r for r in summary if all(str(r[k]) == str(v) for k, v in where.items())]
-
-
-def curve(summary: list[dict], condition: str, phase: str, metric: str) -> list[float]:
-    rows = sorted(
-        select(summary, condition=condition, phase=phase, metric=metric),
-        key=lambda r: int(r["layer_index"]),
-    )
-    return [float(r["mean"]) for r in rows]

@@ -26,8 +26,6 @@ from defstab.measure.layers import INPUT, resolve_layers
 from defstab.measure.store import RepresentationStore
 from defstab.tap import evaluation_mode, model_device_dtype, probe_layers, tap
 
-# Former private names, imported by code outside this module before the tap existed.
-_model_device_dtype = model_device_dtype
 __all__ = ["SensitivityResult", "evaluation_mode", "measure_sensitivity"]
 
 DEFAULT_STORE_BYTES = 3 << 30  # 3 GiB of undeformed representations in RAM, the rest on disk

@@ -53,10 +53,6 @@ def _lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     return cfg.lr * (0.1 ** ((step >= 0.5 * total) + (step >= 0.75 * total)))
 
 
-# Former private name (cmd_train imported it); the tap's version also checks the GPU.
-_pick_device = pick_device
-
-
 @torch.no_grad()
 def evaluate(
     model: nn.Module, data: ImageDataset, preprocess=None, batch_size: int = 256, device=None
