@@ -108,7 +108,9 @@ def test_resume_skips_finished_and_reruns_unfinished(tmp_path, monkeypatch):
     assert len(calls) == 2  # the unfinished run and the stale one, nothing else
     for f in folders[2:]:
         assert (f / "result.json").stat().st_mtime_ns == stamps[f]
-    assert json.loads((folders[1] / "result.json").read_text())["spec_version"] == 3
+    from defstab.experiments.runs import RunSpec
+
+    assert json.loads((folders[1] / "result.json").read_text())["spec_version"] == RunSpec.VERSION
     assert read_csv(tmp_path / "smooth-init" / "summary.csv")
     assert first["findings"][0]["observed"] == second["findings"][0]["observed"]
 

@@ -243,7 +243,57 @@ def test_noise_control_has_matched_norm(gen):
     )
     # at the input, the Euclidean noise distance equals the deformation distance per image
     torch.testing.assert_close(res.noise_per_image[0], res.per_image[0], rtol=1e-5, atol=1e-8)
-    assert res.relative[0].item() == pytest.approx(1.0, rel=1e-5)
+    assert res.relative_stability[0].item() == pytest.approx(1.0, rel=1e-5)
+    assert res.mean_distance_ratio[0].item() == pytest.approx(1.0, rel=1e-5)
+
+
+def test_relative_stability_is_petrini_r_f_by_a_loop():
+    """Petrini et al. 2021's D_f, G_f, R_f recomputed image by image from their formulas:
+    squared Euclidean distances, η Gaussian in the network's input space (after the
+    normalisation) with ‖η‖ = ‖τx − x‖ there, per image."""
+    gen = torch.Generator().manual_seed(3)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 5)
+    )
+    x = torch.rand(6, 3, 8, 8, generator=gen)
+    disp = torch.randn(6, 9, 2, generator=gen)
+    mean, std = torch.tensor([0.5, 0.4, 0.3]), torch.tensor([0.2, 0.3, 0.25])
+
+    def prep(t):
+        return (t - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+
+    res = measure_sensitivity(
+        model, x, disp, layers="1,3", preprocess=prep, generator=torch.Generator().manual_seed(9)
+    )
+    eta = torch.randn(x.shape, generator=torch.Generator().manual_seed(9))  # the only draw
+    tx = apply_tps(x, disp, 3)
+    feats = {"input": lambda t: t, "1": lambda t: model[1](model[0](t)), "3": model}
+    with torch.no_grad():
+        for li, name in enumerate(res.layers):
+            f = feats[name]
+            d_sq, g_sq, reps = [], [], []
+            for i in range(6):
+                xi, ti = prep(x[i : i + 1]), prep(tx[i : i + 1])
+                noise = eta[i : i + 1] * (ti - xi).norm() / eta[i : i + 1].norm()
+                d_sq.append(float((f(ti) - f(xi)).double().norm() ** 2))
+                g_sq.append(float((f(xi + noise) - f(xi)).double().norm() ** 2))
+                reps.append(f(xi).double().flatten())
+            pairs = [
+                float((reps[i] - reps[j]).norm() ** 2)
+                for i, j in itertools.combinations(range(6), 2)
+            ]
+            r_f = np.mean(d_sq) / np.mean(g_sq)
+            assert res.relative_stability[li].item() == pytest.approx(r_f, rel=1e-4), name
+            assert res.deformation_stability[li].item() == pytest.approx(
+                np.mean(d_sq) / np.mean(pairs), rel=1e-4
+            )
+            assert res.noise_stability[li].item() == pytest.approx(
+                np.mean(g_sq) / np.mean(pairs), rel=1e-4
+            )
+    # the input layer: ‖η‖ = ‖τx − x‖ exactly, so R_f = 1 there
+    assert res.relative_stability[0].item() == pytest.approx(1.0, rel=1e-5)
+    # and it is not the ratio of mean cosine distances that 0.1.0 reported under its name
+    assert not torch.allclose(res.relative_stability[1:], res.mean_distance_ratio[1:], rtol=0.05)
 
 
 @pytest.mark.parametrize(

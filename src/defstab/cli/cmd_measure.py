@@ -173,10 +173,22 @@ def run(args) -> None:
     if not args.quiet:
         if random_note:
             print(random_note)
-        print(f"{'layer':>5s}  {'name':24s} {'sensitivity':>11s} {'noise':>7s}")
-        for row in result.to_rows():
-            noise = f"{row['noise_mean']:7.3f}" if "noise_mean" in row else ""
-            print(f"{row['layer_index']:5d}  {row['layer']:24s} {row['mean']:11.3f} {noise}")
+        rows = result.to_rows()
+        width = max(4, *(len(row["layer"]) for row in rows))  # aligned for any name length
+        head = f"{'layer':>5s}  {'name':{width}s} {'sensitivity':>11s}"
+        if result.noise_mean is not None:
+            head += f" {'noise':>7s} {'R_f':>7s}"
+        print(head)
+        for row in rows:
+            line = f"{row['layer_index']:5d}  {row['layer']:{width}s} {row['mean']:11.3f}"
+            if "noise_mean" in row:
+                line += f" {row['noise_mean']:7.3f} {row['relative_stability']:7.3f}"
+            print(line)
+        if result.noise_mean is not None:
+            print(
+                "R_f: Petrini et al. 2021's relative stability (< 1: more stable to the "
+                "deformation than to noise of equal norm)"
+            )
         print(f"wrote {out}/sensitivity.csv, per_image.csv, sensitivity.png, config.json")
 
 

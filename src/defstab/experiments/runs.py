@@ -93,8 +93,9 @@ class RunSpec:
     translate: dict[str, Any] | None = None
 
     #: Bumped when what a measurement records changes (3: networks stored apart,
-    #: noise drawn up front, deformation recorded whole).
-    VERSION = 3
+    #: noise drawn up front, deformation recorded whole; 4: the noise control is added
+    #: in the network's input space, as Petrini et al. do).
+    VERSION = 4
 
     def network(self) -> NetworkSpec:
         return NetworkSpec(

@@ -7,6 +7,17 @@ For every requested layer r and image x (Ruderman §2.1)::
 with the median over all pairs of undeformed images. One forward pass per chunk of
 images runs x, τx and (optionally) the noise control x + η together; forward hooks reduce
 every layer to per-image distances at once, and keep r(x) for the pairwise median.
+
+Beside the paper's normalized distance, the same pass gives Petrini et al. 2021's
+relative stability exactly (Petrini, Favero, Geiger, Wyart, *Relative stability toward
+diffeomorphisms indicates performance in deep nets*)::
+
+    D_f = ⟨‖f(τx) − f(x)‖²⟩ / ⟨‖f(x₁) − f(x₂)‖²⟩     G_f = ⟨‖f(x + η) − f(x)‖²⟩ / ⟨‖f(x₁) − f(x₂)‖²⟩
+    R_f = D_f / G_f = ⟨‖f(τx) − f(x)‖²⟩ / ⟨‖f(x + η) − f(x)‖²⟩
+
+with means of *squared Euclidean* distances whatever ``distance`` is, and Gaussian η added
+where Petrini adds it, in the network's input space (after ``preprocess``), scaled per image
+to ‖η‖ = ‖τx − x‖ measured in that same space.
 """
 
 from __future__ import annotations
@@ -44,10 +55,12 @@ class SensitivityResult:
             normalized distance.
         per_image: (L, N) normalized distances.
         normalizer: (L,) median distance over all pairs of undeformed images.
-        noise_mean, noise_std, noise_per_image: the same for x + η with ‖η‖ = ‖τx − x‖
-            (None without the noise control).
-        relative: (L,) mean deformation distance / mean noise distance (Petrini et al.
-            2021's relative stability; < 1: more stable to deformation than to noise).
+        noise_mean, noise_std, noise_per_image: the same for x + η, η Gaussian in the
+            network's input space with ‖η‖ = ‖τx − x‖ there, per image (None without the
+            noise control).
+        deformation_sq, noise_sq: (L,) mean over images of the squared Euclidean
+            distances ‖f(τx) − f(x)‖² and ‖f(x + η) − f(x)‖², whatever ``distance`` is.
+        pairs_sq: (L,) mean over pairs of undeformed images of ‖f(x₁) − f(x₂)‖².
         meta: settings (distance, deformation, counts) for tables and reports.
     """
 
@@ -60,6 +73,9 @@ class SensitivityResult:
     noise_std: torch.Tensor | None = None
     noise_per_image: torch.Tensor | None = None
     deformation_params: torch.Tensor | None = None
+    deformation_sq: torch.Tensor | None = None
+    noise_sq: torch.Tensor | None = None
+    pairs_sq: torch.Tensor | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -67,10 +83,35 @@ class SensitivityResult:
         return self.per_image.shape[1]
 
     @property
-    def relative(self) -> torch.Tensor | None:
+    def relative_stability(self) -> torch.Tensor | None:
+        """(L,) Petrini et al. 2021's R_f = ⟨‖f(τx) − f(x)‖²⟩ / ⟨‖f(x + η) − f(x)‖²⟩
+        (< 1: more stable to the deformation than to noise of the same norm)."""
+        if self.noise_sq is None:
+            return None
+        return self.deformation_sq / _positive(self.noise_sq)
+
+    @property
+    def deformation_stability(self) -> torch.Tensor | None:
+        """(L,) Petrini's D_f = ⟨‖f(τx) − f(x)‖²⟩ / ⟨‖f(x₁) − f(x₂)‖²⟩."""
+        if self.deformation_sq is None:
+            return None
+        return self.deformation_sq / _positive(self.pairs_sq)
+
+    @property
+    def noise_stability(self) -> torch.Tensor | None:
+        """(L,) Petrini's G_f = ⟨‖f(x + η) − f(x)‖²⟩ / ⟨‖f(x₁) − f(x₂)‖²⟩."""
+        if self.noise_sq is None:
+            return None
+        return self.noise_sq / _positive(self.pairs_sq)
+
+    @property
+    def mean_distance_ratio(self) -> torch.Tensor | None:
+        """(L,) mean normalized ``distance`` under deformation / under noise: the ratio
+        defstab 0.1.0 reported as "relative_stability". It is *not* Petrini's R_f (no
+        squares; cosine by default); kept because it uses the paper's distance."""
         if self.noise_mean is None:
             return None
-        return self.mean / self.noise_mean.clamp_min(torch.finfo(torch.float64).tiny)
+        return self.mean / _positive(self.noise_mean)
 
     def to_rows(self) -> list[dict[str, Any]]:
         """One dict per layer (tidy: one row per observation)."""
@@ -87,7 +128,10 @@ class SensitivityResult:
             if self.noise_mean is not None:
                 row["noise_mean"] = float(self.noise_mean[i])
                 row["noise_std"] = float(self.noise_std[i])
-                row["relative_stability"] = float(self.relative[i])
+                row["mean_distance_ratio"] = float(self.mean_distance_ratio[i])
+                row["D_f"] = float(self.deformation_stability[i])
+                row["G_f"] = float(self.noise_stability[i])
+                row["relative_stability"] = float(self.relative_stability[i])
             rows.append(row)
         return rows
 
@@ -143,7 +187,9 @@ def measure_sensitivity(
         distance: ``"cosine"`` (the paper's) or ``"euclidean"``.
         generator: CPU generator; all N deformations are drawn from it first, then all N
             noise images, before any chunking.
-        noise_control: also measure x + η, Gaussian η with ‖η‖ = ‖τx − x‖ per image.
+        noise_control: also measure x + η: Gaussian η added after ``preprocess`` (the
+            network's input space, as Petrini et al. do), scaled per image to
+            ‖η‖ = ‖prep(τx) − prep(x)‖; gives ``noise_*`` and Petrini's D_f, G_f, R_f.
         batch_size: images per forward chunk (each chunk runs 2 or 3 copies); default
             from the size of the largest activation. Results do not depend on it: every
             random draw happens up front, per image.
@@ -187,6 +233,9 @@ def measure_sensitivity(
             batch_size = max(1, min(64, ACTIVATION_BYTES // largest))
         dist_def = torch.zeros(len(names), n, dtype=torch.float64)
         dist_noise = torch.zeros(len(names), n, dtype=torch.float64) if noise_control else None
+        # Petrini's squared Euclidean distances, accumulated whatever `distance` is
+        sq_def = torch.zeros(len(names), n, dtype=torch.float64)
+        sq_noise = torch.zeros(len(names), n, dtype=torch.float64) if noise_control else None
         index = {name: i for i, name in enumerate(names)}
         with RepresentationStore(n, features, store_bytes, spill_dir) as store:
             chunks = range(0, n, batch_size)
@@ -198,28 +247,32 @@ def measure_sensitivity(
                 rows = slice(start, min(start + batch_size, n))
                 b = rows.stop - rows.start
                 x = images[rows].to(device, dtype)
-                tx = deform.apply(x, rows)
-                parts = [x, tx]
+                x_in, tx_in = prep(torch.cat([x, deform.apply(x, rows)])).split(b)
+                parts = [x_in, tx_in]
                 if noise_control:
-                    parts.append(x + _matched_noise(x, tx, noise[rows]))
-                batch = prep(torch.cat(parts))
+                    parts.append(x_in + _matched_noise(x_in, tx_in, noise[rows]))
+                batch = torch.cat(parts)
 
                 def on_output(name, y, rows=rows, b=b):
                     flat = y.reshape(y.shape[0], -1)
                     i = index[name]
                     ref = flat[:b]
                     dist_def[i, rows] = paired_distance(ref, flat[b : 2 * b], distance).cpu()
+                    sq_def[i, rows] = _squared(ref, flat[b : 2 * b])
                     if noise_control:
                         dist_noise[i, rows] = paired_distance(ref, flat[2 * b :], distance).cpu()
+                        sq_noise[i, rows] = _squared(ref, flat[2 * b :])
                     store.put(name, rows.start, ref)
 
                 on_output(INPUT, batch)
                 if modules:
                     tap(model, modules, batch, on_output)
-            normalizer = torch.tensor(
-                [median(pairwise_from_gram(store.gram(name, device), distance)) for name in names],
-                dtype=torch.float64,
-            )
+            normalizer, pairs_sq = [], []
+            for name in names:
+                gram = store.gram(name, device)
+                normalizer.append(median(pairwise_from_gram(gram, distance)))
+                pairs_sq.append(float(pairwise_from_gram(gram, "euclidean").square().mean()))
+            normalizer = torch.tensor(normalizer, dtype=torch.float64)
             spilled = list(store.spilled)
 
     scale = normalizer.clamp_min(torch.finfo(torch.float64).tiny)[:, None]
@@ -231,12 +284,15 @@ def measure_sensitivity(
         per_image=per_image,
         normalizer=normalizer,
         deformation_params=deform.params,
+        deformation_sq=sq_def.mean(1),
+        pairs_sq=torch.tensor(pairs_sq, dtype=torch.float64),
         meta={
             "distance": distance,
             "n_images": n,
             "image_size": list(size),
             "deformation": deform.record(),
             "noise_control": noise_control,
+            "noise_space": "network input (after preprocess)" if noise_control else None,
             "batch_size": batch_size,
             "spilled_layers": spilled,
         },
@@ -246,7 +302,17 @@ def measure_sensitivity(
         result.noise_per_image = noise
         result.noise_mean = noise.mean(1)
         result.noise_std = noise.std(1)
+        result.noise_sq = sq_noise.mean(1)
     return result
+
+
+def _positive(t: torch.Tensor) -> torch.Tensor:
+    return t.clamp_min(torch.finfo(torch.float64).tiny)
+
+
+def _squared(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distance between rows: (N, F), (N, F) -> (N,) float64 on CPU."""
+    return torch.linalg.vector_norm((a - b).double(), dim=1).square().cpu()
 
 
 def _matched_noise(x: torch.Tensor, tx: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
