@@ -36,7 +36,15 @@ def spec_param_count(blocks, downsample, in_ch, num_classes):
 
 
 def test_registry_names():
-    kinds = ["avgpool", "blurpool", "maxpool", "strided", "strided_relu", "subsample"]
+    kinds = [
+        "avgpool",
+        "blurpool",
+        "maxblurpool",
+        "maxpool",
+        "strided",
+        "strided_relu",
+        "subsample",
+    ]
     assert ALL == sorted([f"vgg_cifar_{k}" for k in kinds] + [f"vgg_imagenet_{k}" for k in kinds])
     assert list_models("vgg_cifar_*") == [f"vgg_cifar_{k}" for k in kinds]
 
@@ -269,3 +277,66 @@ def test_flop_count_by_hand():
     ]
     expected = sum(2 * 9 * cin * cout * s * s for cin, cout, s in convs) + 2 * 32 * 10
     assert count_flops(m, (3, 32, 32)) == expected
+
+
+def _zhang_blurpool_loop(x: np.ndarray, size: int) -> np.ndarray:
+    """Zhang 2019's BlurPool by its definition, pixel by pixel: binomial taps
+    C(f−1, k), normalised; reflection padding ⌊(f−1)/2⌋ before and ⌈(f−1)/2⌉ after;
+    stride 2 from the top-left. x: (C, H, W)."""
+    import math
+
+    taps = np.array([math.comb(size - 1, k) for k in range(size)], dtype=np.float64)
+    kernel = np.outer(taps, taps) / taps.sum() ** 2
+    before, after = (size - 1) // 2, size // 2
+    pad = np.pad(x, ((0, 0), (before, after), (before, after)), mode="reflect")
+    h, w = x.shape[1:]
+    out = np.zeros((x.shape[0], (h + 1) // 2, (w + 1) // 2))
+    for c in range(x.shape[0]):
+        for i in range(out.shape[1]):
+            for j in range(out.shape[2]):
+                out[c, i, j] = (pad[c, 2 * i : 2 * i + size, 2 * j : 2 * j + size] * kernel).sum()
+    return out
+
+
+@pytest.mark.parametrize("size", range(1, 8))
+def test_blurpool_every_filter_size_against_a_loop(size):
+    from defstab.models.downsample import MaxBlurPool
+
+    x = torch.rand(1, 2, 10, 12, generator=torch.Generator().manual_seed(size)).double()
+    got = BlurPool(2, size).double()(x)[0].numpy()
+    np.testing.assert_allclose(got, _zhang_blurpool_loop(x[0].numpy(), size), atol=1e-12)
+    # MaxBlurPool: 2×2 max with stride 1 (a loop), then the same blur-subsample
+    xn = x[0].numpy()
+    maxed = np.maximum.reduce([xn[:, :-1, :-1], xn[:, 1:, :-1], xn[:, :-1, 1:], xn[:, 1:, 1:]])
+    got = MaxBlurPool(2, size).double()(x)[0].numpy()
+    np.testing.assert_allclose(got, _zhang_blurpool_loop(maxed, size), atol=1e-12)
+    assert got.shape == (2, 5, 6)  # halves even sizes, as every downsampler does
+
+
+def test_blurpool_closed_forms():
+    """Two taps are a 2×2 average pool, one tap plain subsampling; MaxBlurPool with one
+    tap is a 2×2 stride-2 max-pool; every size keeps a constant image constant."""
+    from defstab.models.downsample import MaxBlurPool, binomial_taps
+
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(BlurPool(3, 2)(x), nn.AvgPool2d(2)(x))
+    torch.testing.assert_close(BlurPool(3, 1)(x), x[..., ::2, ::2])
+    torch.testing.assert_close(MaxBlurPool(3, 1)(x), nn.MaxPool2d(2)(x))
+    for size in range(1, 8):
+        torch.testing.assert_close(
+            BlurPool(1, size)(torch.full((1, 1, 8, 8), 2.5)), torch.full((1, 1, 4, 4), 2.5)
+        )
+    assert binomial_taps(7).mul(64).tolist() == [1, 6, 15, 20, 15, 6, 1]
+    with pytest.raises(ValueError, match="1…7"):
+        BlurPool(1, 8)
+
+
+def test_sized_blurpool_variants_resolve_by_name():
+    m = create_model("vgg_cifar_blurpool5", width=0.25)
+    assert m.features.pool1.filter_size == 5
+    m = create_model("vgg_imagenet_maxblurpool", width=0.125)
+    assert isinstance(m.features.pool2[0], nn.MaxPool2d) and m.features.pool2[1].filter_size == 4
+    assert m(torch.rand(1, 3, 64, 64)).shape == (1, 1000)
+    assert "vgg_cifar_maxblurpool" in list_models() and "vgg_cifar_blurpool5" not in list_models()
+    with pytest.raises(ValueError, match="Did you mean"):
+        create_model("vgg_cifar_blurpol")

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from torch import nn
 
-from defstab.models.downsample import BlurPool, Subsample
+from defstab.models.downsample import BlurPool, MaxBlurPool, Subsample
 from defstab.models.registry import unknown_name_message
 
 INPUT = "input"
 
 #: Module types taken as downsampling layers by the default layer choice.
-DOWNSAMPLING_TYPES = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, Subsample, BlurPool)
+DOWNSAMPLING_TYPES = (
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d,
+    Subsample,
+    BlurPool,
+    MaxBlurPool,
+)
 
 
 def default_layers(model: nn.Module) -> list[str]:

@@ -1,7 +1,7 @@
 """The paper's networks and a registry (``create_model``, ``list_models``)."""
 
 from defstab.models import zoo  # noqa: F401  (registers the networks)
-from defstab.models.downsample import DOWNSAMPLERS, BlurPool, Subsample
+from defstab.models.downsample import DOWNSAMPLERS, BlurPool, MaxBlurPool, Subsample
 from defstab.models.init import init_weights, smooth_filters
 from defstab.models.loading import load_run
 from defstab.models.registry import create_model, is_model, list_models, register_model
@@ -13,6 +13,7 @@ __all__ = [
     "IMAGENET_BLOCKS",
     "VGG",
     "BlurPool",
+    "MaxBlurPool",
     "Subsample",
     "build_vgg",
     "create_model",

@@ -9,6 +9,9 @@ from collections.abc import Callable
 from torch import nn
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+#: Functions name -> factory (or None) for parametric families too large to list, such as
+#: ``vgg_cifar_blurpool5``; consulted after the registered names.
+_RESOLVERS: list[Callable[[str], Callable[..., nn.Module] | None]] = []
 
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -19,13 +22,24 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return fn
 
 
+def register_resolver(resolve: Callable[[str], Callable[..., nn.Module] | None]) -> None:
+    """Add a resolver: ``resolve(name)`` returns a factory for ``name``, or None."""
+    _RESOLVERS.append(resolve)
+
+
+def _factory(name: str) -> Callable[..., nn.Module] | None:
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    return next((f for f in (r(name) for r in _RESOLVERS) if f is not None), None)
+
+
 def list_models(pattern: str = "*") -> list[str]:
     """Registered names matching a shell-style ``pattern`` (e.g. ``"vgg_cifar_*"``), sorted."""
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
 def is_model(name: str) -> bool:
-    return name in _REGISTRY
+    return _factory(name) is not None
 
 
 def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
@@ -40,9 +54,10 @@ def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
 
 def create_model(name: str, **kwargs) -> nn.Module:
     """Build a registered model, e.g. ``create_model("vgg_cifar_maxpool", width=0.25, seed=0)``."""
-    if name not in _REGISTRY:
+    factory = _factory(name)
+    if factory is None:
         raise ValueError(unknown_name_message("model", name, list_models()))
     try:
-        return _REGISTRY[name](**kwargs)
+        return factory(**kwargs)
     except TypeError as e:
         raise ValueError(f"bad arguments for model {name!r}: {e}") from None

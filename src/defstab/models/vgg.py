@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from defstab.models.downsample import DOWNSAMPLERS
+from defstab.models.downsample import make_downsampler
 from defstab.models.init import init_weights
 
 CIFAR_BLOCKS: tuple[tuple[int, int], ...] = ((2, 32), (2, 64), (2, 128), (2, 256))
@@ -45,7 +45,8 @@ class VGG(nn.Module):
 
     Args:
         blocks: ``(n_convs, channels)`` per block (already scaled by width).
-        downsample: a key of ``DOWNSAMPLERS``.
+        downsample: a key of ``DOWNSAMPLERS``, or ``blurpoolF`` / ``maxblurpoolF`` with
+            a filter size F in 1…7.
         num_classes: outputs of the linear layer.
         in_channels: 3 for RGB, 1 for MNIST.
         input_size: the native input size, used by ``defstab models`` and tests.
@@ -63,10 +64,6 @@ class VGG(nn.Module):
         input_size: int = 32,
     ) -> None:
         super().__init__()
-        if downsample not in DOWNSAMPLERS:
-            raise ValueError(
-                f"downsample must be one of {sorted(DOWNSAMPLERS)}, got {downsample!r}."
-            )
         if num_classes < 1 or in_channels < 1:
             raise ValueError("num_classes and in_channels must be positive.")
         self.blocks = [tuple(b) for b in blocks]
@@ -79,7 +76,7 @@ class VGG(nn.Module):
             for i in range(1, n_convs + 1):
                 features[f"conv{b}_{i}"] = ConvBNReLU(cin, cout)
                 cin = cout
-            features[f"pool{b}"] = DOWNSAMPLERS[downsample](cout)
+            features[f"pool{b}"] = make_downsampler(downsample, cout)
         self.features = nn.Sequential()
         for name, module in features.items():
             self.features.add_module(name, module)

@@ -1,17 +1,25 @@
-"""The registered networks: ``vgg_{cifar,imagenet}_{downsampling type}``."""
+"""The registered networks: ``vgg_{cifar,imagenet}_{downsampling type}``.
+
+Blur-pool variants with another filter size (Zhang 2019's 1…7 taps) are resolved by name,
+not listed: ``vgg_cifar_blurpool5``, ``vgg_imagenet_maxblurpool3``.
+"""
 
 from __future__ import annotations
 
-from defstab.models.downsample import DOWNSAMPLERS
-from defstab.models.registry import register_model
+import re
+
+from defstab.models.downsample import DOWNSAMPLERS, is_downsampler
+from defstab.models.registry import register_model, register_resolver
 from defstab.models.vgg import CIFAR_BLOCKS, IMAGENET_BLOCKS, build_vgg
 
+FAMILIES = {
+    "cifar": (CIFAR_BLOCKS, 10, 32),
+    "imagenet": (IMAGENET_BLOCKS, 1000, 224),
+}
 
-def _make(family: str, downsample: str):
-    blocks, classes, size = {
-        "cifar": (CIFAR_BLOCKS, 10, 32),
-        "imagenet": (IMAGENET_BLOCKS, 1000, 224),
-    }[family]
+
+def _factory(family: str, downsample: str):
+    blocks, classes, size = FAMILIES[family]
 
     def factory(*, num_classes: int = classes, **kwargs):
         return build_vgg(blocks, downsample, num_classes=num_classes, input_size=size, **kwargs)
@@ -22,9 +30,18 @@ def _make(family: str, downsample: str):
         f"{downsample} downsampling. Keywords: num_classes, in_channels, width, init, "
         "smooth_sigma, generator, seed."
     )
-    return register_model(factory)
+    return factory
 
 
-for _family in ("cifar", "imagenet"):
+def _sized_variant(name: str):
+    """``vgg_cifar_blurpool5`` and the like: a factory, or None for other names."""
+    match = re.fullmatch(r"vgg_(cifar|imagenet)_(\w+)", name)
+    if match is None or not is_downsampler(match.group(2)):
+        return None
+    return _factory(match.group(1), match.group(2))
+
+
+for _family in FAMILIES:
     for _kind in DOWNSAMPLERS:
-        _make(_family, _kind)
+        register_model(_factory(_family, _kind))
+register_resolver(_sized_variant)
