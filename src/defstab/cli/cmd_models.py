@@ -27,8 +27,9 @@ def run(args) -> None:
             f"{name:28s} {'x'.join(map(str, shape)):>11s} {layers:6d} "
             f"{count_parameters(m):12,d} {flops / 1e9:11.3f}"
         )
-    if any(n.endswith("blurpool") for n in names):
+    sized = [n for n in names if n.endswith("blurpool")]
+    if sized:
         print(
             "blurpool (3 taps) and maxblurpool (4 taps, Zhang 2019's default) take another "
-            "filter size 1…7 as a suffix: vgg_cifar_blurpool5, vgg_imagenet_maxblurpool2."
+            f"filter size 1…7 as a suffix, e.g. {sized[0]}5."
         )

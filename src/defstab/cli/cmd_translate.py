@@ -11,17 +11,53 @@ def add_parser(sub):
     add_data_args(p)
     p.add_argument("--images", type=int, default=64)
     p.add_argument(
-        "--protocol", default="embed", help="comma-separated: embed, inpaint, crop, scale, subpixel"
+        "--preset",
+        default="defstab",
+        choices=["defstab", "azulay", "zhang"],
+        help="the geometry a paper used: azulay (224-px crops of 234-px images and a 224-px "
+        "mean-colour canvas, 8 diagonal steps, objects 172/140/117 px), zhang (two random "
+        "offsets in a 32×32 window, 224-px crops of 256-px images), or defstab's default "
+        "(one centred horizontal path on the model's canvas); options below override it",
     )
-    p.add_argument("--steps", type=int, default=None, help="one-pixel steps (default: size/8)")
+    p.add_argument(
+        "--protocol",
+        default=None,
+        help="comma-separated: embed, inpaint, crop, scale, subpixel, random-pairs "
+        "(default: the preset's)",
+    )
+    p.add_argument(
+        "--steps", type=int, default=None, help="one-pixel steps (defstab default: canvas/8)"
+    )
     p.add_argument(
         "--object-size",
         default=None,
         help="embed/inpaint/scale: object side in px, or a comma-separated sweep "
-        "(default: half the canvas)",
+        "(defstab default: half the canvas)",
+    )
+    p.add_argument("--direction", default=None, choices=["horizontal", "vertical", "diagonal"])
+    p.add_argument(
+        "--background",
+        default=None,
+        choices=["black", "mean"],
+        help="embed canvas: black pixels, or the normalisation mean (zeros after "
+        "normalisation, as Azulay & Weiss's code pastes)",
+    )
+    p.add_argument("--crop-size", type=int, default=None, help="crop/random-pairs: crop side")
+    p.add_argument(
+        "--source-size",
+        type=int,
+        default=None,
+        help="side the images are resized to before cropping (default: the canvas)",
     )
     p.add_argument(
-        "--direction", default="horizontal", choices=["horizontal", "vertical", "diagonal"]
+        "--window", type=int, default=None, help="random-pairs: offsets 0…window−1 (Zhang: 32)"
+    )
+    p.add_argument(
+        "--pairs-per-batch",
+        type=int,
+        default=None,
+        help="random-pairs: one pair of offsets per this many images, as Zhang's code draws "
+        "per batch (default: one pair per image)",
     )
     p.add_argument(
         "--layers",
@@ -55,54 +91,94 @@ def run(args) -> None:
     from defstab.models.loading import model_family, native_input_size
     from defstab.plotting.translation import layer_shift_figure, measures_vs_size, path_figure
     from defstab.translate import PROTOCOLS, layer_shift_analysis, run_protocol
+    from defstab.translate.analysis import PATH_PROTOCOLS
+    from defstab.translate.presets import describe, get_preset, reference_note
 
     out = check_out_folder(args.out)
     check_positive(args.images, "--images")
-    protocols = [p.strip() for p in args.protocol.split(",") if p.strip()]
-    bad = [p for p in protocols if p not in PROTOCOLS]
-    if bad or not protocols:
-        raise ValueError(
-            f"unknown protocol {bad or args.protocol!r}; choose from {', '.join(PROTOCOLS)}."
-        )
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps must be at least 1, got {args.steps}.")
+    for option in ("steps", "crop_size", "source_size", "window", "pairs_per_batch"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise ValueError(f"--{option.replace('_', '-')} must be at least 1, got {value}.")
     try:
         sizes = [int(s) for s in args.object_size.split(",")] if args.object_size else None
     except ValueError:
         raise ValueError(
             f"--object-size takes pixel sizes like 56,112; got {args.object_size!r}."
         ) from None
+    overrides = {
+        "direction": args.direction,
+        "steps": args.steps,
+        "canvas": args.image_size,
+        "source_size": args.source_size,
+        "crop": args.crop_size,
+        "object_sizes": sizes,
+        "background": args.background,
+        "window": args.window,
+        "pairs_per_batch": args.pairs_per_batch,
+    }
+    given = sorted(k for k, v in overrides.items() if v is not None)
+    preset = get_preset(args.preset).with_overrides(**overrides)
+    protocols = (
+        [p.strip() for p in args.protocol.split(",") if p.strip()]
+        if args.protocol is not None
+        else list(preset.protocols)
+    )
+    bad = [p for p in protocols if p not in PROTOCOLS]
+    if bad or not protocols:
+        raise ValueError(
+            f"unknown protocol {bad or args.protocol!r}; choose from {', '.join(PROTOCOLS)}."
+        )
     device = pick_device(args.device)
     data_spec = DataSpec.parse(args.data)
     data = load_data(data_spec, args.split, image_size=None)
     model, settings = resolve_model(args, in_channels=data.channels)
     model = model.to(device)
     model_name = settings["model"]
-    canvas = args.image_size or native_input_size(model, model_name) or 32
-    steps = args.steps or max(1, canvas // 8)
-    crop = canvas - steps
+    native = native_input_size(model, model_name)
+    preset = preset.resolved(native or 32)
+    canvas, steps, crop, source = preset.canvas, preset.steps, preset.crop, preset.source_size
+    if args.preset != "defstab":
+        if given:
+            warn(
+                f"{', '.join(given)} given: the geometry is no longer the {args.preset} "
+                "preset's, so the results are not comparable with the paper's tables."
+            )
+        if native is not None and native != canvas:
+            warn(
+                f"the {args.preset} preset is defined for {canvas}-px inputs; "
+                f"{model_name} takes {native} px."
+            )
     if crop < 2:
-        raise ValueError(f"--steps {steps} leaves no crop of a {canvas} px canvas; use fewer.")
-    if sizes and not all(1 <= s <= canvas for s in sizes):
-        raise ValueError(f"--object-size must lie in 1…{canvas} px (the canvas), got {sizes}.")
+        raise ValueError(f"--steps {steps} leaves no crop of a {source} px image; use fewer.")
+    if crop > source:
+        raise ValueError(
+            f"crops of {crop} px do not fit images of {source} px; choose --crop-size or "
+            "fewer --steps."
+        )
+    if not all(2 <= s <= canvas for s in preset.object_sizes):
+        raise ValueError(
+            f"--object-size must lie in 2…{canvas} px (the canvas), got "
+            f"{list(preset.object_sizes)}."
+        )
     if data.paths is not None:
-        data.image_size = canvas  # larger than crop by `steps`: room for the crop path
+        data.image_size = source  # crops come from images of this size
     gen = torch.Generator().manual_seed(args.seed)
     images, labels, ids = data.sample(args.images, gen)
-    if images.shape[-1] != canvas:
+    if images.shape[-1] != source or images.shape[-2] != source:
         from defstab.translate.protocols import resize
 
-        native = images.shape[-1]
-        if canvas > 2 * native or native > 2 * canvas:
+        native_px = images.shape[-1]
+        if source > 2 * native_px or native_px > 2 * source:
             warn(
-                f"images of {native} px are resized ×{canvas / native:.2g} to the {canvas} px "
-                "canvas; pass --image-size to choose it."
+                f"images of {native_px} px are resized ×{source / native_px:.2g} to "
+                f"{source} px; pass --source-size (or --image-size) to choose it."
             )
-        images = resize(images, canvas)
+        images = resize(images, source)
     elif data.paths is not None:
         from defstab.cli.cmd_measure import warn_if_resized
 
-        warn_if_resized(data, canvas, warn)
+        warn_if_resized(data, source, warn)
     norm = (
         args.normalize
         or settings.get("normalize_trained")
@@ -111,12 +187,13 @@ def run(args) -> None:
     pre = make_normalize(norm, images.shape[1])
     pre = pre.to(device) if pre is not None else None
     has_labels = len(data.classes) > 1
-    sizes = sizes or [canvas // 2]
     random_note = weights_caveat(settings)
     mark = " — RANDOM WEIGHTS" if random_note else ""
     summary, per_step, figures = [], [], []
     for proto in protocols:
-        for size in sizes if proto in ("embed", "inpaint", "scale") else [None]:
+        sized = proto in ("embed", "inpaint", "scale")
+        for size in preset.object_sizes if sized else [None]:
+            geometry = preset.geometry(proto, size)
             res = run_protocol(
                 model,
                 images,
@@ -124,24 +201,26 @@ def run(args) -> None:
                 proto,
                 steps,
                 pre,
-                canvas=canvas,
-                object_size=size,
-                crop=crop,
-                direction=args.direction,
                 progress=not args.quiet,
+                generator=gen,
+                **geometry,
             )
-            summary.append(res.summary() | {"weights": settings["weights"]})
+            extra = {"background": geometry["background"]} if "background" in geometry else {}
+            summary.append(
+                {"preset": args.preset} | res.summary() | extra | {"weights": settings["weights"]}
+            )
             per_step += [r | {"object_size": size} for r in res.per_step_rows(ids)]
             name = f"path_{proto}" + (f"_{size}" if size else "") + ".png"
-            path_figure(
-                res,
-                out / name,
-                f"{model_name}: {proto}" + (f", object {size} px" if size else "") + mark,
-            )
-            figures.append(name)
+            if proto in PATH_PROTOCOLS:
+                path_figure(
+                    res,
+                    out / name,
+                    f"{model_name}: {proto}" + (f", object {size} px" if size else "") + mark,
+                )
+                figures.append(name)
     write_csv(out / "summary.csv", summary)
     write_csv(out / "per_step.csv", per_step)
-    if len(sizes) > 1:
+    if len(preset.object_sizes) > 1 and any(p in ("embed", "inpaint", "scale") for p in protocols):
         measures_vs_size(
             summary, out / "measures_vs_size.png", f"{model_name}: measures vs object size{mark}"
         )
@@ -160,10 +239,12 @@ def run(args) -> None:
             **settings,
             "data": data_spec.record(),
             "images": args.images,
+            "preset": args.preset,
+            "protocol": preset.record() | {"protocols": protocols, "overridden": given},
             "canvas": canvas,
             "steps": steps,
             "protocols": protocols,
-            "object_sizes": sizes,
+            "object_sizes": list(preset.object_sizes),
             "normalize": norm,
             "seed": args.seed,
             "versions": versions(),
@@ -176,10 +257,9 @@ def run(args) -> None:
             "title": f"Translations: {model_name} on {data.name}",
             "caveats": [random_note] if random_note else [],
             "text": [
-                f"Weights: {settings['weights']}. {args.images} images, canvas {canvas} px, "
-                f"{steps} one-pixel steps ({args.direction}); protocols "
-                f"{', '.join(protocols)}. Reference (Azulay & Weiss, ImageNet-pretrained): "
-                "P(top-1 change) crop ≈ 0.06, black canvas ≈ 0.18–0.20."
+                f"Weights: {settings['weights']}. {args.images} images; preset "
+                f"{args.preset} ({preset.paper}): {describe(preset, protocols)}.",
+                reference_note(args.preset, given),
             ],
             "figures": figures,
             "table": summary,

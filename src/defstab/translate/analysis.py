@@ -9,9 +9,17 @@ from torch import nn
 
 from defstab.tap import evaluation_mode, model_device_dtype, run_checked
 from defstab.translate import measures
-from defstab.translate.protocols import crop_path, embed_path, scale_path, subpixel_path
+from defstab.translate.protocols import (
+    crop_path,
+    embed_path,
+    random_offset_pairs,
+    scale_path,
+    subpixel_path,
+)
 
-PROTOCOLS = ("embed", "inpaint", "crop", "scale", "subpixel")
+PROTOCOLS = ("embed", "inpaint", "crop", "scale", "subpixel", "random-pairs")
+#: protocols whose consecutive frames are one pixel (or one step) apart
+PATH_PROTOCOLS = PROTOCOLS[:5]
 
 
 @dataclass
@@ -22,7 +30,8 @@ class PathResult:
         protocol: name of the protocol.
         probs: (N, S, K) softmax probabilities.
         labels: (N,) true classes (or None).
-        geometry: (S, 2) positions/offsets/shifts, or (S,) sizes.
+        geometry: (S, 2) positions/offsets/shifts, (S,) sizes, or (N, S, 2) offsets
+            per image (random-pairs).
     """
 
     protocol: str
@@ -35,7 +44,19 @@ class PathResult:
         row = {"protocol": self.protocol}
         if self.object_size is not None:
             row["object_size"] = self.object_size
+        if self.protocol not in PATH_PROTOCOLS:
+            # two random offsets, not one step: only consistency (and accuracy) mean anything
+            out = {"consistency": measures.consistency(self.probs), "images": self.n_images}
+            if self.labels is not None:
+                out["accuracy"] = float(
+                    measures.accuracy_along_path(self.probs, self.labels).mean()
+                )
+            return row | out
         return row | measures.summarize(self.probs, self.labels)
+
+    @property
+    def n_images(self) -> int:
+        return self.probs.shape[0]
 
     def per_step_rows(self, image_ids=None) -> list[dict]:
         t = self.probs.argmax(-1)
@@ -43,7 +64,7 @@ class PathResult:
         n, s, _ = self.probs.shape
         for i in range(n):
             for k in range(s):
-                g = self.geometry[k].tolist()
+                g = (self.geometry[i, k] if self.geometry.ndim == 3 else self.geometry[k]).tolist()
                 row = {
                     "protocol": self.protocol,
                     "image": int(image_ids[i]) if image_ids is not None else i,
@@ -103,8 +124,18 @@ def make_frames(
     crop: int | None = None,
     direction: str = "horizontal",
     subpixel_step: float = 0.25,
+    background: str = "black",
+    fill=None,
+    start=None,
+    window: int = 32,
+    per_batch: int | None = None,
+    generator: torch.Generator | None = None,
 ):
-    """Frames and geometry for ``protocol`` (see :mod:`defstab.translate.protocols`)."""
+    """Frames and geometry for ``protocol`` (see :mod:`defstab.translate.protocols`).
+
+    ``background``/``fill`` apply to embed, ``start`` to embed and crop, ``window``,
+    ``per_batch`` and ``generator`` to random-pairs (Zhang's two random offsets).
+    """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}.")
     if protocol in ("embed", "inpaint"):
@@ -114,12 +145,16 @@ def make_frames(
             canvas,
             steps,
             direction,
-            background="black" if protocol == "embed" else "inpaint",
+            background="inpaint" if protocol == "inpaint" else background,
+            start=start,
+            fill=fill,
         )
     if protocol == "crop":
-        return crop_path(images, crop or canvas, steps, direction)
+        return crop_path(images, crop or canvas, steps, direction, start=start)
     if protocol == "scale":
         return scale_path(images, canvas, object_size or canvas // 2, steps)
+    if protocol == "random-pairs":
+        return random_offset_pairs(images, crop or canvas, window, generator, per_batch)
     return subpixel_path(images, subpixel_step, steps, direction)
 
 
@@ -133,7 +168,23 @@ def run_protocol(
     progress: bool = False,
     **geometry,
 ):
+    """Frames of ``protocol`` through ``model``; ``geometry`` as for :func:`make_frames`.
+
+    The "mean" background defaults to the colour that ``preprocess`` maps to zero (its
+    ``mean`` buffer), which is what Azulay & Weiss paste; black without one.
+    """
+    if geometry.get("background") == "mean" and geometry.get("fill") is None:
+        geometry["fill"] = normalisation_mean(preprocess, images.shape[1])
     frames, geom = make_frames(protocol, images, steps, **geometry)
     probs = classify_frames(model, frames, preprocess, progress=progress)
     size = geometry.get("object_size") if protocol in ("embed", "inpaint", "scale") else None
     return PathResult(protocol, probs, labels, geom, size)
+
+
+def normalisation_mean(preprocess, channels: int) -> torch.Tensor:
+    """(C,) the pixel colour ``preprocess`` maps to zero: its ``mean`` buffer, else 0."""
+    mean = getattr(preprocess, "mean", None)
+    if not isinstance(mean, torch.Tensor):
+        return torch.zeros(channels)
+    mean = mean.detach().flatten().cpu()
+    return mean.expand(channels) if mean.numel() == 1 else mean

@@ -14,7 +14,9 @@ from defstab._validate import check_images
 from defstab.deform import translation_field, warp
 
 DIRECTIONS = {"horizontal": (1, 0), "vertical": (0, 1), "diagonal": (1, 1)}
-BACKGROUNDS = ("black", "inpaint")
+#: black: zeros in pixel space; mean: a fill colour, the normalisation mean (zeros after
+#: normalisation, as Azulay & Weiss's code pastes); inpaint: edge extension, blurred.
+BACKGROUNDS = ("black", "mean", "inpaint")
 
 
 def _check_steps(steps: int) -> int:
@@ -34,14 +36,30 @@ def _check_background(background: str) -> None:
         raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}.")
 
 
-def paste(obj: torch.Tensor, canvas: int, top: int, left: int, background: str) -> torch.Tensor:
-    """Put (N, C, s, s) objects at (top, left) of a canvas×canvas black or inpainted frame."""
+def paste(
+    obj: torch.Tensor, canvas: int, top: int, left: int, background: str, fill=None
+) -> torch.Tensor:
+    """Put (N, C, s, s) objects at (top, left) of a canvas×canvas frame: black, filled
+    with the colour ``fill`` (C,) for ``"mean"``, or inpainted."""
     if background == "inpaint":
         return inpaint_background(obj, canvas, top, left)
     s = obj.shape[-1]
     frame = obj.new_zeros(obj.shape[0], obj.shape[1], canvas, canvas)
+    if background == "mean":
+        frame += _fill_colour(fill, obj).view(1, -1, 1, 1)
     frame[..., top : top + s, left : left + s] = obj
     return frame
+
+
+def _fill_colour(fill, obj: torch.Tensor) -> torch.Tensor:
+    if fill is None:
+        raise ValueError("the 'mean' background needs a fill colour (the normalisation mean).")
+    colour = torch.as_tensor(fill, dtype=obj.dtype, device=obj.device).flatten()
+    if colour.numel() == 1:
+        colour = colour.expand(obj.shape[1])
+    if colour.numel() != obj.shape[1]:
+        raise ValueError(f"a fill colour of {colour.numel()} values for {obj.shape[1]} channels.")
+    return colour
 
 
 def resize(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -87,6 +105,7 @@ def embed_path(
     direction: str = "horizontal",
     background: str = "black",
     start=None,
+    fill=None,
 ):
     """Shrink each image to ``object_size`` and paste it on a canvas, moving one pixel per
     step along ``direction`` (Azulay's embedding protocol).
@@ -96,7 +115,8 @@ def embed_path(
         object_size: side of the shrunk image.
         canvas: side of the canvas (≥ object_size + steps along the path).
         steps: number of one-pixel moves (S = steps + 1 frames).
-        background: "black" or "inpaint" (see :func:`inpaint_background`).
+        background: "black", "mean" (the colour ``fill``, (C,)) or "inpaint" (see
+            :func:`inpaint_background`).
         start: top-left (x, y) of the first frame; default centres the path.
 
     Returns:
@@ -119,13 +139,18 @@ def embed_path(
         raise ValueError(f"the path from {start} leaves the {canvas} px canvas.")
     obj = resize(images, object_size)
     positions = torch.tensor([[x0 + k * dx, y0 + k * dy] for k in range(steps + 1)])
-    frames = [paste(obj, canvas, y, x, background) for x, y in positions.tolist()]
+    frames = [paste(obj, canvas, y, x, background, fill) for x, y in positions.tolist()]
     return torch.stack(frames, dim=1), positions
 
 
-def crop_path(images: torch.Tensor, crop: int, steps: int, direction: str = "horizontal"):
+def crop_path(
+    images: torch.Tensor, crop: int, steps: int, direction: str = "horizontal", start=None
+):
     """Crops of size ``crop`` at one-pixel offsets; every crop contains the image's central
     (crop − steps)-pixel region along the path (Azulay's crop protocol).
+
+    Args:
+        start: top-left (x, y) of the first crop; default centres the path.
 
     Returns:
         ``(frames (N, S, C, crop, crop), offsets (S, 2) top-left (x, y) of each crop)``.
@@ -140,10 +165,54 @@ def crop_path(images: torch.Tensor, crop: int, steps: int, direction: str = "hor
             f"images of {h}×{w} px are too small for {crop} px crops moved "
             f"{steps} steps {direction}."
         )
-    x0, y0 = (w - need_w) // 2, (h - need_h) // 2
+    x0, y0 = ((w - need_w) // 2, (h - need_h) // 2) if start is None else start
+    if x0 < 0 or y0 < 0 or x0 + need_w > w or y0 + need_h > h:
+        raise ValueError(f"the crop path from {start} leaves the {h}×{w} px image.")
     offsets = torch.tensor([[x0 + k * dx, y0 + k * dy] for k in range(steps + 1)])
     frames = [images[..., y : y + crop, x : x + crop] for x, y in offsets.tolist()]
     return torch.stack(frames, dim=1), offsets
+
+
+def random_offset_pairs(
+    images: torch.Tensor,
+    crop: int,
+    window: int,
+    generator: torch.Generator | None = None,
+    per_batch: int | None = None,
+):
+    """Two crops of each image at independent random 2-D offsets (Zhang 2019's shift
+    consistency): each offset's x and y uniform in 0…window−1.
+
+    Zhang's code draws one pair of offsets per batch of ``per_batch`` images (256 by
+    default there); ``per_batch=None`` draws a pair per image (the same expectation, less
+    variance).
+
+    Args:
+        images: (N, C, H, W) with H, W ≥ crop + window − 1.
+
+    Returns:
+        ``(frames (N, 2, C, crop, crop), offsets (N, 2, 2) top-left (x, y) of each crop)``.
+    """
+    check_images(images)
+    n, _, h, w = images.shape
+    if crop < 2 or window < 1 or crop + window - 1 > min(h, w):
+        raise ValueError(
+            f"images of {h}×{w} px are too small for {crop} px crops at offsets up to "
+            f"{window - 1} px."
+        )
+    if per_batch is not None and per_batch < 1:
+        raise ValueError(f"per_batch must be ≥ 1, got {per_batch}.")
+    draws = n if per_batch is None else -(-n // per_batch)
+    offsets = torch.randint(window, (draws, 2, 2), generator=generator)
+    if per_batch is not None:
+        offsets = offsets.repeat_interleave(per_batch, dim=0)[:n]
+    span = torch.arange(crop)
+    rows = (offsets[..., 1, None] + span).to(images.device)  # (N, 2, crop)
+    cols = (offsets[..., 0, None] + span).to(images.device)
+    batch = torch.arange(n, device=images.device).view(n, 1, 1, 1)
+    # (N, 2, crop, crop, C) by advanced indexing, no loop over images
+    frames = images.permute(0, 2, 3, 1)[batch, rows[..., :, None], cols[..., None, :]]
+    return frames.permute(0, 1, 4, 2, 3).contiguous(), offsets
 
 
 def scale_path(
