@@ -1,17 +1,35 @@
-"""defstab: layer-wise deformation and translation stability of convolutional networks."""
+"""defstab: layer-wise deformation and translation stability of convolutional networks.
 
-from defstab import deform
-from defstab.metrics import filter_smoothness, normalized_total_variation
-from defstab.models import create_model, list_models, register_model
+The names below are imported on first use (PEP 562), so ``import defstab`` — and the
+command line's ``--version`` and ``--help`` — do not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "__version__",
-    "create_model",
-    "deform",
-    "filter_smoothness",
-    "list_models",
-    "normalized_total_variation",
-    "register_model",
-]
+_LAZY = {
+    "create_model": "defstab.models",
+    "list_models": "defstab.models",
+    "register_model": "defstab.models",
+    "filter_smoothness": "defstab.metrics",
+    "normalized_total_variation": "defstab.metrics",
+    "deform": "defstab.deform",
+}
+
+__all__ = ["__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'defstab' has no attribute {name!r}")
+    module = importlib.import_module(_LAZY[name])
+    value = module if _LAZY[name].endswith(name) else getattr(module, name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

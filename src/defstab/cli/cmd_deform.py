@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import torch
-
-from defstab.deform import get_tps, random_tps
-from defstab.io.images import read_image
-from defstab.plotting.common import check_figure_path
+HELP = "draw random thin-plate-spline deformations of images"  # one line in `defstab --help`
 
 
 def add_parser(sub):
-    p = sub.add_parser("deform", help="draw random thin-plate-spline deformations of images")
+    p = sub.add_parser("deform", help=HELP)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     p.add_argument("--grid", type=int, default=5, help="control points per side (default 5)")
     p.add_argument("--max-disp", type=float, default=10.0, help="C in pixels (default 10)")
@@ -27,6 +23,11 @@ def add_parser(sub):
 
 
 def run(args) -> None:
+    import torch
+
+    from defstab.deform import get_tps, random_tps
+    from defstab.io.images import read_image
+    from defstab.plotting.common import check_figure_path
     from defstab.plotting.deformation import deformation_figure
 
     out = check_figure_path(args.output)

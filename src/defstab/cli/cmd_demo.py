@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+HELP = "run a small version of the study on built-in data"  # one line in `defstab --help`
+
 
 def add_parser(sub):
-    p = sub.add_parser("demo", help="run a small version of the study on built-in data")
+    p = sub.add_parser("demo", help=HELP)
     p.add_argument("--out", default="defstab-demo", help="results folder (default defstab-demo)")
     p.add_argument("--quick-test", action="store_true", help="a tiny run for tests (seconds)")
     p.add_argument("--quiet", action="store_true")

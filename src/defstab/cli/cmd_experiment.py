@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+HELP = "run one of the papers' experiments (E1–E5, antialias)"  # one line in `defstab --help`
+
 
 def add_parser(sub):
     from defstab.experiments.registry import get_experiment, list_experiments
@@ -11,7 +13,7 @@ def add_parser(sub):
     names = list_experiments()
     p = sub.add_parser(
         "experiment",
-        help="run one of the papers' experiments (E1–E5, antialias)",
+        help=HELP,
         description="Experiments: " + "; ".join(f"{n}: {get_experiment(n).summary}" for n in names),
     )
     p.add_argument("name", choices=names)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+HELP = "sensitivity of every layer to random TPS deformations"  # one line in `defstab --help`
+
 
 def add_parser(sub):
     from defstab.cli.common import add_data_args, add_model_args
 
-    p = sub.add_parser("measure", help="sensitivity of every layer to random TPS deformations")
+    p = sub.add_parser("measure", help=HELP)
     add_model_args(p)
     add_data_args(p)
     p.add_argument(

@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
+HELP = "list the registered networks"  # one line in `defstab --help`
+
 
 def add_parser(sub):
-    p = sub.add_parser("models", help="list the registered networks")
+    p = sub.add_parser("models", help=HELP)
     p.add_argument("pattern", nargs="?", default="*", help="shell pattern, e.g. 'vgg_cifar_*'")
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier (default 1.0)")
     return p
 
 
 def run(args) -> None:
-    from defstab.models import create_model, list_models
-    from defstab.models.summary import count_flops, count_parameters
+    import fnmatch
 
-    names = list_models(args.pattern)
+    # the architectures as data: no torch import, so the listing answers at once
+    from defstab.models.architectures import describe, registered_names
+
+    if not args.width > 0:
+        raise ValueError(f"--width must be positive, got {args.width}.")
+    names = [n for n in registered_names() if fnmatch.fnmatch(n, args.pattern)]
     if not names:
         raise ValueError(f"no registered model matches {args.pattern!r}.")
-    print(f"{'model':28s} {'input':>11s} {'layers':>6s} {'params':>12s} {'GFLOPs/img':>11s}")
-    for name in names:
-        m = create_model(name, width=args.width)
-        shape = (m.in_channels, m.input_size, m.input_size)
-        flops = count_flops(m, shape)
-        layers = len(m.representation_points) + 1
+    rows = [describe(name, args.width) for name in names]
+    width = max(len("model"), *(len(r["name"]) for r in rows))
+    print(f"{'model':{width}s} {'input':>11s} {'layers':>6s} {'params':>12s} {'GFLOPs/img':>11s}")
+    for r in rows:
         print(
-            f"{name:28s} {'x'.join(map(str, shape)):>11s} {layers:6d} "
-            f"{count_parameters(m):12,d} {flops / 1e9:11.3f}"
+            f"{r['name']:{width}s} {'x'.join(map(str, r['input'])):>11s} {r['layers']:6d} "
+            f"{r['params']:12,d} {r['flops'] / 1e9:11.3f}"
         )
     sized = [n for n in names if n.endswith("blurpool")]
     if sized:

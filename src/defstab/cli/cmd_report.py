@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+HELP = "write a self-contained HTML report of a results folder"  # one line in `defstab --help`
+
 
 def add_parser(sub):
-    p = sub.add_parser("report", help="write a self-contained HTML report of a results folder")
+    p = sub.add_parser("report", help=HELP)
     p.add_argument(
         "folder",
         help="any defstab output folder (experiment, demo, train, measure, smoothness, "

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+HELP = "filter smoothness (normalized TV) per conv layer"  # one line in `defstab --help`
+
 
 def add_parser(sub):
     from defstab.cli.common import add_model_args
 
-    p = sub.add_parser("smoothness", help="filter smoothness (normalized TV) per conv layer")
+    p = sub.add_parser("smoothness", help=HELP)
     add_model_args(p)
     p.add_argument("--in-channels", type=int, default=None, help="registry models: 1 for MNIST")
     p.add_argument("--out", required=True, help="output folder")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+HELP = "train with checkpoints and a history of stability"  # one line in `defstab --help`
+
 
 def add_parser(sub):
     from defstab.cli.common import add_model_args
 
-    p = sub.add_parser("train", help="train with checkpoints and a history of stability")
+    p = sub.add_parser("train", help=HELP)
     add_model_args(p, checkpoint=False)
     p.add_argument(
         "--data",

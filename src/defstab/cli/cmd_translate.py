@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+HELP = "P(top-1 change), MAC, jaggedness under 1-px shifts"  # one line in `defstab --help`
+
 
 def add_parser(sub):
     from defstab.cli.common import add_data_args, add_model_args
 
-    p = sub.add_parser("translate", help="P(top-1 change), MAC, jaggedness under 1-px shifts")
+    p = sub.add_parser("translate", help=HELP)
     add_model_args(p)
     add_data_args(p)
     p.add_argument("--images", type=int, default=64)

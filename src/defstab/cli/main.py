@@ -12,8 +12,10 @@ import sys
 
 from defstab import __version__
 
-# Each command's module is imported when the parser is built (its add_parser defines the
-# options); the heavy work a command does is imported inside its run().
+# Startup cost: the command modules import nothing heavy at module level (their HELP line
+# is all `defstab --help` needs); only the chosen command's add_parser runs (it may import
+# what its options need), and the heavy work is imported inside its run(). So
+# `defstab --version` and `defstab --help` never import torch.
 SUBCOMMANDS = [
     "demo",
     "deform",
@@ -34,7 +36,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def chosen_command(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is one), or None."""
+    return next((a for a in argv if a in SUBCOMMANDS), None)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s options are defined (all of them with None = every
+    command, as the tests and docs use)."""
     parser = _Parser(
         prog="defstab",
         description="Measure how stable a CNN's representations are to deformations and shifts.",
@@ -43,13 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS:
         module = importlib.import_module(f"defstab.cli.cmd_{name.replace('-', '_')}")
-        p = module.add_parser(sub)
-        p.set_defaults(_run=module.run)
+        if command is None or name == command:
+            p = module.add_parser(sub)
+            p.set_defaults(_run=module.run)
+        else:
+            sub.add_parser(name, help=module.HELP)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(chosen_command(argv) or "")
     args = parser.parse_args(argv)
     try:
         args._run(args)

@@ -1,26 +1,41 @@
-"""The paper's networks and a registry (``create_model``, ``list_models``)."""
+"""The paper's networks and a registry (``create_model``, ``list_models``).
 
-from defstab.models import zoo  # noqa: F401  (registers the networks)
-from defstab.models.downsample import DOWNSAMPLERS, BlurPool, MaxBlurPool, Subsample
-from defstab.models.init import init_weights, smooth_filters
-from defstab.models.loading import load_run
-from defstab.models.registry import create_model, is_model, list_models, register_model
-from defstab.models.vgg import CIFAR_BLOCKS, IMAGENET_BLOCKS, VGG, build_vgg
+Names are imported on first use (PEP 562): ``defstab.models.architectures`` (the networks
+as data, which ``defstab models`` reads) can be imported without importing torch.
+"""
 
-__all__ = [
-    "CIFAR_BLOCKS",
-    "DOWNSAMPLERS",
-    "IMAGENET_BLOCKS",
-    "VGG",
-    "BlurPool",
-    "MaxBlurPool",
-    "Subsample",
-    "build_vgg",
-    "create_model",
-    "init_weights",
-    "is_model",
-    "list_models",
-    "load_run",
-    "register_model",
-    "smooth_filters",
-]
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "CIFAR_BLOCKS": "architectures",
+    "IMAGENET_BLOCKS": "architectures",
+    "DOWNSAMPLERS": "downsample",
+    "BlurPool": "downsample",
+    "MaxBlurPool": "downsample",
+    "Subsample": "downsample",
+    "init_weights": "init",
+    "smooth_filters": "init",
+    "load_run": "loading",
+    "create_model": "registry",
+    "is_model": "registry",
+    "list_models": "registry",
+    "register_model": "registry",
+    "VGG": "vgg",
+    "build_vgg": "vgg",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'defstab.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"defstab.models.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -7,11 +7,12 @@ layer's *name* so that a new downsampling type is one line in ``DOWNSAMPLERS``.
 from __future__ import annotations
 
 import math
-import re
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from defstab.models.architectures import MAX_FILTER, SIZED_DOWNSAMPLING, is_downsampling_name
 
 
 class Subsample(nn.Module):
@@ -31,9 +32,6 @@ def binomial_taps(size: int) -> torch.Tensor:
         raise ValueError(f"blur filter size must be an integer in 1…{MAX_FILTER}, got {size!r}.")
     taps = torch.tensor([math.comb(size - 1, k) for k in range(size)], dtype=torch.float64)
     return taps / taps.sum()
-
-
-MAX_FILTER = 7  # Zhang 2019's sizes: 1 (plain subsampling) to 7 taps
 
 
 class BlurPool(nn.Module):
@@ -104,18 +102,14 @@ DOWNSAMPLERS = {
 
 #: ``blurpool`` and ``maxblurpool`` also take Zhang's filter size as a suffix:
 #: ``blurpool1`` … ``blurpool7``, ``maxblurpool1`` … ``maxblurpool7``.
-_SIZED = re.compile(r"(max)?blurpool([1-9][0-9]*)")
-
-
-def is_downsampler(name: str) -> bool:
-    return name in DOWNSAMPLERS or _SIZED.fullmatch(name) is not None
+is_downsampler = is_downsampling_name
 
 
 def make_downsampler(name: str, channels: int) -> nn.Module:
     """The downsampling layer called ``name`` for ``channels`` channels."""
     if name in DOWNSAMPLERS:
         return DOWNSAMPLERS[name](channels)
-    sized = _SIZED.fullmatch(name)
+    sized = SIZED_DOWNSAMPLING.fullmatch(name)
     if sized is None:
         raise ValueError(
             f"downsample must be one of {sorted(DOWNSAMPLERS)} (blurpool and maxblurpool "

@@ -16,6 +16,8 @@ _RESOLVERS: list[Callable[[str], Callable[..., nn.Module] | None]] = []
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     """Decorator: register ``fn`` under its own name."""
+    if not fn.__module__.startswith("defstab.models.zoo"):
+        _builtin()  # a user's name that clashes with a built-in one is caught here
     if fn.__name__ in _REGISTRY:
         raise ValueError(f"model {fn.__name__!r} is already registered.")
     _REGISTRY[fn.__name__] = fn
@@ -27,7 +29,13 @@ def register_resolver(resolve: Callable[[str], Callable[..., nn.Module] | None])
     _RESOLVERS.append(resolve)
 
 
+def _builtin() -> None:
+    """Register defstab's own networks (importing the zoo registers them, once)."""
+    import defstab.models.zoo  # noqa: F401
+
+
 def _factory(name: str) -> Callable[..., nn.Module] | None:
+    _builtin()
     if name in _REGISTRY:
         return _REGISTRY[name]
     return next((f for f in (r(name) for r in _RESOLVERS) if f is not None), None)
@@ -35,6 +43,7 @@ def _factory(name: str) -> Callable[..., nn.Module] | None:
 
 def list_models(pattern: str = "*") -> list[str]:
     """Registered names matching a shell-style ``pattern`` (e.g. ``"vgg_cifar_*"``), sorted."""
+    _builtin()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 

@@ -15,11 +15,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from defstab.models.architectures import (  # noqa: F401  (block tables re-exported)
+    CIFAR_BLOCKS,
+    IMAGENET_BLOCKS,
+    representation_points,
+    scaled_blocks,
+)
 from defstab.models.downsample import make_downsampler
 from defstab.models.init import init_weights
-
-CIFAR_BLOCKS: tuple[tuple[int, int], ...] = ((2, 32), (2, 64), (2, 128), (2, 256))
-IMAGENET_BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 
 
 class ConvBNReLU(nn.Sequential):
@@ -31,13 +34,6 @@ class ConvBNReLU(nn.Sequential):
             nn.BatchNorm2d(cout),
             nn.ReLU(inplace=True),
         )
-
-
-def scaled_blocks(blocks: Sequence[tuple[int, int]], width: float) -> list[tuple[int, int]]:
-    """Multiply every block's channel count by ``width`` (at least 1 channel)."""
-    if not width > 0:
-        raise ValueError(f"width must be positive, got {width!r}.")
-    return [(n, max(1, round(c * width))) for n, c in blocks]
 
 
 class VGG(nn.Module):
@@ -93,17 +89,7 @@ class VGG(nn.Module):
         """timm-style description of every representation point, in forward order:
         ``{"module", "num_chs", "reduction"}`` (reduction = cumulative stride; every
         downsampling layer halves the resolution)."""
-        info, reduction = [], 1
-        for b, (n_convs, channels) in enumerate(self.blocks, start=1):
-            for i in range(1, n_convs + 1):
-                info.append(
-                    {"module": f"features.conv{b}_{i}", "num_chs": channels, "reduction": reduction}
-                )
-            reduction *= 2
-            info.append(
-                {"module": f"features.pool{b}", "num_chs": channels, "reduction": reduction}
-            )
-        return info
+        return representation_points(self.blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)

@@ -6,16 +6,9 @@ not listed: ``vgg_cifar_blurpool5``, ``vgg_imagenet_maxblurpool3``.
 
 from __future__ import annotations
 
-import re
-
-from defstab.models.downsample import DOWNSAMPLERS, is_downsampler
+from defstab.models.architectures import DOWNSAMPLING, FAMILIES, parse_name
 from defstab.models.registry import register_model, register_resolver
-from defstab.models.vgg import CIFAR_BLOCKS, IMAGENET_BLOCKS, build_vgg
-
-FAMILIES = {
-    "cifar": (CIFAR_BLOCKS, 10, 32),
-    "imagenet": (IMAGENET_BLOCKS, 1000, 224),
-}
+from defstab.models.vgg import build_vgg
 
 
 def _factory(family: str, downsample: str):
@@ -35,13 +28,11 @@ def _factory(family: str, downsample: str):
 
 def _sized_variant(name: str):
     """``vgg_cifar_blurpool5`` and the like: a factory, or None for other names."""
-    match = re.fullmatch(r"vgg_(cifar|imagenet)_(\w+)", name)
-    if match is None or not is_downsampler(match.group(2)):
-        return None
-    return _factory(match.group(1), match.group(2))
+    parsed = parse_name(name)
+    return None if parsed is None else _factory(*parsed)
 
 
 for _family in FAMILIES:
-    for _kind in DOWNSAMPLERS:
+    for _kind in DOWNSAMPLING:
         register_model(_factory(_family, _kind))
 register_resolver(_sized_variant)
