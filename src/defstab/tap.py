@@ -130,13 +130,18 @@ def tap(
 
 
 def probe_layers(
-    model: nn.Module, modules: dict[str, nn.Module], probe: torch.Tensor
+    model: nn.Module,
+    modules: dict[str, nn.Module],
+    probe: torch.Tensor,
+    notes: dict[str, str] | None = None,
 ) -> dict[str, tuple[int, ...]]:
     """Run ``probe`` through the whole model: {layer: output shape without the batch
     dimension}, in *execution* order.
 
     Module order and forward order can differ (a module registered late but called early);
     measuring follows the forward order. A module that runs twice, or never, is an error.
+    ``notes``, if given, receives ``{layer: "element 0 of a tuple of 2"}`` for every layer
+    whose module returns a tuple or list (its first tensor is what is measured).
     """
     shapes: dict[str, tuple[int, ...]] = {}
 
@@ -148,6 +153,8 @@ def probe_layers(
                     "choose a module that runs once."
                 )
             shapes[name] = tuple(first_tensor(output, name).shape[1:])
+            if notes is not None and isinstance(output, tuple | list):
+                notes[name] = f"element 0 of a {type(output).__name__} of {len(output)}"
 
         return hook
 

@@ -14,8 +14,15 @@ def add_parser(sub):
     p.add_argument(
         "--layers",
         default=None,
-        help="comma-separated module names (default: the paper's layers, or every "
-        "conv and pooling module)",
+        help="comma-separated module names (default: the paper's layers; else every conv "
+        "and pooling module outside transformer blocks, and every transformer block)",
+    )
+    p.add_argument(
+        "--tokens",
+        default="all",
+        choices=["all", "patches"],
+        help="token outputs (N, T, D) of ViT blocks: compare the whole vector, class token "
+        "included (all, default), or the patch tokens only (patches)",
     )
     p.add_argument("--images", type=int, default=128, help="number of images (default 128)")
     p.add_argument("--grid", type=int, default=None, help="k (default 3 for ≤64 px, else 5)")
@@ -89,6 +96,7 @@ def run(args) -> None:
     norm_name = (
         args.normalize
         or model_settings.get("normalize_trained")
+        or model_settings.get("normalize_model")
         or default_normalization(model_family(model_settings["model"]), data_spec)
     )
     normalize = make_normalize(norm_name, images.shape[1])
@@ -106,7 +114,10 @@ def run(args) -> None:
         preprocess=normalize,
         batch_size=args.batch_size,
         progress=not args.quiet,
+        tokens=args.tokens,
     )
+    for layer, note in result.meta["tuple_outputs"].items():
+        warn(f"layer {layer} returns a tuple; its {note} is measured.")
     random_note = weights_caveat(model_settings)
     result.to_csv(out / "sensitivity.csv")
     per_image = [

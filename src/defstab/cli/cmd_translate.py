@@ -184,6 +184,7 @@ def run(args) -> None:
     norm = (
         args.normalize
         or settings.get("normalize_trained")
+        or settings.get("normalize_model")
         or default_normalization(model_family(model_name), data_spec)
     )
     pre = make_normalize(norm, images.shape[1])

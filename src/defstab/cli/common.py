@@ -117,6 +117,13 @@ def resolve_model(args, in_channels: int | None = None):
     if not kwargs and (args.width is not None or args.init_seed is not None or args.num_classes):
         raise ValueError("--width, --init-seed and --num-classes apply to registry models only.")
     settings = {"model": args.model, "model_kwargs": kwargs, "pretrained": args.pretrained}
+    if model_family(args.model) in ("timm", "torchvision"):
+        from defstab.models.input_config import model_input_config
+
+        config = model_input_config(model, args.model)
+        if config is not None:  # its own size and mean/std, unless --image-size/--normalize
+            settings["input_config"] = config.record()
+            settings["normalize_model"] = config.normalization()
     ckpt = getattr(args, "checkpoint", None)
     if ckpt:
         settings["checkpoint"] = ckpt

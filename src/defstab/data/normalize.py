@@ -39,13 +39,19 @@ def default_normalization(model_family: str, data) -> str:
     return DataSpec.parse(data).normalization
 
 
-def make_normalize(name: str, channels: int) -> Normalize | None:
-    if name not in STATS:
+def make_normalize(name, channels: int) -> Normalize | None:
+    """The normalisation called ``name`` (a :data:`STATS` key), or given as
+    ``{"mean": [...], "std": [...]}`` (a model's own statistics); None for "none"."""
+    if isinstance(name, dict):
+        mean, std = tuple(name["mean"]), tuple(name["std"])
+        name = "the model's"
+    elif name not in STATS:
         raise ValueError(f"--normalize must be one of {sorted(STATS)}, got {name!r}.")
-    stats = STATS[name]
-    if stats is None:
-        return None
-    mean, std = stats
+    else:
+        stats = STATS[name]
+        if stats is None:
+            return None
+        mean, std = stats
     if len(mean) == 1 and channels > 1:
         mean, std = mean * channels, std * channels
     if len(mean) != channels:

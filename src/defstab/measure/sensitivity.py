@@ -33,7 +33,7 @@ from defstab._validate import check_images
 from defstab.deform import DeformationSpec
 from defstab.measure.deformations import resolve_deformation
 from defstab.measure.distances import check_distance, median, paired_distance, pairwise_from_gram
-from defstab.measure.layers import INPUT, resolve_layers
+from defstab.measure.layers import INPUT, prefix_tokens, resolve_layers
 from defstab.measure.store import RepresentationStore
 from defstab.tap import evaluation_mode, model_device_dtype, probe_layers, tap
 
@@ -169,6 +169,7 @@ def measure_sensitivity(
     store_bytes: int = DEFAULT_STORE_BYTES,
     spill_dir=None,
     progress: bool = False,
+    tokens: str = "all",
 ) -> SensitivityResult:
     """Normalized distance between the representations of x and τx, layer by layer.
 
@@ -196,6 +197,10 @@ def measure_sensitivity(
         store_bytes: RAM for undeformed representations (the rest goes to a temporary
             file in ``spill_dir``); the pairwise median stays exact either way.
         progress: show a progress bar.
+        tokens: for token sequences (N, T, D), e.g. a ViT block's output: ``"all"``
+            compares the whole (T·D) vector, class token included; ``"patches"`` drops
+            the class (and distillation/register) tokens first (see
+            :func:`defstab.measure.layers.prefix_tokens`). Feature maps are unaffected.
 
     Returns:
         :class:`SensitivityResult`.
@@ -205,6 +210,9 @@ def measure_sensitivity(
     if n < 2:
         raise ValueError("at least 2 images are needed: the normalizer is a median over pairs.")
     check_distance(distance)
+    if tokens not in ("all", "patches"):
+        raise ValueError(f"tokens must be 'all' or 'patches', got {tokens!r}.")
+    skip = prefix_tokens(model) if tokens == "patches" else 0
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     names = resolve_layers(model, layers)
@@ -223,9 +231,17 @@ def measure_sensitivity(
     with evaluation_mode(model):
         probe = prep(images[:1].to(device, dtype))
         features = {INPUT: probe[0].numel()}
+        tuple_outputs: dict[str, str] = {}
         if modules:
-            shapes = probe_layers(model, modules, probe)
-            features.update({name: math.prod(shape) for name, shape in shapes.items()})
+            shapes = probe_layers(model, modules, probe, tuple_outputs)
+            features.update(
+                {
+                    name: math.prod(shape) // shape[0] * (shape[0] - skip)
+                    if len(shape) == 2
+                    else math.prod(shape)
+                    for name, shape in shapes.items()
+                }
+            )
             names = list(features)
             modules = {name: modules[name] for name in names[1:]}
         if batch_size is None:
@@ -254,6 +270,8 @@ def measure_sensitivity(
                 batch = torch.cat(parts)
 
                 def on_output(name, y, rows=rows, b=b):
+                    if skip and y.ndim == 3:  # (N, T, D) tokens: drop the class tokens
+                        y = y[:, skip:]
                     flat = y.reshape(y.shape[0], -1)
                     i = index[name]
                     ref = flat[:b]
@@ -295,6 +313,8 @@ def measure_sensitivity(
             "noise_space": "network input (after preprocess)" if noise_control else None,
             "batch_size": batch_size,
             "spilled_layers": spilled,
+            "tokens": tokens,
+            "tuple_outputs": tuple_outputs,
         },
     )
     if noise_control:

@@ -76,12 +76,17 @@ def build_model(spec: str, pretrained: bool = False, **registry_kwargs) -> nn.Mo
 
 
 def native_input_size(model: nn.Module, spec: str) -> int | None:
-    """The size the model was made for: registry models say so; ImageNet models take 224."""
+    """The size the model was made for: registry models say so; timm and torchvision
+    models as their library's input settings say (see :mod:`defstab.models.input_config`),
+    else 224."""
     size = getattr(model, "input_size", None)
-    if size:
-        return int(size)
+    if isinstance(size, int) and size > 0:
+        return size
     if model_family(spec) in ("torchvision", "timm"):
-        return 224
+        from defstab.models.input_config import model_input_config
+
+        config = model_input_config(model, spec)
+        return config.size if config is not None else 224
     return None
 
 
