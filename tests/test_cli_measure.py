@@ -215,3 +215,41 @@ def test_pretrained_is_explicit_and_asks_torchvision_for_weights(monkeypatch):
     assert calls == [("resnet18", None), ("resnet18", "DEFAULT")]
     with pytest.raises(ValueError, match="no published weights"):
         build_model("vgg_cifar_maxpool", pretrained=True)
+
+
+def _table(text: str, header: str) -> list[str]:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith(header))
+    table = [lines[start]]
+    for line in lines[start + 1 :]:
+        if not line.strip() or line.startswith(("wrote", "R_f", "RANDOM")):
+            break
+        table.append(line)
+    return table
+
+
+def test_cli_tables_align_for_long_layer_names(tmp_path, capsys):
+    """Every row of the printed tables has the same width, whatever the names' lengths
+    (resnet18's go up to 'layer4.1.downsample.0'; the transformer's blocks are longer)."""
+    assert (
+        main(["smoothness", "--model", "torchvision:resnet18", "--out", str(tmp_path / "s")]) == 0
+    )
+    table = _table(capsys.readouterr().out, "layer")
+    assert len(table) > 15 and len({len(row.split()[0]) for row in table}) > 1
+    assert len({len(row) for row in table}) == 1, table
+    data = tmp_path / "x.pt"
+    torch.save(torch.rand(3, 3, 32, 32), data)
+    model = tmp_path / "net.py"
+    model.write_text(
+        "import torch.nn as nn\n"
+        "def net():\n"
+        "    m = nn.Sequential()\n"
+        "    m.add_module('a_rather_long_module_name_for_a_conv_layer', nn.Conv2d(3, 4, 3))\n"
+        "    m.add_module('r', nn.ReLU())\n"
+        "    return m\n"
+    )
+    assert main(["measure", "--model", f"{model}:net", "--data", str(data), "--images", "3",
+                 "--out", str(tmp_path / "m2"), "--no-noise"]) == 0  # fmt: skip
+    table = _table(capsys.readouterr().out, "layer")
+    assert len(table) == 3 and "a_rather_long_module_name" in table[2]
+    assert len({len(row) for row in table}) == 1, table

@@ -52,6 +52,8 @@ def run(args) -> None:
     )
     if random_note:
         print(random_note)
+    width = max([len("layer"), *map(len, values)])  # aligned for any name length
+    print(f"{'layer':{width}s} {'smoothness':>10s}")
     for k, v in values.items():
-        print(f"{k:32s} {v:.4f}")
+        print(f"{k:{width}s} {v:10.4f}")
     print(f"wrote {out}/smoothness.csv, smoothness.png")
