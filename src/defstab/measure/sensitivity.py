@@ -30,11 +30,12 @@ import torch
 from torch import nn
 
 from defstab._validate import check_images
-from defstab.deform import DeformationSpec
+from defstab.deform import DeformationSpec, apply_tps
 from defstab.measure.deformations import resolve_deformation
 from defstab.measure.distances import check_distance, median, paired_distance, pairwise_from_gram
 from defstab.measure.layers import INPUT, prefix_tokens, resolve_layers
 from defstab.measure.store import RepresentationStore
+from defstab.measure.worst_case import WorstCaseTPS, worst_case_displacements
 from defstab.tap import evaluation_mode, model_device_dtype, probe_layers, tap
 
 __all__ = ["SensitivityResult", "evaluation_mode", "measure_sensitivity"]
@@ -61,6 +62,10 @@ class SensitivityResult:
         deformation_sq, noise_sq: (L,) mean over images of the squared Euclidean
             distances ‖f(τx) − f(x)‖² and ‖f(x + η) − f(x)‖², whatever ``distance`` is.
         pairs_sq: (L,) mean over pairs of undeformed images of ‖f(x₁) − f(x₂)‖².
+        worst_mean, worst_std, worst_per_image: the same as mean/std/per_image for the
+            worst-case deformation (None without ``worst_case``), normalized alike.
+        worst_params: (N, k·k, 2) the worst-case displacements (replay them as
+            ``deformation``).
         meta: settings (distance, deformation, counts) for tables and reports.
     """
 
@@ -76,6 +81,10 @@ class SensitivityResult:
     deformation_sq: torch.Tensor | None = None
     noise_sq: torch.Tensor | None = None
     pairs_sq: torch.Tensor | None = None
+    worst_mean: torch.Tensor | None = None
+    worst_std: torch.Tensor | None = None
+    worst_per_image: torch.Tensor | None = None
+    worst_params: torch.Tensor | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -125,6 +134,9 @@ class SensitivityResult:
                 "n_images": self.n_images,
                 "normalizer": float(self.normalizer[i]),
             }
+            if self.worst_mean is not None:
+                row["worst_mean"] = float(self.worst_mean[i])
+                row["worst_std"] = float(self.worst_std[i])
             if self.noise_mean is not None:
                 row["noise_mean"] = float(self.noise_mean[i])
                 row["noise_std"] = float(self.noise_std[i])
@@ -170,6 +182,8 @@ def measure_sensitivity(
     spill_dir=None,
     progress: bool = False,
     tokens: str = "all",
+    worst_case: WorstCaseTPS | None = None,
+    labels: torch.Tensor | None = None,
 ) -> SensitivityResult:
     """Normalized distance between the representations of x and τx, layer by layer.
 
@@ -201,6 +215,12 @@ def measure_sensitivity(
             compares the whole (T·D) vector, class token included; ``"patches"`` drops
             the class (and distillation/register) tokens first (see
             :func:`defstab.measure.layers.prefix_tokens`). Feature maps are unaffected.
+        worst_case: a :class:`~defstab.measure.worst_case.WorstCaseTPS`: also measure,
+            per image, the worst TPS deformation of that budget found by projected
+            gradient ascent (started from the image's random deformation when it has the
+            same grid, plus ``restarts`` uniform starts drawn after the noise), maximising
+            the distance at its ``layer`` (default: the last measured layer) or the loss.
+        labels: (N,) true classes, for a worst case on the loss of the true label.
 
     Returns:
         :class:`SensitivityResult`.
@@ -225,8 +245,25 @@ def measure_sensitivity(
     deform = resolve_deformation(deformation, n, size, generator)
     # drawn for all images at once, like the deformations: chunking must not change them
     noise = torch.randn(images.shape, generator=generator) if noise_control else None
+    attack_starts = attack_restarts = None
+    if worst_case is not None:
+        attack_layer = worst_case.layer or (
+            names[-1] if worst_case.objective == "distance" else None
+        )
+        if attack_layer is not None and attack_layer not in names:
+            raise ValueError(f"the attack layer {attack_layer!r} is not among the measured layers.")
+        worst_case = _with_layer(worst_case, attack_layer)
+        k2, c = worst_case.grid**2, worst_case.max_disp
+        if deform.kind == "displacements" and deform.grid == worst_case.grid:
+            attack_starts = deform.params.clamp(-c, c)  # the random deformation itself
+        else:
+            attack_starts = (torch.rand(n, k2, 2, generator=generator) * 2 - 1) * c
+        attack_restarts = (
+            torch.rand(worst_case.restarts, n, k2, 2, generator=generator) * 2 - 1
+        ) * c
+        worst_params = torch.zeros(n, k2, 2)
     prep = preprocess or (lambda x: x)
-    passes = 3 if noise_control else 2
+    passes = 2 + noise_control + (worst_case is not None)
 
     with evaluation_mode(model):
         probe = prep(images[:1].to(device, dtype))
@@ -252,6 +289,7 @@ def measure_sensitivity(
         # Petrini's squared Euclidean distances, accumulated whatever `distance` is
         sq_def = torch.zeros(len(names), n, dtype=torch.float64)
         sq_noise = torch.zeros(len(names), n, dtype=torch.float64) if noise_control else None
+        dist_worst = torch.zeros(len(names), n, dtype=torch.float64) if worst_case else None
         index = {name: i for i, name in enumerate(names)}
         with RepresentationStore(n, features, store_bytes, spill_dir) as store:
             chunks = range(0, n, batch_size)
@@ -267,6 +305,19 @@ def measure_sensitivity(
                 parts = [x_in, tx_in]
                 if noise_control:
                     parts.append(x_in + _matched_noise(x_in, tx_in, noise[rows]))
+                if worst_case is not None:
+                    worst, _ = worst_case_displacements(
+                        model,
+                        x,
+                        worst_case,
+                        attack_starts[rows],
+                        attack_restarts[:, rows],
+                        labels[rows] if labels is not None else None,
+                        preprocess,
+                        distance,
+                    )
+                    worst_params[rows] = worst.detach().float().cpu()
+                    parts.append(prep(apply_tps(x, worst, worst_case.grid, worst_case.padding)))
                 batch = torch.cat(parts)
 
                 def on_output(name, y, rows=rows, b=b):
@@ -278,8 +329,12 @@ def measure_sensitivity(
                     dist_def[i, rows] = paired_distance(ref, flat[b : 2 * b], distance).cpu()
                     sq_def[i, rows] = _squared(ref, flat[b : 2 * b])
                     if noise_control:
-                        dist_noise[i, rows] = paired_distance(ref, flat[2 * b :], distance).cpu()
-                        sq_noise[i, rows] = _squared(ref, flat[2 * b :])
+                        noisy = flat[2 * b : 3 * b]
+                        dist_noise[i, rows] = paired_distance(ref, noisy, distance).cpu()
+                        sq_noise[i, rows] = _squared(ref, noisy)
+                    if dist_worst is not None:
+                        worst = flat[(passes - 1) * b :]
+                        dist_worst[i, rows] = paired_distance(ref, worst, distance).cpu()
                     store.put(name, rows.start, ref)
 
                 on_output(INPUT, batch)
@@ -323,7 +378,22 @@ def measure_sensitivity(
         result.noise_mean = noise.mean(1)
         result.noise_std = noise.std(1)
         result.noise_sq = sq_noise.mean(1)
+    if worst_case is not None:
+        worst = dist_worst / scale
+        result.worst_per_image, result.worst_mean, result.worst_std = (
+            worst,
+            worst.mean(1),
+            worst.std(1),
+        )
+        result.worst_params = worst_params
+        result.meta["worst_case"] = worst_case.record()
     return result
+
+
+def _with_layer(attack, layer):
+    from dataclasses import replace
+
+    return replace(attack, layer=layer)
 
 
 def _positive(t: torch.Tensor) -> torch.Tensor:
