@@ -155,3 +155,45 @@ def test_measure_sensitivity_with_a_worst_case():
     torch.testing.assert_close(replay.per_image, res.worst_per_image, rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="not among the measured layers"):
         run(worst_case=WorstCaseTPS.like(spec, layer="features.conv1_1"), layers="features.pool1")
+
+
+def test_measure_cli_worst_case_and_replay(tmp_path, capsys):
+    from defstab.cli.main import main
+    from defstab.io.tables import read_csv
+
+    data = tmp_path / "x.pt"
+    torch.save(torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(0)), data)
+    base = ["measure", "--model", "vgg_cifar_avgpool", "--width", "0.25", "--data", str(data),
+            "--images", "6", "--quiet"]  # fmt: skip
+    out = tmp_path / "w"
+    assert main([*base, "--worst-case", "--attack-steps", "3", "--out", str(out)]) == 0
+    rows = read_csv(out / "sensitivity.csv")
+    assert all(float(r["worst_mean"]) >= float(r["mean"]) - 1e-6 for r in rows[-1:])
+    assert (out / "worst_case.png").exists() and (out / "worst_deformations.pt").exists()
+    assert "worst_value" in read_csv(out / "per_image.csv")[0]
+    # replay: the saved worst case, measured as a given deformation, gives the same values
+    again = tmp_path / "r"
+    assert (
+        main([*base, "--deformations", str(out / "worst_deformations.pt"), "--out", str(again)])
+        == 0
+    )
+    replayed = [float(r["mean"]) for r in read_csv(again / "sensitivity.csv")]
+    worst = [float(r["worst_mean"]) for r in rows]
+    assert replayed == pytest.approx(worst, rel=1e-4, abs=1e-6)
+    # mistakes: one sentence, exit 2
+    assert main([*base, "--worst-case", "--attack-steps", "0", "--out", str(tmp_path / "e")]) == 2
+    assert "attack steps" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                *base,
+                "--worst-case",
+                "--attack-layer",
+                "features.conv9",
+                "--out",
+                str(tmp_path / "e"),
+            ]
+        )
+        == 2
+    )
+    assert "attack layer" in capsys.readouterr().err

@@ -36,6 +36,25 @@ def add_parser(sub):
         default=None,
         help="replay the deformations.pt of an earlier measure (same --images and --seed)",
     )
+    p.add_argument(
+        "--worst-case",
+        action="store_true",
+        help="also the worst TPS deformation of the same budget per image (projected "
+        "gradient ascent): worst_mean/worst_std columns, worst_deformations.pt, worst_case.png",
+    )
+    p.add_argument("--attack-steps", type=int, default=10, help="gradient steps (default 10)")
+    p.add_argument("--attack-restarts", type=int, default=0, help="extra random starts")
+    p.add_argument(
+        "--attack-layer",
+        default=None,
+        help="layer whose distance the attack maximises (default: the last measured layer)",
+    )
+    p.add_argument(
+        "--attack-objective",
+        default="distance",
+        choices=["distance", "loss"],
+        help="distance at --attack-layer, or cross-entropy on the predicted class",
+    )
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True, help="output folder")
@@ -93,6 +112,19 @@ def run(args) -> None:
             )
     else:
         deformation = DeformationSpec.for_images(h, args.grid, args.max_disp)
+    worst_case = None
+    if args.worst_case:
+        from defstab.measure.worst_case import WorstCaseTPS
+
+        if replay is not None:
+            raise ValueError("--worst-case attacks within the random budget; drop --deformations.")
+        worst_case = WorstCaseTPS.like(
+            deformation,
+            steps=args.attack_steps,
+            restarts=args.attack_restarts,
+            layer=args.attack_layer,
+            objective=args.attack_objective,
+        )
     norm_name = (
         args.normalize
         or model_settings.get("normalize_trained")
@@ -115,6 +147,7 @@ def run(args) -> None:
         batch_size=args.batch_size,
         progress=not args.quiet,
         tokens=args.tokens,
+        worst_case=worst_case,
     )
     for layer, note in result.meta["tuple_outputs"].items():
         warn(f"layer {layer} returns a tuple; its {note} is measured.")
@@ -132,6 +165,11 @@ def run(args) -> None:
                 if result.noise_per_image is not None
                 else {}
             ),
+            **(
+                {"worst_value": float(result.worst_per_image[i, j])}
+                if result.worst_per_image is not None
+                else {}
+            ),
         }
         for i, name in enumerate(result.layers)
         for j in range(result.n_images)
@@ -139,6 +177,10 @@ def run(args) -> None:
     write_csv(out / "per_image.csv", per_image)
     with atomic_path(out / "deformations.pt") as tmp:
         torch.save(result.deformation_params, tmp)
+    if result.worst_params is not None:
+        with atomic_path(out / "worst_deformations.pt") as tmp:
+            torch.save(result.worst_params, tmp)
+        _worst_case_figure(images, result, out / "worst_case.png")
     d = result.meta["deformation"]
     what = (
         f"k = {d['grid']}, C = {d['max_disp']:g}" if d.get("max_disp") is not None else "replayed"
@@ -189,11 +231,15 @@ def run(args) -> None:
         rows = result.to_rows()
         width = max(4, *(len(row["layer"]) for row in rows))  # aligned for any name length
         head = f"{'layer':>5s}  {'name':{width}s} {'sensitivity':>11s}"
+        if result.worst_mean is not None:
+            head += f" {'worst':>7s}"
         if result.noise_mean is not None:
             head += f" {'noise':>7s} {'R_f':>7s}"
         print(head)
         for row in rows:
             line = f"{row['layer_index']:5d}  {row['layer']:{width}s} {row['mean']:11.3f}"
+            if "worst_mean" in row:
+                line += f" {row['worst_mean']:7.3f}"
             if "noise_mean" in row:
                 line += f" {row['noise_mean']:7.3f} {row['relative_stability']:7.3f}"
             print(line)
@@ -203,6 +249,32 @@ def run(args) -> None:
                 "deformation than to noise of equal norm)"
             )
         print(f"wrote {out}/sensitivity.csv, per_image.csv, sensitivity.png, config.json")
+
+
+def _worst_case_figure(images, result, path, count: int = 3) -> None:
+    """The images whose worst case moved the attacked layer most beyond the random one:
+    random and worst-case deformation side by side (the paper's Fig. 2 layout)."""
+    import torch
+
+    from defstab.deform import apply_tps, get_tps
+    from defstab.plotting.deformation import deformation_figure
+
+    layer = result.layers.index(result.meta["worst_case"]["layer"] or result.layers[-1])
+    gain = result.worst_per_image[layer] - result.per_image[layer]
+    pick = gain.argsort(descending=True)[:count]
+    spec = result.meta["worst_case"]
+    x = images[pick]
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    both = torch.cat([result.deformation_params[pick], result.worst_params[pick]])
+    twice = torch.cat([x, x])
+    deformed = apply_tps(twice, both, spec["grid"], spec["padding"])
+    names = [f"image {int(i)} random" for i in pick] + [f"image {int(i)} worst" for i in pick]
+    tps = get_tps(tuple(x.shape[-2:]), spec["grid"])
+    order = [j for i in range(len(pick)) for j in (i, i + len(pick))]
+    deformation_figure(
+        twice[order], both[order], deformed[order], tps, path, names=[names[j] for j in order]
+    )
 
 
 def _read_deformations(path: str):

@@ -21,8 +21,18 @@ def plot_sensitivity(result, path: str | Path, title: str | None = None) -> Path
     fig, ax = plt.subplots(figsize=(max(5.0, 0.42 * len(x) + 2), 3.6))
     mean = result.mean.numpy()
     sem = result.std.numpy() / np.sqrt(result.n_images)
-    ax.plot(x, mean, "o-", color="C0", label="deformation")
+    random_label = (
+        "random deformation" if getattr(result, "worst_mean", None) is not None else "deformation"
+    )
+    ax.plot(x, mean, "o-", color="C0", label=random_label)
     ax.fill_between(x, mean - 2 * sem, mean + 2 * sem, color="C0", alpha=0.25, lw=0)
+    if getattr(result, "worst_mean", None) is not None:
+        worst = result.worst_mean.numpy()
+        worst_sem = result.worst_std.numpy() / np.sqrt(result.n_images)
+        ax.plot(x, worst, "^-", color="C1", label="worst-case deformation (same budget)")
+        ax.fill_between(
+            x, worst - 2 * worst_sem, worst + 2 * worst_sem, color="C1", alpha=0.2, lw=0
+        )
     if result.noise_mean is not None:
         ax.plot(
             x,
