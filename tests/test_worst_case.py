@@ -197,3 +197,59 @@ def test_measure_cli_worst_case_and_replay(tmp_path, capsys):
         == 2
     )
     assert "attack layer" in capsys.readouterr().err
+
+
+class Centroid(nn.Module):
+    """Class 1 when the horizontal centroid of the brightness passes column ``t``: a
+    network that flips at a known translation."""
+
+    def __init__(self, t: float):
+        super().__init__()
+        self.t = t
+
+    def forward(self, x):
+        w = x.sum(1)
+        cols = torch.arange(x.shape[-1], dtype=x.dtype)
+        cx = (w.sum(1) * cols).sum(-1) / w.sum((1, 2))
+        return torch.stack([self.t - cx, cx - self.t], -1) * 20
+
+
+def blobs(shifts):
+    """One Gaussian blob per image, centred at column 7.5 + shift, row 7.5 (16×16)."""
+    r = torch.arange(16, dtype=torch.float64)
+    out = []
+    for s in shifts:
+        g = torch.exp(-((r[None] - 7.5 - s) ** 2 + (r[:, None] - 7.5) ** 2) / 8)
+        out.append(g)
+    return torch.stack(out)[:, None]
+
+
+def test_minimal_flip_strength_against_a_scan_of_c():
+    """Blobs whose centroid sits 0.5, 1.0 and 1.5 px left of the decision column, and one
+    that no deformation up to C = 3 can move across (5 px): bisection against a scan of
+    C = 0.05, 0.10, … with the same attack, and against the known translation."""
+    from defstab.measure.worst_case import minimal_flip_strength
+
+    x = blobs([-0.5, -1.0, -1.5, -5.0])
+    model = Centroid(t=7.5).double()
+    res = minimal_flip_strength(model, x, grid=2, max_disp=3.0, steps=10, tolerance=0.02,
+                                generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert res.predicted.tolist() == [0, 0, 0, 0]
+    assert torch.isinf(res.strength[3])
+    scan = torch.arange(1, 61, dtype=torch.float64) * 0.05
+    for i, known in enumerate([0.5, 1.0, 1.5]):
+        first = None
+        for c in scan:
+            single = minimal_flip_strength(model, x[i : i + 1], grid=2, max_disp=float(c),
+                                           steps=10, tolerance=10.0,
+                                           generator=torch.Generator().manual_seed(0))  # fmt: skip
+            if torch.isfinite(single.strength[0]):
+                first = float(c)
+                break
+        assert first is not None
+        assert abs(res.strength[i].item() - first) <= 0.05 + 0.02
+        assert abs(res.strength[i].item() - known) <= 0.1 * known + 0.05
+    summary = res.summary()
+    assert summary["fraction_flipped"] == 0.75 and summary["images"] == 4
+    survival = res.survival(torch.tensor([0.0, 0.75, 1.25, 2.0], dtype=torch.float64))
+    assert survival.tolist() == [1.0, 0.75, 0.5, 0.25]

@@ -208,3 +208,104 @@ def worst_case_displacements(
                 return F.cross_entropy(logits.float(), target, reduction="none")
 
         return projected_ascent(objective, starts, c, attack.steps, alpha)
+
+
+@dataclass
+class FlipResult:
+    """Smallest deformation strength that changes each image's top-1 class.
+
+    Attributes:
+        strength: (N,) the smallest C found (within ``tolerance``) whose worst-case TPS
+            deformation flips the prediction; ``inf`` where none up to ``max_disp`` did.
+            An attack finds an upper bound on the true minimum.
+        predicted: (N,) top-1 class of the undeformed images.
+        max_disp, tolerance: the search range and the bisection's precision (px).
+    """
+
+    strength: torch.Tensor
+    predicted: torch.Tensor
+    max_disp: float
+    tolerance: float
+
+    def summary(self) -> dict:
+        finite = self.strength[torch.isfinite(self.strength)]
+        # inf (no flip up to max_disp) sorts last, so a median of inf means "most survive"
+        q = torch.quantile(self.strength, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
+        return {
+            "images": len(self.strength),
+            "fraction_flipped": len(finite) / max(1, len(self.strength)),
+            "strength_q25": float(q[0]),
+            "strength_median": float(q[1]),
+            "strength_q75": float(q[2]),
+            "max_disp": self.max_disp,
+            "tolerance": self.tolerance,
+        }
+
+    def survival(self, strengths: torch.Tensor) -> torch.Tensor:
+        """(S,) fraction of images whose prediction survives every deformation of
+        strength ≤ c (as far as the attack finds), for each c in ``strengths``."""
+        return (self.strength.view(1, -1) > strengths.view(-1, 1)).float().mean(1)
+
+
+def minimal_flip_strength(
+    model: nn.Module,
+    images: torch.Tensor,
+    grid: int = 3,
+    max_disp: float = 4.0,
+    steps: int = 10,
+    restarts: int = 0,
+    tolerance: float = 0.05,
+    preprocess=None,
+    generator: torch.Generator | None = None,
+    padding: str = "zeros",
+) -> FlipResult:
+    """Per image, the smallest C whose worst-case deformation (loss on the predicted
+    class) changes the top-1 class: bisection over C with the attack inside, all images
+    at once (each with its own C).
+
+    Every start is drawn once, in units of C, so the search is deterministic given the
+    generator and monotone in the draws.
+
+    Args:
+        images: (N, C, H, W) before ``preprocess``.
+        max_disp: upper end of the search; images that survive it get ``inf``.
+        tolerance: stop when the bracket is this narrow (px).
+
+    Returns:
+        :class:`FlipResult`.
+    """
+    check_images(images)
+    if not (max_disp > 0 and tolerance > 0):
+        raise ValueError("max_disp and tolerance must be positive.")
+    device, dtype = model_device_dtype(model)
+    x = images.to(device, dtype)
+    prep = preprocess or (lambda t: t)
+    n, k2 = x.shape[0], grid * grid
+    unit = torch.rand(1 + restarts, n, k2, 2, generator=generator) * 2 - 1  # in units of C
+    attack = WorstCaseTPS(grid, max_disp, steps=steps, objective="loss", padding=padding)
+    with torch.no_grad(), evaluation_mode(model):
+        predicted = run_checked(model, prep(x)).argmax(-1)
+
+    def flips(idx: torch.Tensor, budget: torch.Tensor) -> torch.Tensor:
+        c = budget.to(device, dtype).view(-1, 1, 1)
+        starts = unit[:, idx].to(device, dtype) * c
+        best, _ = worst_case_displacements(
+            model, x[idx], attack, starts[0], starts[1:] if restarts else None,
+            preprocess=preprocess, budget=budget.to(device, dtype),
+        )  # fmt: skip
+        with torch.no_grad(), evaluation_mode(model):
+            deformed = apply_tps(x[idx], best, grid, padding)
+            return (run_checked(model, prep(deformed)).argmax(-1) != predicted[idx]).cpu()
+
+    strength = torch.full((n,), float("inf"), dtype=torch.float64)
+    everyone = torch.arange(n)
+    flipped = flips(everyone, torch.full((n,), float(max_disp)))
+    active = everyone[flipped]
+    lo = torch.zeros(len(active), dtype=torch.float64)
+    hi = torch.full((len(active),), float(max_disp), dtype=torch.float64)
+    while len(active) and float((hi - lo).max()) > tolerance:
+        mid = (lo + hi) / 2
+        f = flips(active, mid.float())
+        hi, lo = torch.where(f, mid, hi), torch.where(f, lo, mid)
+    strength[active] = hi
+    return FlipResult(strength, predicted.cpu(), float(max_disp), float(tolerance))
