@@ -251,5 +251,41 @@ def test_minimal_flip_strength_against_a_scan_of_c():
         assert abs(res.strength[i].item() - known) <= 0.1 * known + 0.05
     summary = res.summary()
     assert summary["fraction_flipped"] == 0.75 and summary["images"] == 4
+    ordered = res.strength.sort().values  # smallest C at which ≥ q of the images flipped
+    assert summary["strength_median"] == ordered[1] and summary["strength_q75"] == ordered[2]
+    assert res.quantile(1.0) == float("inf")
     survival = res.survival(torch.tensor([0.0, 0.75, 1.25, 2.0], dtype=torch.float64))
     assert survival.tolist() == [1.0, 0.75, 0.5, 0.25]
+
+
+def test_measure_cli_min_flip_on_a_hand_made_classifier(tmp_path, capsys):
+    """`measure --min-flip` with the centroid network as a user's model file."""
+    from defstab.cli.main import main
+    from defstab.io.tables import read_csv
+
+    model_file = tmp_path / "centroid.py"
+    model_file.write_text(
+        "import torch\nfrom torch import nn\n\n"
+        "class Centroid(nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        w = x.sum(1)\n"
+        "        cols = torch.arange(x.shape[-1], dtype=x.dtype)\n"
+        "        cx = (w.sum(1) * cols).sum(-1) / w.sum((1, 2))\n"
+        "        return torch.stack([7.5 - cx, cx - 7.5], -1) * 20\n\n"
+        "def net():\n    return Centroid()\n"
+    )
+    data = tmp_path / "blobs.pt"
+    torch.save(blobs([-0.5, -1.0, -5.0]).float(), data)
+    out = tmp_path / "f"
+    argv = ["measure", "--model", f"{model_file}:net", "--data", str(data), "--images", "3",
+            "--layers", "input", "--grid", "2", "--max-disp", "1", "--min-flip", "--quiet",
+            "--normalize", "none", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    rows = sorted(read_csv(out / "flip.csv"), key=lambda r: int(r["image"]))
+    strengths = [float(r["min_flip_c"]) for r in rows]
+    assert strengths[0] == pytest.approx(0.5, abs=0.1) and strengths[1] == pytest.approx(
+        1.0, abs=0.15
+    )
+    assert strengths[2] == float("inf")  # 5 px away: beyond the default search (2 × C)
+    assert (out / "robustness.png").exists()
+    assert "minimal flipping C" in capsys.readouterr().out

@@ -227,16 +227,20 @@ class FlipResult:
     max_disp: float
     tolerance: float
 
+    def quantile(self, q: float) -> float:
+        """The smallest C at which at least a fraction ``q`` of the predictions have
+        flipped (``inf`` when fewer flip within ``max_disp``)."""
+        ordered = self.strength.sort().values
+        return float(ordered[max(0, math.ceil(q * len(ordered)) - 1)])
+
     def summary(self) -> dict:
         finite = self.strength[torch.isfinite(self.strength)]
-        # inf (no flip up to max_disp) sorts last, so a median of inf means "most survive"
-        q = torch.quantile(self.strength, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
         return {
             "images": len(self.strength),
             "fraction_flipped": len(finite) / max(1, len(self.strength)),
-            "strength_q25": float(q[0]),
-            "strength_median": float(q[1]),
-            "strength_q75": float(q[2]),
+            "strength_q25": self.quantile(0.25),
+            "strength_median": self.quantile(0.5),
+            "strength_q75": self.quantile(0.75),
             "max_disp": self.max_disp,
             "tolerance": self.tolerance,
         }

@@ -76,3 +76,25 @@ def plot_smoothness(
     ax.set_title(title or "filter smoothness per conv layer", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def plot_robustness(flip, path: str | Path, title: str | None = None) -> Path:
+    """Fraction of images whose top-1 class survives every deformation of strength ≤ C
+    (as far as the attack finds), against C; the median minimal flipping C dotted."""
+    import torch
+
+    c = torch.linspace(0, flip.max_disp, 200, dtype=torch.float64)
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    ax.plot(c.numpy(), flip.survival(c).numpy(), color="C1")
+    median = flip.summary()["strength_median"]
+    if np.isfinite(median):
+        ax.axvline(median, ls=":", color="k", label=f"median minimal C = {median:.2f} px")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("deformation strength C (px)")
+    ax.set_ylabel("fraction of predictions that survive")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.set_title(title or f"robustness to worst-case TPS deformations (n = {len(flip.strength)})",
+                 fontsize=9)  # fmt: skip
+    fig.tight_layout()
+    return save_figure(fig, path)
