@@ -289,3 +289,46 @@ def test_measure_cli_min_flip_on_a_hand_made_classifier(tmp_path, capsys):
     assert strengths[2] == float("inf")  # 5 px away: beyond the default search (2 × C)
     assert (out / "robustness.png").exists()
     assert "minimal flipping C" in capsys.readouterr().out
+
+
+def test_worst_shift_against_a_loop_over_shifts():
+    from defstab.translate.analysis import worst_shift
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 4, stride=4), nn.Flatten(), nn.Linear(4 * 16, 5)).eval()
+    x = torch.rand(6, 3, 20, 20, generator=torch.Generator().manual_seed(1))
+    found = worst_shift(model, x, crop=16, max_shift=2)
+    flipped, changes = [], 0
+    with torch.no_grad():
+        for i in range(6):
+            ref = model(x[i : i + 1, :, 2:18, 2:18]).argmax(1)
+            any_flip = False
+            for dy, dx in itertools.product(range(-2, 3), repeat=2):
+                top = model(x[i : i + 1, :, 2 + dy : 18 + dy, 2 + dx : 18 + dx]).argmax(1)
+                any_flip |= bool(top != ref)
+                changes += int(top != ref)
+            flipped.append(any_flip)
+    assert found["flipped"].tolist() == flipped
+    assert found["fraction_flipped"] == pytest.approx(sum(flipped) / 6)
+    assert found["p_top1_change_per_shift"] == pytest.approx(changes / (6 * 24))
+    assert 0 < found["fraction_flipped"] <= 1 and found["shifts"] == 24
+    with pytest.raises(ValueError, match="too small"):
+        worst_shift(model, x, crop=16, max_shift=3)
+
+
+def test_translate_cli_worst_shift(tmp_path):
+    from defstab.cli.main import main
+    from defstab.io.tables import read_csv
+
+    data = tmp_path / "x.pt"
+    torch.save(torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0)), data)
+    out = tmp_path / "t"
+    argv = ["translate", "--model", "vgg_cifar_subsample", "--width", "0.25", "--data", str(data),
+            "--images", "4", "--protocol", "crop", "--steps", "4", "--worst-shift", "2",
+            "--quiet", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    rows = read_csv(out / "summary.csv")
+    assert [r["protocol"] for r in rows] == ["crop", "worst-shift"]
+    assert rows[1]["shifts"] == "24" and 0 <= float(rows[1]["fraction_flipped"]) <= 1
+    assert len(read_csv(out / "worst_shift.csv")) == 4
+    assert main([*argv[:-3], "--worst-shift", "0", "--out", str(out)]) == 2

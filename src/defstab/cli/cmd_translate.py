@@ -62,6 +62,14 @@ def add_parser(sub):
         "per batch (default: one pair per image)",
     )
     p.add_argument(
+        "--worst-shift",
+        type=int,
+        default=None,
+        metavar="K",
+        help="also every integer shift within ±K px (exhaustive): the fraction of images "
+        "that some shift flips, beside the average per shift",
+    )
+    p.add_argument(
         "--layers",
         action="store_true",
         help="also the per-layer shift analysis (strides, invariance, equivariance)",
@@ -221,6 +229,30 @@ def run(args) -> None:
                     f"{model_name}: {proto}" + (f", object {size} px" if size else "") + mark,
                 )
                 figures.append(name)
+    if args.worst_shift is not None:
+        from defstab.translate.analysis import worst_shift
+
+        if args.worst_shift < 1:
+            raise ValueError(f"--worst-shift must be at least 1, got {args.worst_shift}.")
+        side = min(crop, source - 2 * args.worst_shift)
+        found = worst_shift(model, images, side, args.worst_shift, pre, progress=not args.quiet)
+        summary.append(
+            {"preset": args.preset}
+            | {k: v for k, v in found.items() if k not in ("flipped", "worst")}
+            | {"weights": settings["weights"]}
+        )
+        write_csv(
+            out / "worst_shift.csv",
+            [
+                {
+                    "image": int(ids[i]),
+                    "flipped": int(found["flipped"][i]),
+                    "worst_dx": int(found["worst"][i, 0]),
+                    "worst_dy": int(found["worst"][i, 1]),
+                }
+                for i in range(len(ids))
+            ],
+        )
     write_csv(out / "summary.csv", summary)
     write_csv(out / "per_step.csv", per_step)
     if len(preset.object_sizes) > 1 and any(p in ("embed", "inpaint", "scale") for p in protocols):

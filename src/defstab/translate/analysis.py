@@ -181,6 +181,47 @@ def run_protocol(
     return PathResult(protocol, probs, labels, geom, size)
 
 
+@torch.no_grad()
+def worst_shift(
+    model: nn.Module,
+    images: torch.Tensor,
+    crop: int,
+    max_shift: int,
+    preprocess=None,
+    progress: bool = False,
+) -> dict:
+    """Every integer shift within ±``max_shift`` px of the centred crop, exhaustively: the
+    fraction of images for which *some* shift changes the top-1 class (worst case), beside
+    the fraction of single shifts that do (average case).
+
+    Returns:
+        ``{"protocol": "worst-shift", "max_shift", "crop", "images", "shifts",
+        "fraction_flipped", "p_top1_change_per_shift", "flipped" ((N,) bool),
+        "worst" ((N, 2) the shift (dx, dy) with the lowest probability of the unshifted
+        top-1 class)}``.
+    """
+    from defstab.translate.protocols import all_shifts
+
+    frames, shifts = all_shifts(images, crop, max_shift)
+    probs = classify_frames(model, frames, preprocess, progress=progress)  # (N, S, K)
+    centre = shifts.shape[0] // 2
+    top = probs.argmax(-1)
+    ref = top[:, centre]
+    changed = top != ref[:, None]  # (N, S); the centre never changes
+    kept = probs.gather(-1, ref.view(-1, 1, 1).expand(-1, probs.shape[1], 1)).squeeze(-1)
+    return {
+        "protocol": "worst-shift",
+        "max_shift": max_shift,
+        "crop": crop,
+        "images": images.shape[0],
+        "shifts": shifts.shape[0] - 1,
+        "fraction_flipped": float(changed.any(1).float().mean()),
+        "p_top1_change_per_shift": float(changed.sum(1).float().mean() / (shifts.shape[0] - 1)),
+        "flipped": changed.any(1),
+        "worst": shifts[kept.argmin(1)],
+    }
+
+
 def normalisation_mean(preprocess, channels: int) -> torch.Tensor:
     """(C,) the pixel colour ``preprocess`` maps to zero: its ``mean`` buffer, else 0."""
     mean = getattr(preprocess, "mean", None)

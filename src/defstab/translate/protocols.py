@@ -215,6 +215,37 @@ def random_offset_pairs(
     return frames.permute(0, 1, 4, 2, 3).contiguous(), offsets
 
 
+def all_shifts(images: torch.Tensor, crop: int, max_shift: int):
+    """Crops of side ``crop`` at every integer shift (dx, dy) in [−k, k]² of the centred
+    crop: the exhaustive search of a worst-case shift (Engstrom et al. 2019's grid).
+
+    Args:
+        images: (N, C, H, W) with H, W ≥ crop + 2k.
+
+    Returns:
+        ``(frames (N, (2k+1)², C, crop, crop), shifts ((2k+1)², 2) as (dx, dy))``; the
+        unshifted crop is frame (2k+1)²//2.
+    """
+    check_images(images)
+    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 1:
+        raise ValueError(f"max_shift must be an integer ≥ 1, got {max_shift!r}.")
+    h, w = images.shape[-2:]
+    if crop < 2 or crop + 2 * max_shift > min(h, w):
+        raise ValueError(
+            f"images of {h}×{w} px are too small for {crop} px crops shifted by up to "
+            f"±{max_shift} px."
+        )
+    k = max_shift
+    r = torch.arange(-k, k + 1)
+    shifts = torch.stack(torch.meshgrid(r, r, indexing="xy"), -1).reshape(-1, 2)  # (S, (dx, dy))
+    y0, x0 = (h - crop) // 2, (w - crop) // 2
+    span = torch.arange(crop)
+    rows = (y0 + shifts[:, 1, None] + span).to(images.device)  # (S, crop)
+    cols = (x0 + shifts[:, 0, None] + span).to(images.device)
+    frames = images.permute(0, 2, 3, 1)[:, rows[:, :, None], cols[:, None, :]]  # (N, S, c, c, C)
+    return frames.permute(0, 1, 4, 2, 3).contiguous(), shifts
+
+
 def scale_path(
     images: torch.Tensor, canvas: int, start_size: int, steps: int, background: str = "black"
 ):
