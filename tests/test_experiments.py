@@ -49,7 +49,7 @@ def test_aggregate_by_hand():
 
 
 @pytest.mark.parametrize(
-    "name", ["pooling", "smooth-init", "synthetic", "random-labels", "antialias"]
+    "name", ["pooling", "smooth-init", "synthetic", "random-labels", "antialias", "worst-case"]
 )
 def test_each_experiment_end_to_end(tmp_path, name):
     archs = ["maxpool", "blurpool"] if name == "antialias" else ["maxpool", "subsample"]
@@ -69,6 +69,16 @@ def test_each_experiment_end_to_end(tmp_path, name):
     assert {"sensitivity", "noise", "smoothness"} <= metrics
     if name == "antialias":
         assert {"embed:p_top1_change", "crop:mac", "crop:consistency"} <= metrics
+    if name == "worst-case":  # per run and phase, the attack beats the random draw at its layer
+        last = {}
+        for r in results:
+            if r["metric"] in ("worst", "sensitivity"):
+                key = (r["condition"], r["seed"], r["phase"], r["metric"])
+                last[key] = max(last.get(key, (-1, 0)), (int(r["layer_index"]), float(r["value"])))
+        pairs = [
+            (v[1], last[k[:3] + ("sensitivity",)][1]) for k, v in last.items() if k[3] == "worst"
+        ]
+        assert len(pairs) == 4 and all(w >= s_ - 1e-6 for w, s_ in pairs)
     n_runs = len(meta["runs"])
     assert len({(r["condition"], r["seed"]) for r in results}) == n_runs
     phases = {r["phase"] for r in results}
@@ -130,6 +140,8 @@ def test_networks_are_shared_and_runs_keep_their_provenance(tmp_path, monkeypatc
     monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("retrained"))
     smooth = run_experiment(tiny("smoothness", tmp_path, archs=archs), quiet=True)
     anti = run_experiment(tiny("antialias", tmp_path, archs=archs), quiet=True)
+    worst = run_experiment(tiny("worst-case", tmp_path, archs=archs), quiet=True)
+    assert [r["network"] for r in worst["runs"]] == [r["network"] for r in pooling["runs"]]
     assert sorted((tmp_path / "networks").iterdir()) == networks  # nothing new trained
     assert [r["network"] for r in anti["runs"]] == [r["network"] for r in pooling["runs"]]
     assert [r["test_acc"] for r in anti["runs"]] == [r["test_acc"] for r in pooling["runs"]]

@@ -16,6 +16,7 @@ INIT_SMOOTHNESS = 1.857  # truncated-normal init, analytic (the paper estimates 
 YLABELS = {
     "sensitivity": "normalized cosine distance",
     "noise": "normalized distance (noise)",
+    "worst": "normalized cosine distance\n(worst case)",
     "smoothness": "normalized total variation\n(lower = smoother)",
 }
 

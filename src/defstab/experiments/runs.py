@@ -29,6 +29,7 @@ from defstab.data.spec import DataSpec
 from defstab.io.atomic import write_json
 
 SENSITIVITY, NOISE, SMOOTHNESS = "sensitivity", "noise", "smoothness"
+WORST = "worst"  # worst-case TPS deformation of the same budget (measure["worst_case"])
 SOLVED_TRAIN_ACC = 0.99
 NETWORKS, MEASUREMENTS = "networks", "measurements"
 
@@ -265,6 +266,11 @@ def execute(spec: RunSpec, out: Path, cache: DataCache, quiet: bool = True) -> d
     deformation = DeformationSpec.from_record(spec.measure["deformation"])
     disp = deformation.sample(len(idx), g)
     rows: list[dict] = []
+    worst_case = None
+    if spec.measure.get("worst_case"):
+        from defstab.measure.worst_case import WorstCaseTPS
+
+        worst_case = WorstCaseTPS.like(deformation, **spec.measure["worst_case"])
 
     def measure(phase: str) -> None:
         res = measure_sensitivity(
@@ -274,10 +280,13 @@ def execute(spec: RunSpec, out: Path, cache: DataCache, quiet: bool = True) -> d
             preprocess=normalize,
             noise_control=True,
             generator=torch.Generator().manual_seed(spec.seed + 1),
+            worst_case=worst_case,
         )
         for i, name in enumerate(res.layers):
             rows.append(_row(spec, phase, SENSITIVITY, i, name, float(res.mean[i])))
             rows.append(_row(spec, phase, NOISE, i, name, float(res.noise_mean[i])))
+            if res.worst_mean is not None:
+                rows.append(_row(spec, phase, WORST, i, name, float(res.worst_mean[i])))
         # the paper's 3×3 conv layers; a strided network's learned 2×2 downsampling conv
         # has another expected TV (≈1.39 at init) and would blur the comparison
         for i, (name, v) in enumerate(filter_smoothness(model, min_kernel=3).items()):
