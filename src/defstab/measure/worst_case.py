@@ -129,7 +129,7 @@ def projected_ascent(
     return best, best_value
 
 
-def _layer_forward(model: nn.Module, layer: str | None) -> Callable[[torch.Tensor], torch.Tensor]:
+def layer_forward(model: nn.Module, layer: str | None) -> Callable[[torch.Tensor], torch.Tensor]:
     """x -> the flattened output of ``layer`` (the model's output when None), stopping the
     forward pass there."""
     if layer is None:
@@ -188,7 +188,7 @@ def worst_case_displacements(
     )
     with evaluation_mode(model):
         if attack.objective == "distance":
-            forward = _layer_forward(model, attack.layer)
+            forward = layer_forward(model, attack.layer)
             with torch.no_grad():
                 reference = forward(prep(x))
 
