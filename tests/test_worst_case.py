@@ -332,3 +332,28 @@ def test_translate_cli_worst_shift(tmp_path):
     assert rows[1]["shifts"] == "24" and 0 <= float(rows[1]["fraction_flipped"]) <= 1
     assert len(read_csv(out / "worst_shift.csv")) == 4
     assert main([*argv[:-3], "--worst-shift", "0", "--out", str(out)]) == 2
+
+
+def test_deform_draws_a_saved_worst_case(tmp_path, capsys):
+    """measure --worst-case on a folder, then `defstab deform` draws the saved worst
+    displacements on the same image files (in the order measure sampled them)."""
+    from defstab.cli.main import main
+    from defstab.io.tables import read_csv
+    from fixtures_formats import write_image_folder
+
+    folder = write_image_folder(tmp_path / "imgs", classes=("a",), per_class=3, size=(32, 32))
+    out = tmp_path / "m"
+    assert main(["measure", "--model", "vgg_cifar_maxpool", "--width", "0.25", "--data",
+                 f"folder:{folder}", "--images", "3", "--worst-case", "--attack-steps", "2",
+                 "--quiet", "--out", str(out)]) == 0  # fmt: skip
+    order = [int(r["image"]) for r in read_csv(out / "per_image.csv") if r["layer_index"] == "0"]
+    files = sorted((folder / "a").iterdir())
+    paths = [str(files[i]) for i in order]
+    fig = tmp_path / "worst.png"
+    argv = ["deform", *paths, "--size", "0", "--displacements", str(out / "worst_deformations.pt")]
+    assert main([*argv, "-o", str(fig)]) == 0 and fig.stat().st_size > 5000
+    assert (
+        main([*argv[:-3], "--displacements", str(out / "worst_deformations.pt"), "-o", str(fig)])
+        == 2
+    )
+    assert "one (k·k, 2) row per image" in capsys.readouterr().err
