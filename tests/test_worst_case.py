@@ -171,6 +171,11 @@ def test_measure_cli_worst_case_and_replay(tmp_path, capsys):
     assert all(float(r["worst_mean"]) >= float(r["mean"]) - 1e-6 for r in rows[-1:])
     assert (out / "worst_case.png").exists() and (out / "worst_deformations.pt").exists()
     assert "worst_value" in read_csv(out / "per_image.csv")[0]
+    import json
+
+    section = json.loads((out / "section.json").read_text())  # what the report shows
+    assert section["figures"] == ["sensitivity.png", "worst_case.png"]
+    assert any(t.startswith("Worst case: projected gradient ascent") for t in section["text"])
     # replay: the saved worst case, measured as a given deformation, gives the same values
     again = tmp_path / "r"
     assert (
@@ -289,6 +294,9 @@ def test_measure_cli_min_flip_on_a_hand_made_classifier(tmp_path, capsys):
     assert strengths[2] == float("inf")  # 5 px away: beyond the default search (2 × C)
     assert (out / "robustness.png").exists()
     assert "minimal flipping C" in capsys.readouterr().out
+    import json
+
+    assert "robustness.png" in json.loads((out / "section.json").read_text())["figures"]
 
 
 def test_worst_shift_against_a_loop_over_shifts():

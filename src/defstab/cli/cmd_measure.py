@@ -230,8 +230,30 @@ def run(args) -> None:
                 f"Weights: {model_settings['weights']}. {result.n_images} images, deformation "
                 f"{what}, {args.distance} distance normalized per layer by the median over "
                 "pairs of undeformed images."
-            ],
-            "figures": ["sensitivity.png"],
+            ]
+            + (
+                [
+                    f"Worst case: projected gradient ascent, {worst_case.steps} steps, "
+                    f"{worst_case.restarts} restarts, within the same budget, maximising the "
+                    f"{worst_case.objective} at "
+                    f"{result.meta['worst_case']['layer'] or 'the output'}."
+                ]
+                if worst_case is not None
+                else []
+            )
+            + (
+                [
+                    "Minimal flipping C: median {strength_median:.3g} px, quartiles "
+                    "{strength_q25:.3g}–{strength_q75:.3g} px; {fraction_flipped:.0%} of "
+                    "{images} predictions flip within C ≤ {max_disp:g} px (an attack: upper "
+                    "bounds).".format(**flip.summary())
+                ]
+                if flip is not None
+                else []
+            ),
+            "figures": ["sensitivity.png"]
+            + (["worst_case.png"] if result.worst_params is not None else [])
+            + (["robustness.png"] if flip is not None else []),
             "table": [
                 {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
                 for row in result.to_rows()
