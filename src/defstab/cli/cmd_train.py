@@ -48,7 +48,15 @@ def add_parser(sub):
     ]:
         p.add_argument(f"--{name}", type=typ, default=None)
     p.add_argument("--schedule", choices=["cosine", "step"], default=None)
-    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--no-augment", action="store_true", help="no random crop, no flip")
+    p.add_argument(
+        "--augment-shift",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="the random crop draws shifts of −PX…+PX pixels (zero padding; default 4, "
+        "0 = flips only)",
+    )
     p.add_argument("--smooth-sigma", type=float, default=0.0, help="registry models: smooth init")
     p.add_argument("--seed", type=int, default=0, help="data order, augmentation, probe (and init)")
     p.add_argument("--normalize", default=None, help="imagenet, cifar10, mnist or none")
@@ -152,6 +160,7 @@ def run(args) -> None:
         device=args.device,
         test_images=args.test_images,
         augment=False if args.no_augment else None,
+        augment_shift=args.augment_shift,
     )
     norm_name = args.normalize or default_normalization(family, data)
     normalize = make_normalize(norm_name, first.channels)

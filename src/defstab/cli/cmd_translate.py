@@ -24,8 +24,9 @@ def add_parser(sub):
     p.add_argument(
         "--protocol",
         default=None,
-        help="comma-separated: embed, inpaint, crop, scale, subpixel, random-pairs "
-        "(default: the preset's)",
+        help="comma-separated: embed, inpaint, crop, scale, subpixel, pad-shift (the whole "
+        "image moved −STEPS…+STEPS px, zero fill: training augmentation's shift), "
+        "random-pairs (default: the preset's)",
     )
     p.add_argument(
         "--steps", type=int, default=None, help="one-pixel steps (defstab default: canvas/8)"

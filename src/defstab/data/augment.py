@@ -10,6 +10,10 @@ def random_crop_flip(
 ) -> torch.Tensor:
     """Zero-pad by ``pad``, crop back to H×W at a random offset, flip half horizontally.
 
+    The content moves by a shift drawn uniformly from −pad … +pad pixels on each axis
+    (independently), the gap filled with zeros: the same transformation as
+    :func:`defstab.translate.protocols.pad_shift_path` at that shift.
+
     Args:
         x: (N, C, H, W).
     """

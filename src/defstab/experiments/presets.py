@@ -25,6 +25,10 @@ PRESETS: dict[str, dict] = {
         "random_label_epochs": 60,
         "sigmas": [0.0, 0.5, 1.0, 2.0],
         "strengths": [1.0, 2.0, 3.0, 4.0],
+        # augmentation: the pad-shift path runs over −eval_shift…+eval_shift px, beyond the
+        # widest trained range (±8) on both sides
+        "augmentations": ["none", "crop4", "shift8"],
+        "eval_shift": 12,
         # findings about trained networks need networks that learned (else "inconclusive")
         "min_test_acc": 0.70,
         "min_test_acc_synthetic": 0.90,
@@ -48,6 +52,8 @@ PRESETS: dict[str, dict] = {
         "random_label_epochs": 60,
         "sigmas": [0.0, 0.5, 1.0, 2.0],
         "strengths": [1.0, 2.0, 3.0, 4.0],
+        "augmentations": ["none", "crop4", "shift8"],
+        "eval_shift": 12,
         "min_test_acc": 0.85,
         "min_test_acc_synthetic": 0.95,
         "min_train_acc_random_labels": 0.95,

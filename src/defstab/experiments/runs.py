@@ -352,4 +352,52 @@ def _translation_rows(spec: RunSpec, model, images, labels, normalize) -> list[d
         for key, value in res.summary().items():
             if key in ("p_top1_change", "mac", "jaggedness", "consistency", "accuracy"):
                 rows.append(_row(spec, phase, f"{proto}:{key}", 0, "output", float(value)))
+    if t.get("pad_shift"):
+        rows += _pad_shift_rows(spec, phase, model, images, labels, normalize, **t["pad_shift"])
+    if t.get("layer_shifts"):
+        rows += _layer_shift_rows(spec, phase, model, images, normalize, t["layer_shifts"])
+    return rows
+
+
+def _pad_shift_rows(
+    spec: RunSpec, phase, model, images, labels, normalize, max_shift: int, train_range: int
+) -> list[dict]:
+    """The whole image moved −max_shift … +max_shift px (training augmentation's own
+    translation): P(top-1 change) and MAC of every one-pixel step (``layer_index`` = step,
+    ``layer`` = "dx→dx+1"), and their means over the steps inside / outside ±train_range."""
+    from defstab.translate import measures, run_protocol
+
+    res = run_protocol(
+        model, images, labels, "pad-shift", max_shift, normalize, canvas=images.shape[-1]
+    )
+    steps = measures.per_step(res.probs)
+    inside = measures.steps_within(res.geometry, train_range)
+    dx = res.geometry[:, 0].tolist()
+    rows = []
+    for metric, values in steps.items():
+        for i, v in enumerate(values.tolist()):
+            rows.append(_row(spec, phase, f"pad:{metric}", i, f"{dx[i]}→{dx[i + 1]}", v))
+        for where, mask in (("inside", inside), ("outside", ~inside)):
+            if mask.any():
+                value = float(values[mask].mean())
+                rows.append(_row(spec, phase, f"pad-{where}:{metric}", 0, "output", value))
+    return rows
+
+
+def _layer_shift_rows(spec: RunSpec, phase, model, images, normalize, max_shift) -> list[dict]:
+    """Per-layer invariance and equivariance to shifts of 1…max_shift px (crop protocol),
+    averaged over the shifts (:func:`defstab.translate.layer_shift_analysis`)."""
+    from defstab.translate import layer_shift_analysis
+
+    found = layer_shift_analysis(
+        model, images, images.shape[-1] - max_shift, max_shift, preprocess=normalize
+    )
+    by_layer: dict[str, list[dict]] = {}
+    for r in found:
+        by_layer.setdefault(r["layer"], []).append(r)
+    rows = []
+    for i, (name, rs) in enumerate(by_layer.items(), start=1):
+        for what in ("invariance", "equivariance"):
+            mean = sum(float(r[what]) for r in rs) / len(rs)
+            rows.append(_row(spec, phase, f"layer:{what}", i, name, mean))
     return rows

@@ -20,7 +20,8 @@ class TrainConfig:
     weight_decay: float = 5e-4
     schedule: str = "cosine"  # "cosine" over all steps, or "step" (×0.1 at 50% and 75%)
     seed: int = 0
-    augment: bool = True  # random crop (padding 4) + horizontal flip
+    augment: bool = True  # random crop (zero padding augment_shift) + horizontal flip
+    augment_shift: int = 4  # the crop draws shifts in −augment_shift … +augment_shift px
     label_smoothing: float = 0.0
     checkpoints_per_octave: int = 1  # log-spaced checkpoints: steps 0, 1, 2, 4, 8, ...
     probe_images: int = 64  # fixed test images for sensitivity at every checkpoint
@@ -40,6 +41,12 @@ class TrainConfig:
             raise ValueError(f"schedule must be 'cosine' or 'step', got {self.schedule!r}.")
         if self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise ValueError("weight_decay must be ≥ 0 and momentum in [0, 1).")
+        if isinstance(self.augment_shift, bool) or not (
+            isinstance(self.augment_shift, int) and self.augment_shift >= 0
+        ):
+            raise ValueError(
+                f"augment_shift must be an integer ≥ 0 (pixels), got {self.augment_shift!r}."
+            )
         if self.checkpoints_per_octave < 1 or self.probe_images < 2:
             raise ValueError("checkpoints_per_octave must be ≥ 1 and probe_images ≥ 2.")
 

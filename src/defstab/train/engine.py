@@ -227,7 +227,7 @@ def train(
         x = data.images(idx).to(device)
         y = data.labels[idx].to(device)
         if cfg.augment:
-            x = random_crop_flip(x, _seeded(cfg.seed, 2, step))
+            x = random_crop_flip(x, _seeded(cfg.seed, 2, step), pad=cfg.augment_shift)
         if preprocess is not None:
             x = preprocess(x)
         if use_amp:

@@ -12,14 +12,15 @@ from defstab.translate import measures
 from defstab.translate.protocols import (
     crop_path,
     embed_path,
+    pad_shift_path,
     random_offset_pairs,
     scale_path,
     subpixel_path,
 )
 
-PROTOCOLS = ("embed", "inpaint", "crop", "scale", "subpixel", "random-pairs")
+PROTOCOLS = ("embed", "inpaint", "crop", "scale", "subpixel", "pad-shift", "random-pairs")
 #: protocols whose consecutive frames are one pixel (or one step) apart
-PATH_PROTOCOLS = PROTOCOLS[:5]
+PATH_PROTOCOLS = PROTOCOLS[:6]
 
 
 @dataclass
@@ -153,6 +154,8 @@ def make_frames(
         return crop_path(images, crop or canvas, steps, direction, start=start)
     if protocol == "scale":
         return scale_path(images, canvas, object_size or canvas // 2, steps)
+    if protocol == "pad-shift":
+        return pad_shift_path(images, steps, direction)
     if protocol == "random-pairs":
         return random_offset_pairs(images, crop or canvas, window, generator, per_batch)
     return subpixel_path(images, subpixel_step, steps, direction)

@@ -27,6 +27,26 @@ def mac(probs: torch.Tensor) -> float:
     return float((after - before).abs().mean())
 
 
+def per_step(probs: torch.Tensor) -> dict[str, torch.Tensor]:
+    """P(top-1 change) and MAC of each step separately, over images: ``{"p_top1_change":
+    (S − 1,), "mac": (S − 1,)}`` (their means over steps are :func:`p_top1_change` and
+    :func:`mac`)."""
+    t = top1(probs)
+    before = probs[:, :-1].gather(-1, t[:, :-1].unsqueeze(-1)).squeeze(-1)
+    after = probs[:, 1:].gather(-1, t[:, :-1].unsqueeze(-1)).squeeze(-1)
+    return {
+        "p_top1_change": (t[:, 1:] != t[:, :-1]).float().mean(0),
+        "mac": (after - before).abs().mean(0),
+    }
+
+
+def steps_within(shifts: torch.Tensor, limit: int) -> torch.Tensor:
+    """(S − 1,) bool: both ends of each step of a path of ``shifts`` (S, 2) lie within
+    ±``limit`` pixels on both axes (inside the range a training augmentation draws)."""
+    inside = shifts.abs().amax(-1) <= limit
+    return inside[1:] & inside[:-1]
+
+
 def in_top5(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """(N, S) bool: the true class is among the 5 most probable (all, if K ≤ 5)."""
     k = min(5, probs.shape[-1])

@@ -174,6 +174,11 @@ def describe(preset: TranslationPreset, protocols) -> str:
                 f"random-pairs: two {preset.crop}-px crops of {preset.source_size}-px images "
                 f"at independent offsets in 0…{preset.window - 1} px on each axis ({per})"
             )
+        elif proto == "pad-shift":
+            parts.append(
+                f"pad-shift: the whole {preset.source_size}-px image moved "
+                f"−{preset.steps}…+{preset.steps} px {preset.direction}, zero fill"
+            )
         elif proto == "scale":
             parts.append(
                 f"scale: objects growing 1 px per step from "

@@ -173,6 +173,29 @@ def crop_path(
     return torch.stack(frames, dim=1), offsets
 
 
+def pad_shift_path(images: torch.Tensor, max_shift: int, direction: str = "horizontal"):
+    """The whole image moved by −max_shift … +max_shift pixels, one pixel per step, the gap
+    filled with zeros: training augmentation's own translation (a random crop of the
+    zero-padded image), so a path step lies inside or outside the shifts a network saw in
+    training exactly.
+
+    Returns:
+        ``(frames (N, 2·max_shift + 1, C, H, W), shifts (S, 2) (dx, dy) of each frame;
+        positive = content moved right / down)``.
+    """
+    check_images(images)
+    k = _check_steps(max_shift)
+    dx, dy = _direction(direction)
+    h, w = images.shape[-2:]
+    if k >= min(h, w):
+        raise ValueError(f"images of {h}×{w} px cannot be shifted by {k} px (nothing would stay).")
+    padded = F.pad(images, (k, k, k, k))
+    shifts = torch.tensor([[dx * j, dy * j] for j in range(-k, k + 1)])
+    # content shifted by +d sits where the crop starts d pixels before the original
+    frames = [padded[..., k - y : k - y + h, k - x : k - x + w] for x, y in shifts.tolist()]
+    return torch.stack(frames, dim=1), shifts
+
+
 def random_offset_pairs(
     images: torch.Tensor,
     crop: int,
