@@ -184,10 +184,10 @@ def findings(ev: Evidence) -> list[dict]:
         }
 
     def means(aug, lo, hi):
-        return ", ".join(
-            f"{a} {np.nanmean([_steps_or_nan(ev, condition(a, aug), s, lo, hi) for s in ev.seeds()]):.3f}"
-            for a in archs
-        )
+        def mean(a):
+            return np.nanmean([_steps_or_nan(ev, condition(a, aug), s, lo, hi) for s in ev.seeds()])
+
+        return ", ".join(f"{a} {mean(a):.3f}" for a in archs)
 
     if "none" in augs and "crop4" in augs:
         out.append(
