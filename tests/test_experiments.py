@@ -49,10 +49,20 @@ def test_aggregate_by_hand():
 
 
 @pytest.mark.parametrize(
-    "name", ["pooling", "smooth-init", "synthetic", "random-labels", "antialias", "worst-case"]
+    "name",
+    [
+        "pooling",
+        "smooth-init",
+        "synthetic",
+        "random-labels",
+        "antialias",
+        "worst-case",
+        "augmentation",
+    ],
 )
 def test_each_experiment_end_to_end(tmp_path, name):
-    archs = ["maxpool", "blurpool"] if name == "antialias" else ["maxpool", "subsample"]
+    archs = ["maxpool", "blurpool"] if name in ("antialias", "augmentation") else None
+    archs = archs or ["maxpool", "subsample"]
     meta = run_experiment(tiny(name, tmp_path, archs=archs), quiet=True)
     folder = tmp_path / name
     summary = read_csv(folder / "summary.csv")
@@ -69,6 +79,13 @@ def test_each_experiment_end_to_end(tmp_path, name):
     assert {"sensitivity", "noise", "smoothness"} <= metrics
     if name == "antialias":
         assert {"embed:p_top1_change", "crop:mac", "crop:consistency"} <= metrics
+    if name == "augmentation":  # every step of −12…+12, inside/outside where they exist
+        assert {"pad-inside:p_top1_change", "pad-outside:mac", "layer:invariance"} <= metrics
+        steps = [r for r in summary if r["metric"] == "pad:p_top1_change"]
+        assert len(steps) == 2 * 24 * 3  # architectures × steps × augmentations
+        none = {r["metric"] for r in summary if r["condition"] == "maxpool/none"}
+        assert "pad-inside:p_top1_change" not in none  # nothing is inside a range of 0 px
+        assert len(meta["conditions"]) == 6 and len(meta["findings"]) == 4
     if name == "worst-case":  # per run and phase, the attack beats the random draw at its layer
         last = {}
         for r in results:

@@ -54,8 +54,8 @@ def add_parser(sub):
         type=int,
         default=None,
         metavar="PX",
-        help="the random crop draws shifts of −PX…+PX pixels (zero padding; default 4, "
-        "0 = flips only)",
+        help="random crop + flip with shifts of −PX…+PX pixels (zero padding; default 4, "
+        "0 = flips only); turns augmentation on for data that defaults to none",
     )
     p.add_argument("--smooth-sigma", type=float, default=0.0, help="registry models: smooth init")
     p.add_argument("--seed", type=int, default=0, help="data order, augmentation, probe (and init)")
@@ -101,6 +101,10 @@ def run(args) -> None:
         raise ValueError("give --model NAME (see 'defstab models').")
     for option in ("epochs", "batch_size", "per_class", "train_images", "test_images"):
         check_positive(getattr(args, option), "--" + option.replace("_", "-"))
+    if args.no_augment and args.augment_shift is not None:
+        raise ValueError("--no-augment and --augment-shift contradict each other; give one.")
+    if args.augment_shift is not None and args.augment_shift < 0:
+        raise ValueError(f"--augment-shift must be ≥ 0 pixels, got {args.augment_shift}.")
     data = DataSpec.parse(args.data)
     device = pick_device(args.device)
     family = model_family(args.model)
@@ -159,7 +163,8 @@ def run(args) -> None:
         seed=args.seed,
         device=args.device,
         test_images=args.test_images,
-        augment=False if args.no_augment else None,
+        # asking for shifts asks for augmentation (synthetic and MNIST default to none)
+        augment=False if args.no_augment else (True if args.augment_shift is not None else None),
         augment_shift=args.augment_shift,
     )
     norm_name = args.normalize or default_normalization(family, data)

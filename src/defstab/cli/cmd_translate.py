@@ -276,7 +276,12 @@ def run(args) -> None:
             "data": data_spec.record(),
             "images": args.images,
             "preset": args.preset,
-            "protocol": preset.record() | {"protocols": protocols, "overridden": given},
+            "protocol": preset.record()
+            | {
+                "protocols": protocols,
+                "overridden": given,
+                "description": describe(preset, protocols),
+            },
             "canvas": canvas,
             "steps": steps,
             "protocols": protocols,
