@@ -212,10 +212,36 @@ def layer_info(model: nn.Module, names: list[str], probe: torch.Tensor) -> dict[
     modules = dict(model.named_modules())
     with evaluation_mode(model), torch.no_grad():
         shapes = probe_layers(model, {n: modules[n] for n in names}, probe)
+    return infos_from_shapes(model, shapes, probe.shape[-1])
+
+
+def cumulative_strides(infos: dict[str, LayerInfo]) -> dict[str, int | None]:
+    """{name: cumulative stride} in forward order (None: not a feature map).
+
+    A 1×1 map the model does not declare is a global pooling (or a map pooled to one
+    pixel): it has no sampling grid of its own, and it is invariant to exactly the shifts
+    the map it pools is equivariant to, so it gets that map's stride (input width / 1
+    would say nothing).
+    """
+    out: dict[str, int | None] = {}
+    last = None
+    for name, info in infos.items():
+        stride = info.reduction
+        if stride is not None and info.source == "inferred" and info.shape[-2:] == (1, 1):
+            stride = last if last is not None else stride
+        out[name] = stride
+        if stride is not None:
+            last = stride
+    return out
+
+
+def infos_from_shapes(model: nn.Module, shapes: dict, width: int) -> dict[str, LayerInfo]:
+    """:class:`LayerInfo` of layers whose output ``shapes`` (without the batch) are known,
+    for an input ``width`` pixels wide (see :func:`layer_info`)."""
     declared = declared_features(model)
-    width = probe.shape[-1]
     out = {}
     for name, shape in shapes.items():
+        shape = tuple(shape)
         if len(shape) != 3:
             out[name] = LayerInfo(name, shape, None, None, "inferred")
         elif name in declared:

@@ -265,14 +265,18 @@ def run(args) -> None:
             print(random_note)
         rows = result.to_rows()
         width = max(4, *(len(row["layer"]) for row in rows))  # aligned for any name length
-        head = f"{'layer':>5s}  {'name':{width}s} {'sensitivity':>11s}"
+        head = f"{'layer':>5s}  {'name':{width}s} {'stride':>6s} {'s²':>6s} {'sensitivity':>11s}"
         if result.worst_mean is not None:
             head += f" {'worst':>7s}"
         if result.noise_mean is not None:
             head += f" {'noise':>7s} {'R_f':>7s}"
         print(head)
         for row in rows:
-            line = f"{row['layer_index']:5d}  {row['layer']:{width}s} {row['mean']:11.3f}"
+            s, copies = (
+                "-" if row.get(k) is None else str(row[k]) for k in ("stride", "shifted_copies")
+            )
+            line = f"{row['layer_index']:5d}  {row['layer']:{width}s} {s:>6s} {copies:>6s}"
+            line += f" {row['mean']:11.3f}"
             if "worst_mean" in row:
                 line += f" {row['worst_mean']:7.3f}"
             if "noise_mean" in row:
@@ -281,7 +285,8 @@ def run(args) -> None:
         if result.noise_mean is not None:
             print(
                 "R_f: Petrini et al. 2021's relative stability (< 1: more stable to the "
-                "deformation than to noise of equal norm)"
+                "deformation than to noise of equal norm); stride s: input pixels per feature "
+                "pixel, s²: shifted copies full translation invariance needs there"
             )
         print(f"wrote {out}/sensitivity.csv, per_image.csv, sensitivity.png, config.json")
 

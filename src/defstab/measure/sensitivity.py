@@ -36,7 +36,14 @@ from defstab.measure.distances import check_distance, median, paired_distance, p
 from defstab.measure.layers import INPUT, prefix_tokens, resolve_layers
 from defstab.measure.store import RepresentationStore
 from defstab.measure.worst_case import WorstCaseTPS, worst_case_displacements
-from defstab.tap import evaluation_mode, model_device_dtype, probe_layers, tap
+from defstab.tap import (
+    cumulative_strides,
+    evaluation_mode,
+    infos_from_shapes,
+    model_device_dtype,
+    probe_layers,
+    tap,
+)
 
 __all__ = ["SensitivityResult", "evaluation_mode", "measure_sensitivity"]
 
@@ -134,6 +141,10 @@ class SensitivityResult:
                 "n_images": self.n_images,
                 "normalizer": float(self.normalizer[i]),
             }
+            if "strides" in self.meta:
+                stride = self.meta["strides"].get(name)
+                row["stride"] = stride
+                row["shifted_copies"] = stride * stride if stride else None
             if self.worst_mean is not None:
                 row["worst_mean"] = float(self.worst_mean[i])
                 row["worst_std"] = float(self.worst_std[i])
@@ -269,8 +280,10 @@ def measure_sensitivity(
         probe = prep(images[:1].to(device, dtype))
         features = {INPUT: probe[0].numel()}
         tuple_outputs: dict[str, str] = {}
+        strides: dict[str, int | None] = {INPUT: 1}
         if modules:
             shapes = probe_layers(model, modules, probe, tuple_outputs)
+            strides.update(cumulative_strides(infos_from_shapes(model, shapes, probe.shape[-1])))
             features.update(
                 {
                     name: math.prod(shape) // shape[0] * (shape[0] - skip)
@@ -370,6 +383,9 @@ def measure_sensitivity(
             "spilled_layers": spilled,
             "tokens": tokens,
             "tuple_outputs": tuple_outputs,
+            # cumulative stride s per layer (None: not a feature map); full invariance to
+            # translation there needs all s² sub-stride shifted copies (Azulay & Weiss)
+            "strides": strides,
         },
     )
     if noise_control:

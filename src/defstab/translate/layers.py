@@ -40,8 +40,8 @@ def layer_shift_analysis(
     preprocess=None,
     batch_frames: int = 64,
 ) -> list[dict]:
-    """Rows (layer, stride, stride_source, shift, multiple_of_stride, invariance,
-    equivariance).
+    """Rows (layer, stride, shifted_copies (s²), stride_source, shift, multiple_of_stride,
+    invariance, equivariance).
 
     Works a few images at a time and reduces every layer inside its forward hook, so memory
     holds one chunk's activations plus the unshifted feature maps (in the same RAM/disk
@@ -108,6 +108,7 @@ def layer_shift_analysis(
                 {
                     "layer": name,
                     "stride": strides[name],
+                    "shifted_copies": strides[name] ** 2,
                     "stride_source": info[name].source,
                     "shift": k,
                     "multiple_of_stride": int(k % strides[name] == 0),
