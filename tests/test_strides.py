@@ -30,9 +30,7 @@ def test_registry_strides_match_the_built_network(name):
     size = 32 if "cifar" in name else 64  # the ImageNet VGG at a small probe: same strides
     built = model_strides(create_model(name, width=0.125), size)
     table = registry_strides(name, width=0.125)
-    assert [(r["layer"], r["stride"]) for r in built] == [
-        (r["layer"], r["stride"]) for r in table
-    ]
+    assert [(r["layer"], r["stride"]) for r in built] == [(r["layer"], r["stride"]) for r in table]
 
 
 def test_resnet18_strides_by_hand():

@@ -25,6 +25,7 @@ SUBCOMMANDS = [
     "models",
     "train",
     "experiment",
+    "dataset-bias",
     "report",
 ]
 
