@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-HELP = "run one of the papers' experiments (E1–E5, antialias)"  # one line in `defstab --help`
+# one line in `defstab --help`
+HELP = "run one of the papers' experiments (E1–E5, antialias, worst-case, augmentation)"
 
 
 def add_parser(sub):
@@ -26,6 +27,13 @@ def add_parser(sub):
     p.add_argument("--templates", default=None, help="synthetic: mnist:PATH (default: font digits)")
     p.add_argument("--seeds", type=int, default=None)
     p.add_argument("--arch", default="maxpool", help="smooth-init: downsampling type")
+    p.add_argument(
+        "--archs",
+        default=None,
+        metavar="A,B",
+        help="downsampling types to compare (pooling, antialias, worst-case, augmentation; "
+        "default: the preset's)",
+    )
     for name, typ in [
         ("width", float),
         ("epochs", int),
@@ -44,7 +52,84 @@ def add_parser(sub):
     )
     p.add_argument("--out", required=True, help="results folder (shared by all experiments)")
     p.add_argument("--quiet", action="store_true")
+    g = p.add_argument_group(
+        "scaling out",
+        "where the runs execute; the run folders under --out are the contract, so the "
+        "workers need a filesystem shared with this command",
+    )
+    g.add_argument(
+        "--executor",
+        choices=["local", "ray", "slurm"],
+        default="local",
+        help="local: --workers processes here (default 1: in this process); ray: tasks on a "
+        "Ray cluster (pip install 'defstab[ray]'); slurm: one submitit job per run (pip "
+        "install 'defstab[slurm]')",
+    )
+    g.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    g.add_argument(
+        "--address", default=None, help="ray: HOST:PORT of a cluster started with 'ray start'"
+    )
+    g.add_argument("--cpus-per-run", type=int, default=1, help="ray/slurm: CPUs (torch threads)")
+    g.add_argument(
+        "--gpus-per-run",
+        "--slurm-gpus-per-task",
+        dest="gpus_per_run",
+        type=float,
+        default=0,
+        help="ray/slurm: GPUs per run (default 0)",
+    )
+    g.add_argument("--slurm-partition", default=None)
+    g.add_argument("--slurm-time", type=int, default=240, help="slurm: minutes per run")
+    g.add_argument(
+        "--slurm-cluster",
+        choices=["slurm", "local", "debug"],
+        default="slurm",
+        help="submitit's cluster: slurm (sbatch), or local to try the same jobs on this machine",
+    )
+    g.add_argument(
+        "--slurm-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other submitit parameter, e.g. slurm_account=lab or mem_gb=32 (repeatable)",
+    )
     return p
+
+
+def executor_config(args):
+    """The :class:`ExecutorConfig` of the scaling-out options."""
+    import json
+
+    from defstab.cli.common import warn
+    from defstab.experiments import ExecutorConfig
+
+    params = {}
+    for item in args.slurm_param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--slurm-param takes KEY=VALUE, got {item!r}.")
+        try:
+            params[key] = json.loads(value)  # numbers, booleans, lists as such
+        except json.JSONDecodeError:
+            params[key] = value
+    if args.executor != "local" and args.workers != 1:
+        warn(f"--workers applies to --executor local; {args.executor} runs as many runs at "
+             "once as its CPUs (--cpus-per-run each) allow.")  # fmt: skip
+    if args.executor != "slurm" and (params or args.slurm_partition):
+        raise ValueError("--slurm-partition and --slurm-param apply to --executor slurm.")
+    if args.executor != "ray" and args.address:
+        raise ValueError("--address applies to --executor ray.")
+    return ExecutorConfig(
+        kind=args.executor,
+        workers=args.workers,
+        address=args.address,
+        cpus_per_run=args.cpus_per_run,
+        gpus_per_run=args.gpus_per_run,
+        slurm_partition=args.slurm_partition,
+        slurm_time_min=args.slurm_time,
+        slurm_cluster=args.slurm_cluster,
+        slurm_parameters=params,
+    )
 
 
 def run(args) -> None:
@@ -70,6 +155,8 @@ def run(args) -> None:
         seeds=args.seeds,
         arch=args.arch,
         overrides=overrides,
+        archs=args.archs.split(",") if args.archs else None,
+        executor=executor_config(args),
     )
     from defstab.cli.common import check_out_folder, check_positive
 
@@ -81,6 +168,15 @@ def run(args) -> None:
         value = getattr(args, option)
         if value is not None and value < (2 if option == "images" else 0):
             raise ValueError(f"--{option.replace('_', '-')} cannot be {value}.")
+    if args.archs:
+        from defstab.models.architectures import DOWNSAMPLING, is_downsampling_name
+
+        bad = [a for a in args.archs.split(",") if not is_downsampling_name(a)]
+        if bad:
+            raise ValueError(
+                f"--archs: unknown downsampling type {', '.join(bad)}; choose from "
+                f"{', '.join(DOWNSAMPLING)}."
+            )
     if args.epochs_sweep:
         return _sweep(args, cfg, get_experiment(args.name).epochs_key)
     meta = run_experiment(cfg, quiet=args.quiet)

@@ -3,10 +3,12 @@
 Where things live: ``registry.py`` (the :class:`Experiment` record and the registry),
 ``catalog/`` (one file per experiment: its plan, figure and findings), ``runs.py``
 (networks and measurements, keyed by what they compute), ``runner.py`` (runs a plan,
-writes tables, figure and ``experiment.json``), ``presets.py`` (quick and paper).
+writes tables, figure and ``experiment.json``), ``executors.py`` (where the runs execute:
+this process, local workers, Ray, Slurm), ``presets.py`` (quick and paper).
 """
 
 from defstab.experiments.config import ExperimentConfig
+from defstab.experiments.executors import ExecutorConfig, RunsFailed
 from defstab.experiments.registry import (
     Experiment,
     get_experiment,
@@ -25,8 +27,10 @@ def __getattr__(name: str):
 
 __all__ = [
     "EXPERIMENTS",
+    "ExecutorConfig",
     "Experiment",
     "ExperimentConfig",
+    "RunsFailed",
     "get_experiment",
     "list_experiments",
     "register_experiment",

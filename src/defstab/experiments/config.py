@@ -8,6 +8,7 @@ from pathlib import Path
 
 from defstab.data.spec import DataSpec
 from defstab.deform import DeformationSpec
+from defstab.experiments.executors import ExecutorConfig
 from defstab.experiments.presets import preset
 
 POOLING_TYPES = ["subsample", "maxpool", "avgpool", "strided", "strided_relu", "blurpool"]
@@ -31,6 +32,8 @@ class ExperimentConfig:
         overrides: any preset key (width, epochs, images, …).
         label: what to call this setting in titles and caveats (default: the preset's name;
             the demo says "demo setting").
+        executor: where the runs execute (:class:`~defstab.experiments.executors.
+            ExecutorConfig`: in this process by default; local workers, Ray, Slurm).
     """
 
     name: str
@@ -44,6 +47,7 @@ class ExperimentConfig:
     overrides: dict = field(default_factory=dict)
     label: str | None = None
     folder_name: str | None = None  # default: name (a sweep gives each value its own)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
     def settings(self) -> dict:
         s = preset(self.preset) | {k: v for k, v in self.overrides.items() if v is not None}

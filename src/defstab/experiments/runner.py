@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 from defstab.data.spec import DataSpec
 from defstab.experiments.aggregate import aggregate
 from defstab.experiments.config import ExperimentConfig
+from defstab.experiments.executors import run_all
 from defstab.experiments.findings import Evidence
 from defstab.experiments.presets import PAPER_COST
 from defstab.experiments.registry import get_experiment
-from defstab.experiments.runs import DataCache, execute, is_finished
+from defstab.experiments.runs import is_finished
 from defstab.io.atomic import write_json
 from defstab.io.provenance import versions
 from defstab.io.tables import write_csv
@@ -71,20 +73,10 @@ def run_experiment(cfg: ExperimentConfig, quiet: bool = False) -> dict:
     out = Path(cfg.out)
     folder = out / (cfg.folder_name or cfg.name)
     folder.mkdir(parents=True, exist_ok=True)
-    cache = DataCache()
     resumed = sum(is_finished(spec, out) for spec in plan)
     if resumed and not quiet:
         print(f"{cfg.name}: resuming — {resumed} of {len(plan)} runs already finished in {out}")
-    runs = plan
-    if not quiet:
-        from tqdm.auto import tqdm
-
-        runs = tqdm(plan, desc=cfg.name, unit="run", dynamic_ncols=True)
-    results = []
-    for spec in runs:
-        if not quiet:
-            runs.set_postfix_str(spec.key)
-        results.append(execute(spec, out, cache, quiet=True))
+    results = run_all(plan, out, cfg.executor, progress=not quiet, label=cfg.name)
     rows = [{"experiment": cfg.name} | r for res in results for r in res["rows"]]
     summary = aggregate(rows)
     conditions = list(dict.fromkeys(spec.condition for spec in plan))
@@ -137,6 +129,7 @@ def run_experiment(cfg: ExperimentConfig, quiet: bool = False) -> dict:
             for s, r in zip(plan, results, strict=True)
         ],
         "resumed_runs": resumed,
+        "executor": asdict(cfg.executor),
         "cost": {
             "runs": len(plan),
             "seconds_per_run": sum(seconds) / len(seconds) if seconds else None,

@@ -1,0 +1,300 @@
+"""Where an experiment's runs execute: here, one after another (the default); in local
+worker processes; on a Ray cluster; or as Slurm jobs through submitit.
+
+The contract is the run folder, not a message: a worker gets one run's settings (a
+:class:`~defstab.experiments.runs.RunSpec` as a dict), computes it with
+:func:`~defstab.experiments.runs.execute` — which trains or loads its network under
+``OUT/networks/`` and writes ``OUT/measurements/<key>/result.json`` atomically and last —
+and the driver, once every run has ended, reads the results back from those folders. So on
+a filesystem the workers share, resume works as it does serially: a killed worker or
+driver loses at most the unfinished runs, and the same command runs only those again,
+each resuming from its last checkpoint. No scheduler or socket of defstab's own: the
+engines are the standard library's process pool, Ray and submitit.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from defstab.experiments.runs import DataCache, RunSpec, execute, is_finished
+
+EXECUTORS = ("local", "ray", "slurm")
+POLL_SECONDS = 0.5
+
+
+@dataclass
+class ExecutorConfig:
+    """How to run an experiment's runs.
+
+    Attributes:
+        kind: "local" (``workers`` processes on this machine; 1 = in this process),
+            "ray" (tasks on the Ray cluster at ``address``; a private local one without it)
+            or "slurm" (one submitit job per run).
+        workers: local processes; each gets ``cores // workers`` torch threads.
+        address: an existing Ray cluster, ``HOST:PORT`` (started with ``ray start``).
+        cpus_per_run, gpus_per_run: what one Ray task or Slurm job asks for (torch threads
+            = cpus_per_run).
+        slurm_partition, slurm_time_min: Slurm partition and time limit per run.
+        slurm_cluster: submitit's cluster: "slurm" (sbatch), "local" or "debug" (the same
+            jobs run on this machine, to try the flow without a cluster).
+        slurm_parameters: any other submitit parameter (``update_parameters``), e.g.
+            ``{"slurm_account": "lab", "mem_gb": 32}``.
+    """
+
+    kind: str = "local"
+    workers: int = 1
+    address: str | None = None
+    cpus_per_run: int = 1
+    gpus_per_run: float = 0
+    slurm_partition: str | None = None
+    slurm_time_min: int = 240
+    slurm_cluster: str = "slurm"
+    slurm_parameters: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in EXECUTORS:
+            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.kind!r}.")
+        if self.workers < 1 or self.cpus_per_run < 1 or self.gpus_per_run < 0:
+            raise ValueError("workers and cpus per run must be ≥ 1, GPUs per run ≥ 0.")
+        if self.slurm_time_min < 1:
+            raise ValueError(f"the Slurm time limit must be ≥ 1 minute, got {self.slurm_time_min}.")
+
+    @property
+    def in_process(self) -> bool:
+        return self.kind == "local" and self.workers == 1
+
+
+class RunsFailed(ValueError):
+    """Some runs raised; the others finished and their results are kept."""
+
+    def __init__(self, failures: dict[str, str], total: int):
+        self.failures = failures
+        listed = "; ".join(f"{key}: {error}" for key, error in failures.items())
+        super().__init__(
+            f"{len(failures)} of {total} runs failed ({listed}); the finished runs are kept — "
+            "run the same command again to retry only the failed ones."
+        )
+
+
+# ---- the worker side: one run, in whatever process the engine gives it -----------------
+
+_CACHE: DataCache | None = None  # one per worker process: data decoded once, reused
+
+
+def set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
+
+
+def run_one(record: dict, out: str, threads: int | None = None) -> str:
+    """Compute one run (train or load its network, measure) into ``out``; returns its key.
+    Module-level so that process pools, Ray and submitit can pickle it by reference."""
+    global _CACHE
+    set_threads(threads)
+    if _CACHE is None:
+        _CACHE = DataCache()
+    spec = RunSpec(**record)
+    execute(spec, Path(out), _CACHE, quiet=True)
+    return spec.key
+
+
+def _one_line(error: BaseException) -> str:
+    """The last line of an error (engines wrap the worker's traceback in theirs)."""
+    text = str(error).strip() or type(error).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+# ---- the driver side -------------------------------------------------------------------
+
+
+def run_all(
+    plan: list[RunSpec],
+    out: Path,
+    executor: ExecutorConfig | None = None,
+    progress: bool = True,
+    label: str | None = None,
+) -> list[dict]:
+    """Every run of ``plan`` finished (unfinished ones computed by ``executor``); returns
+    their results in plan order, read from their folders.
+
+    Raises:
+        RunsFailed: after every other run ended, naming the runs that raised.
+    """
+    out = Path(out)
+    executor = executor or ExecutorConfig()
+    cache = DataCache()
+    if executor.in_process:
+        return _serial(plan, out, cache, progress, label)
+    todo = [spec for spec in plan if not is_finished(spec, out)]
+    if todo:
+        launch = {"local": _local, "ray": _ray, "slurm": _slurm}[executor.kind]
+        failures = launch(
+            todo, out, executor, _Progress(len(plan), len(plan) - len(todo), progress)
+        )
+        if failures:
+            raise RunsFailed(failures, len(plan))
+    # every run is finished: execute() reads each result back from its folder
+    return [execute(spec, out, cache, quiet=True) for spec in plan]
+
+
+def _serial(plan, out, cache, progress, label) -> list[dict]:
+    """In this process, one run after another: a run's error is the command's error."""
+    runs = plan
+    if progress:
+        from tqdm.auto import tqdm
+
+        runs = tqdm(plan, desc=label, unit="run", dynamic_ncols=True)
+    results = []
+    for spec in runs:
+        if progress:
+            runs.set_postfix_str(spec.key)
+        results.append(execute(spec, out, cache, quiet=True))
+    return results
+
+
+class _Progress:
+    """One bar: runs done, with running and queued counts beside it."""
+
+    def __init__(self, total: int, done: int, show: bool, label: str | None = None):
+        self.bar = None
+        if show:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=done, desc=label, unit="run", dynamic_ncols=True)
+        self.done = done
+
+    def update(self, done: int, running: int, queued: int, failed: int) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(done - self.done)
+        self.done = done
+        text = f"running {running}, queued {queued}" + (f", failed {failed}" if failed else "")
+        self.bar.set_postfix_str(text)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _watch(handles: dict, is_done, count_running, result_of, progress: _Progress) -> dict:
+    """Poll ``handles`` {key: handle} until all ended; returns {key: error line}.
+
+    ``count_running(pending handles)`` says how many of them run now (the rest wait)."""
+    failures: dict[str, str] = {}
+    pending = dict(handles)
+    base = progress.done
+    try:
+        while pending:
+            for key in [k for k, h in pending.items() if is_done(h)]:
+                try:
+                    result_of(pending.pop(key))
+                except Exception as e:  # noqa: BLE001 — reported per run, the rest go on
+                    failures[key] = _one_line(e)
+            running = count_running(list(pending.values()))
+            ended = len(handles) - len(pending)
+            progress.update(
+                base + ended - len(failures), running, len(pending) - running, len(failures)
+            )
+            if pending:
+                time.sleep(POLL_SECONDS)
+    finally:
+        progress.close()
+    return failures
+
+
+def _local(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // executor.workers)
+    # spawn, not fork: a forked copy of a process that already ran torch can deadlock
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(executor.workers, mp_context=context) as pool:
+        futures = {s.key: pool.submit(run_one, asdict(s), str(out), threads) for s in todo}
+        return _watch(
+            futures,
+            lambda f: f.done(),
+            lambda fs: sum(f.running() for f in fs),
+            lambda f: f.result(),
+            progress,
+        )
+
+
+def _ray(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
+    try:
+        import ray
+    except ImportError:
+        raise ValueError(
+            "--executor ray needs Ray: pip install 'defstab[ray]' (or pip install ray)."
+        ) from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            ray.init(
+                address=executor.address,
+                num_cpus=None if executor.address else os.cpu_count(),
+                include_dashboard=False,
+                log_to_driver=False,
+            )
+        except ConnectionError as e:
+            raise ValueError(
+                f"no Ray cluster answers at {executor.address} ({_one_line(e)}); start one "
+                "with 'ray start --head' or leave out --address for a private local one."
+            ) from None
+    try:
+        task = ray.remote(
+            num_cpus=executor.cpus_per_run, num_gpus=executor.gpus_per_run, max_retries=2
+        )(run_one)
+        refs = {s.key: task.remote(asdict(s), str(out), executor.cpus_per_run) for s in todo}
+
+        def is_done(ref):
+            ready, _ = ray.wait([ref], timeout=0)
+            return bool(ready)
+
+        # Ray does not say which queued task runs: at most as many as the CPUs allow
+        capacity = max(1, int(ray.cluster_resources().get("CPU", 1) // executor.cpus_per_run))
+        return _watch(refs, is_done, lambda rs: min(capacity, len(rs)), ray.get, progress)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _slurm(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
+    try:
+        import submitit
+    except ImportError:
+        raise ValueError(
+            "--executor slurm needs submitit: pip install 'defstab[slurm]' (or pip install "
+            "submitit)."
+        ) from None
+    logs = Path(out) / "slurm-logs"
+    pool = submitit.AutoExecutor(folder=logs, cluster=executor.slurm_cluster)
+    params = {
+        "timeout_min": executor.slurm_time_min,
+        "cpus_per_task": executor.cpus_per_run,
+        "name": "defstab",
+    }
+    if executor.slurm_cluster == "slurm":
+        if executor.slurm_partition:
+            params["slurm_partition"] = executor.slurm_partition
+        if executor.gpus_per_run:
+            params["slurm_gpus_per_task"] = int(executor.gpus_per_run)
+    try:
+        pool.update_parameters(**params, **executor.slurm_parameters)
+    except (TypeError, ValueError, NameError) as e:  # submitit names a bad key with NameError
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"submitit refused the Slurm parameters ({first})") from None
+    jobs = {s.key: pool.submit(run_one, asdict(s), str(out), executor.cpus_per_run) for s in todo}
+    return _watch(
+        jobs,
+        lambda j: j.done(),
+        lambda js: sum(j.state.upper() == "RUNNING" for j in js),
+        lambda j: j.result(),
+        progress,
+    )

@@ -1,0 +1,170 @@
+"""Scaling out: an experiment's runs in local worker processes, on a real local Ray
+cluster and as submitit jobs give the serial run's numbers byte for byte; a failing run is
+named while the others finish; a worker killed mid-run loses nothing on the rerun."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from defstab.cli.main import main
+from defstab.experiments import ExecutorConfig, RunsFailed, run_experiment
+from test_experiments import tiny
+
+#: the CLI's scaled-down E1: two types, one seed, one epoch on 60 synthetic images
+ARGV = ["experiment", "pooling", "--data", "synthetic:2", "--archs", "maxpool,subsample",
+        "--seeds", "2", "--width", "0.125", "--images", "8", "--per-class", "6",
+        "--epochs", "1", "--quiet"]  # fmt: skip
+
+
+def worker_threads(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def serial_summary(tmp_path, threads: int, argv=ARGV) -> bytes:
+    """The same experiment in this process with the workers' torch thread count: CPU
+    kernels split reductions by thread, so equal thread counts give equal bytes."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert main([*argv, "--out", str(tmp_path / "serial")]) == 0
+    finally:
+        torch.set_num_threads(before)
+    return (tmp_path / "serial" / "pooling" / "summary.csv").read_bytes()
+
+
+def test_local_workers_equal_serial_byte_for_byte(tmp_path):
+    out = tmp_path / "par"
+    assert main([*ARGV, "--executor", "local", "--workers", "2", "--out", str(out)]) == 0
+    summary = (out / "pooling" / "summary.csv").read_bytes()
+    assert summary == serial_summary(tmp_path, worker_threads(2))
+    assert len(list((out / "measurements").iterdir())) == 4
+
+
+def test_a_failing_run_is_named_and_the_others_finish(tmp_path):
+    cfg = tiny("pooling", tmp_path, archs=["maxpool", "no_such_type"])
+    cfg.executor = ExecutorConfig(workers=2)
+    with pytest.raises(RunsFailed, match=r"1 of 2 runs failed \(pool-no_such_type/seed0: ") as e:
+        run_experiment(cfg, quiet=True)
+    assert list(e.value.failures) == ["pool-no_such_type/seed0"]
+    done = [f.name for f in (tmp_path / "measurements").iterdir() if (f / "result.json").exists()]
+    assert len(done) == 1 and done[0].startswith("pool-maxpool_seed0")
+
+
+def _workers(pid: int) -> list[int]:
+    """The pool's worker processes among ``pid``'s children (not its resource tracker)."""
+    kids = Path(f"/proc/{pid}/task/{pid}/children")
+    pids = [int(p) for p in kids.read_text().split()] if kids.exists() else []
+    cmdline = {
+        p: Path(f"/proc/{p}/cmdline").read_bytes() for p in pids if Path(f"/proc/{p}").exists()
+    }
+    return [p for p, c in cmdline.items() if b"resource_tracker" not in c]
+
+
+def _training_now(out: Path) -> list[Path]:
+    """Networks mid-training: checkpoints past step 0, no network.json yet."""
+    if not (out / "networks").exists():
+        return []
+    return [
+        d
+        for d in (out / "networks").iterdir()
+        if not (d / "network.json").exists() and len(list(d.glob("checkpoints/step_*"))) >= 3
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_killed_worker_loses_nothing_on_rerun(tmp_path):
+    """SIGKILL one local worker while the runs train: the driver names the runs it lost and
+    exits non-zero; the same command then computes only those, resuming their training
+    from the last checkpoint, and the results equal an uninterrupted serial run's."""
+    argv = list(ARGV)
+    argv[argv.index("--epochs") + 1] = "12"
+    argv[argv.index("--per-class") + 1] = "20"
+    out = tmp_path / "par"
+    cmd = [sys.executable, "-m", "defstab", *argv, "--executor", "local", "--workers", "2",
+           "--out", str(out)]  # fmt: skip
+    driver = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim = None
+    deadline = time.time() + 240
+    while victim is None and time.time() < deadline and driver.poll() is None:
+        workers = _workers(driver.pid)
+        if _training_now(out) and len(workers) >= 2:
+            victim = workers[-1]
+            os.kill(victim, signal.SIGKILL)
+        time.sleep(0.2)
+    assert victim is not None, "no worker was caught mid-training"
+    _, err = driver.communicate(timeout=300)
+    assert driver.returncode == 2, err
+    assert "runs failed" in err and "run the same command again" in err
+    unfinished = _training_now(out)
+    assert unfinished  # the kill left a network half-trained, with its checkpoints
+    kept = {p: p.stat().st_mtime_ns for d in unfinished for p in d.glob("checkpoints/step_*")}
+    finished = {p: p.stat().st_mtime_ns for p in (out / "measurements").glob("*/result.json")}
+    assert main([*argv, "--executor", "local", "--workers", "2", "--out", str(out)]) == 0
+    for path, stamp in {**finished, **kept}.items():  # read back or resumed from, not redone
+        assert path.stat().st_mtime_ns == stamp, path
+    summary = (out / "pooling" / "summary.csv").read_bytes()
+    assert summary == serial_summary(tmp_path, worker_threads(2), argv)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ray_cluster_equals_serial(tmp_path):
+    """A real local cluster: head on 127.0.0.1 started with `ray start`, as a user would."""
+    pytest.importorskip("ray")
+    ray_bin = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
+    port = _free_port()
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    start = [ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--port",
+             str(port), "--num-cpus", "2", "--include-dashboard", "false",
+             "--disable-usage-stats"]  # fmt: skip
+    subprocess.run(start, check=True, capture_output=True, env=env, timeout=180)
+    try:
+        out = tmp_path / "ray"
+        argv = [*ARGV, "--executor", "ray", "--address", f"127.0.0.1:{port}", "--out", str(out)]
+        assert main(argv) == 0
+        summary = (out / "pooling" / "summary.csv").read_bytes()
+    finally:
+        subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env, timeout=120)
+    assert summary == serial_summary(tmp_path, 1)  # --cpus-per-run 1: one torch thread
+
+
+def test_submitit_local_executor_equals_serial(tmp_path):
+    pytest.importorskip("submitit")
+    out = tmp_path / "slurm"
+    argv = [*ARGV, "--executor", "slurm", "--slurm-cluster", "local", "--slurm-time", "10",
+            "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert (out / "pooling" / "summary.csv").read_bytes() == serial_summary(tmp_path, 1)
+    assert any((out / "slurm-logs").iterdir())  # submitit's own logs, beside the runs
+
+
+def test_scaleout_mistakes_get_one_sentence(tmp_path, capsys, monkeypatch):
+    base = [*ARGV, "--out", str(tmp_path / "o")]
+    cases = [
+        (["--executor", "local", "--address", "1.2.3.4:1"], "--address applies to --executor ray"),
+        (["--slurm-param", "novalue"], "KEY=VALUE"),
+        (["--executor", "slurm", "--slurm-cluster", "local", "--slurm-param", "nonsense=3"],
+         "submitit refused"),
+        (["--archs", "maxpool,maxpooling"], "unknown downsampling type maxpooling"),
+        (["--workers", "0"], "workers"),
+    ]  # fmt: skip
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    cases.append((["--executor", "ray"], "pip install 'defstab[ray]'"))
+    for extra, message in cases:
+        assert main([*base, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (extra, err)
