@@ -185,16 +185,33 @@ def run(args) -> None:
         "train": cfg.to_dict(),
         "versions": versions(),
     }
-    # same settings resume; other settings stop here, before config.json is touched
-    state = folder.prepare(out, config, args.overwrite)
-    if state == "resume":
-        print(f"resuming the run in {out} (same settings)", file=sys.stderr)
-    write_json(out / "config.json", config)
+    # under torchrun, several processes train one network; only rank 0 writes
+    from defstab.train.distributed import from_environment
+
+    ddp = from_environment(device)
+    if ddp is not None:
+        device = ddp.device
+        config["distributed"] = {"processes": ddp.world, "backend": dist_backend()}
+    if ddp is None or ddp.is_main:
+        # same settings resume; other settings stop here, before config.json is touched
+        state = folder.prepare(out, config, args.overwrite)
+        if state == "resume":
+            print(f"resuming the run in {out} (same settings)", file=sys.stderr)
+        write_json(out / "config.json", config)
+    if ddp is not None:
+        ddp.barrier()
     if normalize is not None:
         normalize = normalize.to(device)
     result = train(
         model, train_data, test_data, cfg, out=out, preprocess=normalize, quiet=args.quiet
     )
+    if ddp is not None:
+        ddp.barrier()
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+        if not ddp.is_main:
+            return
     last = result.history[-1]
     _write_section(out, config, result)
     print(
@@ -228,3 +245,9 @@ def _write_section(out: Path, config: dict, result) -> None:
             ],
         },
     )
+
+
+def dist_backend() -> str:
+    import torch.distributed as dist
+
+    return dist.get_backend()

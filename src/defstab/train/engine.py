@@ -133,13 +133,24 @@ def train(
         :class:`TrainResult` with the trained model and the history rows.
     """
     from defstab.measure import measure_sensitivity
+    from defstab.train.distributed import from_environment
 
     cfg = config
     device = pick_device(cfg.device)
+    ddp = from_environment(device)  # several processes under torchrun, else None
+    if ddp is not None:
+        device = ddp.device
+        if cfg.batch_size < ddp.world:
+            raise ValueError(
+                f"batch size {cfg.batch_size} is smaller than the {ddp.world} processes; the "
+                "global batch is split over them."
+            )
+    main = ddp is None or ddp.is_main  # only the main process evaluates and writes
     use_amp = cfg.amp and device.type == "cuda"
     model = model.to(device)
     if use_amp:
         model = model.to(memory_format=torch.channels_last)
+    net = ddp.wrap(model) if ddp is not None else model
     epoch_data = (
         train_data.for_epoch if hasattr(train_data, "for_epoch") else (lambda e: train_data)
     )
@@ -166,8 +177,9 @@ def train(
     history: list[dict] = []
     step, loss_sum, loss_n, correct_sum = 0, 0.0, 0, 0
     if out is not None:
-        (out / CKPT_DIR).mkdir(parents=True, exist_ok=True)
-        last = last_checkpoint(out)
+        if main:
+            (out / CKPT_DIR).mkdir(parents=True, exist_ok=True)
+        last = last_checkpoint(out) if (out / CKPT_DIR).is_dir() else None
         if last is not None:
             state, meta = read_checkpoint(last)
             model.load_state_dict(model_state(state))
@@ -179,11 +191,15 @@ def train(
                 history = [
                     _parse_row(r) for r in read_csv(out / "history.csv") if int(r["step"]) <= step
                 ]
-            if not quiet:
+            if not quiet and main:
                 print(f"resuming {out} from step {step}/{total}")
 
     def record(step: int) -> None:
         nonlocal loss_sum, loss_n, correct_sum
+        if not main:  # the main process evaluates and writes; the others wait for it
+            loss_sum, loss_n, correct_sum = 0.0, 0, 0
+            ddp.barrier()
+            return
         acc = evaluate(model, test_eval, preprocess, device=device)
         sens = measure_sensitivity(
             model, probe_x, probe_disp, preprocess=preprocess, noise_control=False
@@ -208,12 +224,14 @@ def train(
             )
             write_csv(out / "history.csv", history)
         loss_sum, loss_n, correct_sum = 0.0, 0, 0
+        if ddp is not None:
+            ddp.barrier()
 
     if step == 0 and (not history or history[-1]["step"] != 0):
         record(0)
     t0 = time.perf_counter()
     bar = None
-    if not quiet:
+    if not quiet and main:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, initial=step, desc="training", unit="step", dynamic_ncols=True)
@@ -228,27 +246,43 @@ def train(
         y = data.labels[idx].to(device)
         if cfg.augment:
             x = random_crop_flip(x, _seeded(cfg.seed, 2, step), pad=cfg.augment_shift)
+        if ddp is not None:  # every process drew the same global batch: keep this one's rows
+            rows = ddp.slice(len(idx))
+            x, y = x[rows], y[rows]
         if preprocess is not None:
             x = preprocess(x)
         if use_amp:
             x = x.contiguous(memory_format=torch.channels_last)
         for group in opt.param_groups:
             group["lr"] = _lr_at(cfg, step, total)
-        model.train()
+        net.train()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            logits = model(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-        if not torch.isfinite(loss):
+            logits = net(x)
+            if ddp is None:
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+            else:
+                # the global batch's mean: DDP averages gradients over processes, so each
+                # process scales its slice's sum by world / global batch size
+                ce = F.cross_entropy(
+                    logits.float(), y, label_smoothing=cfg.label_smoothing, reduction="sum"
+                )
+                loss = ce * ddp.world / len(idx)
+        correct = int((logits.argmax(1) == y).sum())
+        if ddp is None:
+            batch_ce = float(loss.detach()) * len(idx)
+        else:  # the history reports the whole batch, as one process would
+            batch_ce, correct = ddp.sum(float(ce.detach()), correct)
+        if not math.isfinite(batch_ce):
             raise FloatingPointError(
-                f"the loss became {loss.item()} at step {step}; lower the learning rate."
+                f"the loss became {batch_ce / len(idx)} at step {step}; lower the learning rate."
             )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         step += 1
-        loss_sum += float(loss.detach()) * len(idx) / cfg.batch_size
+        loss_sum += batch_ce / cfg.batch_size
         step_seconds += time.perf_counter() - t_step
-        correct_sum += int((logits.argmax(1) == y).sum()) / cfg.batch_size
+        correct_sum += correct / cfg.batch_size
         loss_n += len(idx) / cfg.batch_size
         seen += len(idx)
         if bar is not None:
@@ -261,7 +295,7 @@ def train(
     if bar is not None:
         bar.close()
     model.eval()
-    if out is not None:
+    if out is not None and main:
         write_json(
             out / "train_summary.json",
             {
