@@ -115,6 +115,32 @@ def test_killed_worker_loses_nothing_on_rerun(tmp_path):
     assert summary == serial_summary(tmp_path, worker_threads(2), argv)
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_ctrl_c_stops_driver_and_workers(tmp_path):
+    """Ctrl-C in a terminal reaches the driver and its workers (one process group): the
+    command ends promptly with status 130 and leaves no worker behind."""
+    argv = list(ARGV)
+    argv[argv.index("--epochs") + 1] = "30"
+    argv[argv.index("--per-class") + 1] = "20"
+    out = tmp_path / "par"
+    cmd = [sys.executable, "-m", "defstab", *argv, "--executor", "local", "--workers", "2",
+           "--out", str(out)]  # fmt: skip
+    driver = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 240
+    while not _training_now(out) and time.time() < deadline and driver.poll() is None:
+        time.sleep(0.2)
+    workers = _workers(driver.pid)
+    assert workers, "the workers never started"
+    t0 = time.time()
+    os.killpg(driver.pid, signal.SIGINT)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 130 and "interrupted" in err
+    assert time.time() - t0 < 60
+    time.sleep(1)
+    assert not [p for p in workers if Path(f"/proc/{p}").exists()]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -182,10 +182,14 @@ class _Progress:
             self.bar.close()
 
 
-def _watch(handles: dict, is_done, count_running, result_of, progress: _Progress) -> dict:
+def _watch(
+    handles: dict, is_done, count_running, result_of, progress: _Progress, cancel=None
+) -> dict:
     """Poll ``handles`` {key: handle} until all ended; returns {key: error line}.
 
-    ``count_running(pending handles)`` says how many of them run now (the rest wait)."""
+    ``count_running(pending handles)`` says how many of them run now (the rest wait);
+    on Ctrl-C, ``cancel(handle)`` stops each unfinished one (so that a rerun never has two
+    jobs working on one run folder) before the interruption propagates."""
     failures: dict[str, str] = {}
     pending = dict(handles)
     base = progress.done
@@ -203,6 +207,11 @@ def _watch(handles: dict, is_done, count_running, result_of, progress: _Progress
             )
             if pending:
                 time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        if cancel is not None:
+            for handle in pending.values():
+                cancel(handle)
+        raise
     finally:
         progress.close()
     return failures
@@ -215,7 +224,8 @@ def _local(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
     threads = max(1, (os.cpu_count() or 1) // executor.workers)
     # spawn, not fork: a forked copy of a process that already ran torch can deadlock
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(executor.workers, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(executor.workers, mp_context=context)
+    try:
         futures = {s.key: pool.submit(run_one, asdict(s), str(out), threads) for s in todo}
         return _watch(
             futures,
@@ -223,7 +233,14 @@ def _local(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
             lambda fs: sum(f.running() for f in fs),
             lambda f: f.result(),
             progress,
+            cancel=lambda f: f.cancel(),
         )
+    except KeyboardInterrupt:
+        # the workers got the same Ctrl-C; do not wait for queued runs to start
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def _ray(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
@@ -259,7 +276,14 @@ def _ray(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
 
         # Ray does not say which queued task runs: at most as many as the CPUs allow
         capacity = max(1, int(ray.cluster_resources().get("CPU", 1) // executor.cpus_per_run))
-        return _watch(refs, is_done, lambda rs: min(capacity, len(rs)), ray.get, progress)
+        return _watch(
+            refs,
+            is_done,
+            lambda rs: min(capacity, len(rs)),
+            ray.get,
+            progress,
+            cancel=lambda ref: ray.cancel(ref, force=True),
+        )
     finally:
         if started_here:
             ray.shutdown()
@@ -297,4 +321,5 @@ def _slurm(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
         lambda js: sum(j.state.upper() == "RUNNING" for j in js),
         lambda j: j.result(),
         progress,
+        cancel=lambda j: j.cancel(check=False),
     )
