@@ -134,9 +134,8 @@ def run_all(
     todo = [spec for spec in plan if not is_finished(spec, out)]
     if todo:
         launch = {"local": _local, "ray": _ray, "slurm": _slurm}[executor.kind]
-        failures = launch(
-            todo, out, executor, _Progress(len(plan), len(plan) - len(todo), progress)
-        )
+        bar = _Progress(len(plan), len(plan) - len(todo), progress, label)
+        failures = launch(todo, out, executor, bar)
         if failures:
             raise RunsFailed(failures, len(plan))
     # every run is finished: execute() reads each result back from its folder
