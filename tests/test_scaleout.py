@@ -148,11 +148,14 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_ray_cluster_equals_serial(tmp_path):
+def test_ray_cluster_equals_serial(tmp_path, monkeypatch):
     """A real local cluster: head on 127.0.0.1 started with `ray start`, as a user would."""
     pytest.importorskip("ray")
     ray_bin = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
     port = _free_port()
+    # a home of its own: a ~/.ray/auth_token left by an earlier private cluster would turn
+    # on token authentication in `ray start` but not in the driver (Ray 2.60)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
     start = [ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--port",
              str(port), "--num-cpus", "2", "--include-dashboard", "false",

@@ -261,7 +261,9 @@ def _ray(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
         except ConnectionError as e:
             raise ValueError(
                 f"no Ray cluster answers at {executor.address} ({_one_line(e)}); start one "
-                "with 'ray start --head' or leave out --address for a private local one."
+                "with 'ray start --head' or leave out --address for a private local one (a "
+                "cluster with token authentication, which 'ray start' turns on when "
+                "~/.ray/auth_token exists, also needs RAY_AUTH_MODE=token here)."
             ) from None
     try:
         task = ray.remote(
