@@ -70,3 +70,25 @@ def test_two_processes_equal_one_and_resume(tmp_path):
     assert step == 8
     for k in one:
         assert (one[k] - resumed[k]).abs().max() <= ATOL, k
+
+
+@pytest.mark.slow
+def test_experiment_runs_train_with_several_processes(tmp_path):
+    """--processes-per-run 2: each run's network is trained by 2 DDP processes started by
+    torch's elastic launcher (what --gpus-per-run N does with N GPUs); the same train()
+    as torchrun, whose numbers the test above checks. Rank 0 alone writes."""
+    argv = ["experiment", "pooling", "--data", "synthetic:2", "--archs", "maxpool",
+            "--seeds", "1", "--width", "0.125", "--images", "8", "--per-class", "6",
+            "--epochs", "2", "--processes-per-run", "2", "--quiet",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0  # (each process warns that BatchNorm is per process on CPU)
+    (network,) = [json.loads(p.read_text()) for p in tmp_path.glob("networks/*/network.json")]
+    assert network["train_processes"] == 2 and network["steps"] == 2
+    (folder,) = list(tmp_path.glob("networks/*"))
+    rows = (folder / "history.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["0", "1", "2"]  # every checkpoint, once
+    init, _ = read_checkpoint(folder / "checkpoints" / "step_00000000.safetensors")
+    last, _ = read_checkpoint(folder / "checkpoints" / "step_00000002.safetensors")
+    assert any((init[k] - last[k]).abs().max() > 0 for k in init if k.startswith("model."))
+    summary = (tmp_path / "pooling" / "summary.csv").read_text()
+    assert "trained,sensitivity" in summary

@@ -78,6 +78,13 @@ def add_parser(sub):
         default=0,
         help="ray/slurm: GPUs per run (default 0)",
     )
+    g.add_argument(
+        "--processes-per-run",
+        type=int,
+        default=0,
+        help="DDP processes training each run's network (one GPU each; gloo on CPU); "
+        "default: one per GPU of --gpus-per-run",
+    )
     g.add_argument("--slurm-partition", default=None)
     g.add_argument("--slurm-time", type=int, default=240, help="slurm: minutes per run")
     g.add_argument(
@@ -125,6 +132,7 @@ def executor_config(args):
         address=args.address,
         cpus_per_run=args.cpus_per_run,
         gpus_per_run=args.gpus_per_run,
+        processes_per_run=args.processes_per_run,
         slurm_partition=args.slurm_partition,
         slurm_time_min=args.slurm_time,
         slurm_cluster=args.slurm_cluster,

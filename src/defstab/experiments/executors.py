@@ -37,6 +37,8 @@ class ExecutorConfig:
         address: an existing Ray cluster, ``HOST:PORT`` (started with ``ray start``).
         cpus_per_run, gpus_per_run: what one Ray task or Slurm job asks for (torch threads
             = cpus_per_run).
+        processes_per_run: DDP processes that train each run's network (one GPU each on
+            GPUs, gloo on CPU); 0 = one per GPU of ``gpus_per_run`` (at least 1).
         slurm_partition, slurm_time_min: Slurm partition and time limit per run.
         slurm_cluster: submitit's cluster: "slurm" (sbatch), "local" or "debug" (the same
             jobs run on this machine, to try the flow without a cluster).
@@ -49,6 +51,7 @@ class ExecutorConfig:
     address: str | None = None
     cpus_per_run: int = 1
     gpus_per_run: float = 0
+    processes_per_run: int = 0
     slurm_partition: str | None = None
     slurm_time_min: int = 240
     slurm_cluster: str = "slurm"
@@ -59,8 +62,15 @@ class ExecutorConfig:
             raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.kind!r}.")
         if self.workers < 1 or self.cpus_per_run < 1 or self.gpus_per_run < 0:
             raise ValueError("workers and cpus per run must be ≥ 1, GPUs per run ≥ 0.")
+        if self.processes_per_run < 0:
+            raise ValueError(f"processes per run must be ≥ 0, got {self.processes_per_run}.")
         if self.slurm_time_min < 1:
             raise ValueError(f"the Slurm time limit must be ≥ 1 minute, got {self.slurm_time_min}.")
+
+    @property
+    def train_processes(self) -> int:
+        """How many processes train one network."""
+        return self.processes_per_run or max(1, int(self.gpus_per_run))
 
     @property
     def in_process(self) -> bool:
@@ -91,7 +101,7 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(max(1, int(threads)))
 
 
-def run_one(record: dict, out: str, threads: int | None = None) -> str:
+def run_one(record: dict, out: str, threads: int | None = None, processes: int = 1) -> str:
     """Compute one run (train or load its network, measure) into ``out``; returns its key.
     Module-level so that process pools, Ray and submitit can pickle it by reference."""
     global _CACHE
@@ -99,7 +109,7 @@ def run_one(record: dict, out: str, threads: int | None = None) -> str:
     if _CACHE is None:
         _CACHE = DataCache()
     spec = RunSpec(**record)
-    execute(spec, Path(out), _CACHE, quiet=True)
+    execute(spec, Path(out), _CACHE, quiet=True, processes=processes)
     return spec.key
 
 
@@ -130,7 +140,7 @@ def run_all(
     executor = executor or ExecutorConfig()
     cache = DataCache()
     if executor.in_process:
-        return _serial(plan, out, cache, progress, label)
+        return _serial(plan, out, cache, progress, label, executor.train_processes)
     todo = [spec for spec in plan if not is_finished(spec, out)]
     if todo:
         launch = {"local": _local, "ray": _ray, "slurm": _slurm}[executor.kind]
@@ -142,7 +152,7 @@ def run_all(
     return [execute(spec, out, cache, quiet=True) for spec in plan]
 
 
-def _serial(plan, out, cache, progress, label) -> list[dict]:
+def _serial(plan, out, cache, progress, label, processes) -> list[dict]:
     """In this process, one run after another: a run's error is the command's error."""
     runs = plan
     if progress:
@@ -153,7 +163,7 @@ def _serial(plan, out, cache, progress, label) -> list[dict]:
     for spec in runs:
         if progress:
             runs.set_postfix_str(spec.key)
-        results.append(execute(spec, out, cache, quiet=True))
+        results.append(execute(spec, out, cache, quiet=True, processes=processes))
     return results
 
 
@@ -225,7 +235,8 @@ def _local(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(executor.workers, mp_context=context)
     try:
-        futures = {s.key: pool.submit(run_one, asdict(s), str(out), threads) for s in todo}
+        n = executor.train_processes
+        futures = {s.key: pool.submit(run_one, asdict(s), str(out), threads, n) for s in todo}
         return _watch(
             futures,
             lambda f: f.done(),
@@ -269,7 +280,8 @@ def _ray(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
         task = ray.remote(
             num_cpus=executor.cpus_per_run, num_gpus=executor.gpus_per_run, max_retries=2
         )(run_one)
-        refs = {s.key: task.remote(asdict(s), str(out), executor.cpus_per_run) for s in todo}
+        n = executor.train_processes
+        refs = {s.key: task.remote(asdict(s), str(out), executor.cpus_per_run, n) for s in todo}
 
         def is_done(ref):
             ready, _ = ray.wait([ref], timeout=0)
@@ -315,7 +327,10 @@ def _slurm(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
     except (TypeError, ValueError, NameError) as e:  # submitit names a bad key with NameError
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f"submitit refused the Slurm parameters ({first})") from None
-    jobs = {s.key: pool.submit(run_one, asdict(s), str(out), executor.cpus_per_run) for s in todo}
+    n = executor.train_processes
+    jobs = {
+        s.key: pool.submit(run_one, asdict(s), str(out), executor.cpus_per_run, n) for s in todo
+    }
     return _watch(
         jobs,
         lambda j: j.done(),

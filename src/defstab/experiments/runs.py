@@ -27,6 +27,7 @@ import torch
 
 from defstab.data.spec import DataSpec
 from defstab.io.atomic import write_json
+from defstab.io.tables import read_csv
 
 SENSITIVITY, NOISE, SMOOTHNESS = "sensitivity", "noise", "smoothness"
 WORST = "worst"  # worst-case TPS deformation of the same budget (measure["worst_case"])
@@ -195,58 +196,132 @@ def is_finished(spec: RunSpec, out: Path) -> bool:
     return _read_finished(spec.folder(out) / "result.json", spec.VERSION) is not None
 
 
-def trained_network(spec: NetworkSpec, out: Path, cache: DataCache, model, normalize, first):
-    """Train ``model`` for ``spec`` (resuming), or load the finished checkpoint.
+def build_network(spec: NetworkSpec | RunSpec, first):
+    """The untrained model of ``spec`` (initialised from its seed) and its input
+    normalisation, for training images like ``first``."""
+    from defstab.data.normalize import make_normalize
+    from defstab.models import create_model
+
+    kwargs = {"in_channels": first.channels, "num_classes": len(first.classes)} | spec.model_kwargs
+    model = create_model(spec.model, seed=spec.seed, **kwargs)
+    return model, make_normalize(DataSpec.parse(spec.data).normalization, first.channels)
+
+
+def train_in_process_group(record: dict, out: str) -> None:
+    """One of several processes training one network (started by :func:`trained_network`
+    through torch's elastic launcher, which sets RANK/WORLD_SIZE as torchrun does, so
+    :func:`defstab.train.train` trains with DistributedDataParallel)."""
+    import torch.distributed as dist
+
+    from defstab.train import TrainConfig, train
+
+    spec = NetworkSpec(**record)
+    train_data, test_data = DataCache().splits(spec)
+    first = train_data.for_epoch(0) if hasattr(train_data, "for_epoch") else train_data
+    model, normalize = build_network(spec, first)
+    if normalize is not None and next(model.parameters()).is_cuda:
+        normalize = normalize.cuda()
+    config = TrainConfig(**spec.train)
+    train(model, train_data, test_data, config, out=spec.folder(Path(out)), preprocess=normalize,
+          quiet=True)  # fmt: skip
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _train_distributed(spec: NetworkSpec, out: Path, processes: int) -> tuple[int, float]:
+    """Train ``spec``'s network with ``processes`` DDP processes on this machine (one GPU
+    each on GPUs, gloo on CPU); returns (steps, seconds)."""
+    import uuid
+
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=processes,
+        run_id=f"defstab-{uuid.uuid4().hex[:8]}",
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",  # a free port, as torchrun --standalone
+        max_restarts=0,
+        monitor_interval=0.5,
+    )
+    t0 = time.perf_counter()
+    elastic_launch(config, train_in_process_group)(asdict(spec), str(out))
+    summary = json.loads((spec.folder(out) / "train_summary.json").read_text())
+    return int(summary["steps"]), time.perf_counter() - t0
+
+
+def trained_network(
+    spec: NetworkSpec, out: Path, cache: DataCache, model, normalize, first, processes: int = 1
+):
+    """Train ``model`` for ``spec`` (resuming), or load the finished checkpoint; with
+    ``processes`` > 1, the training runs in that many DDP processes.
 
     Returns:
         (model with trained weights, network record).
     """
+    from defstab.io.checkpoint import load_checkpoint
     from defstab.train import TrainConfig, train
     from defstab.train.engine import last_checkpoint
 
     folder = spec.folder(out)
     record = _read_finished(folder / "network.json", spec.VERSION)
     if record is not None:
-        from defstab.io.checkpoint import load_checkpoint
-
         load_checkpoint(model, folder / record["checkpoint"])
         model.eval()
         return model, record
-    train_data, test_data = cache.splits(spec)
-    trained = train(
-        model,
-        train_data,
-        test_data,
-        TrainConfig(**spec.train),
-        out=folder,
-        preprocess=normalize,
-        quiet=True,
-    )
-    solved = [r["step"] for r in trained.history if r["train_acc"] >= SOLVED_TRAIN_ACC]
+    if processes > 1:
+        steps, seconds = _train_distributed(spec, out, processes)
+        load_checkpoint(model, last_checkpoint(folder))
+        model.eval()
+        history = [
+            {k: float(v) for k, v in r.items() if k in ("step", "train_acc", "test_acc")}
+            for r in read_csv(folder / "history.csv")
+        ]
+    else:
+        train_data, test_data = cache.splits(spec)
+        trained = train(
+            model,
+            train_data,
+            test_data,
+            TrainConfig(**spec.train),
+            out=folder,
+            preprocess=normalize,
+            quiet=True,
+        )
+        model, history, steps, seconds = (
+            trained.model,
+            trained.history,
+            trained.steps,
+            trained.seconds,
+        )
+    solved = [int(r["step"]) for r in history if r["train_acc"] >= SOLVED_TRAIN_ACC]
     record = {
         "spec": asdict(spec),
         "spec_version": spec.VERSION,
         "checkpoint": str(last_checkpoint(folder).relative_to(folder)),
-        "test_acc": trained.history[-1]["test_acc"],
-        "train_acc": trained.history[-1]["train_acc"],
+        "test_acc": history[-1]["test_acc"],
+        "train_acc": history[-1]["train_acc"],
         "train_images": len(first),
-        "steps": trained.steps,
+        "steps": steps,
         # first checkpoint whose running train accuracy reached 99%: "solved" from there on
         "solved_step": solved[0] if solved else None,
-        "train_seconds": trained.seconds,
+        "train_seconds": seconds,
+        "train_processes": processes,
         "provenance": provenance(),
     }
     write_json(folder / "network.json", record)
-    return trained.model, record
+    return model, record
 
 
-def execute(spec: RunSpec, out: Path, cache: DataCache, quiet: bool = True) -> dict:
-    """Run (or load) one measurement; returns the result dict with tidy ``rows``."""
-    from defstab.data.normalize import make_normalize
+def execute(
+    spec: RunSpec, out: Path, cache: DataCache, quiet: bool = True, processes: int = 1
+) -> dict:
+    """Run (or load) one measurement; returns the result dict with tidy ``rows``.
+    ``processes`` > 1 trains the network with that many DDP processes."""
     from defstab.deform import DeformationSpec
     from defstab.measure import measure_sensitivity
     from defstab.metrics import filter_smoothness
-    from defstab.models import create_model
 
     folder = spec.folder(out)
     done = folder / "result.json"
@@ -257,9 +332,7 @@ def execute(spec: RunSpec, out: Path, cache: DataCache, quiet: bool = True) -> d
     folder.mkdir(parents=True, exist_ok=True)
     train_data, test_data = cache.splits(spec)
     first = train_data.for_epoch(0) if hasattr(train_data, "for_epoch") else train_data
-    kwargs = {"in_channels": first.channels, "num_classes": len(first.classes)} | spec.model_kwargs
-    model = create_model(spec.model, seed=spec.seed, **kwargs)
-    normalize = make_normalize(DataSpec.parse(spec.data).normalization, first.channels)
+    model, normalize = build_network(spec, first)
     g = torch.Generator().manual_seed(spec.seed)
     idx = torch.randperm(len(test_data), generator=g)[: spec.measure["images"]]
     x = test_data.images(idx)
@@ -302,7 +375,7 @@ def execute(spec: RunSpec, out: Path, cache: DataCache, quiet: bool = True) -> d
     }
     if spec.train is not None:
         network = spec.network()
-        model, record = trained_network(network, out, cache, model, normalize, first)
+        model, record = trained_network(network, out, cache, model, normalize, first, processes)
         result["network"] = str(network.folder(out).relative_to(out))
         result["test_acc"], result["train_acc"] = record["test_acc"], record["train_acc"]
         for k in ("steps", "solved_step"):
