@@ -79,18 +79,25 @@ def _training_now(out: Path) -> list[Path]:
     ]
 
 
+def longer_runs(tmp_path, epochs: int):
+    """(argv, the command line with 2 local workers, OUT) of runs that train long enough
+    (``epochs`` on 200 images) to be caught mid-training."""
+    argv = list(ARGV)
+    argv[argv.index("--epochs") + 1] = str(epochs)
+    argv[argv.index("--per-class") + 1] = "20"
+    out = tmp_path / "par"
+    cmd = [sys.executable, "-m", "defstab", *argv, "--executor", "local", "--workers", "2",
+           "--out", str(out)]  # fmt: skip
+    return argv, cmd, out
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 def test_killed_worker_loses_nothing_on_rerun(tmp_path):
     """SIGKILL one local worker while the runs train: the driver names the runs it lost and
     exits non-zero; the same command then computes only those, resuming their training
     from the last checkpoint, and the results equal an uninterrupted serial run's."""
-    argv = list(ARGV)
-    argv[argv.index("--epochs") + 1] = "12"
-    argv[argv.index("--per-class") + 1] = "20"
-    out = tmp_path / "par"
-    cmd = [sys.executable, "-m", "defstab", *argv, "--executor", "local", "--workers", "2",
-           "--out", str(out)]  # fmt: skip
+    argv, cmd, out = longer_runs(tmp_path, epochs=12)
     driver = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     victim = None
     deadline = time.time() + 240
@@ -120,12 +127,7 @@ def test_killed_worker_loses_nothing_on_rerun(tmp_path):
 def test_ctrl_c_stops_driver_and_workers(tmp_path):
     """Ctrl-C in a terminal reaches the driver and its workers (one process group): the
     command ends promptly with status 130 and leaves no worker behind."""
-    argv = list(ARGV)
-    argv[argv.index("--epochs") + 1] = "30"
-    argv[argv.index("--per-class") + 1] = "20"
-    out = tmp_path / "par"
-    cmd = [sys.executable, "-m", "defstab", *argv, "--executor", "local", "--workers", "2",
-           "--out", str(out)]  # fmt: skip
+    _, cmd, out = longer_runs(tmp_path, epochs=30)
     driver = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 240
     while not _training_now(out) and time.time() < deadline and driver.poll() is None:
