@@ -218,9 +218,7 @@ def train_in_process_group(record: dict, out: str) -> None:
     spec = NetworkSpec(**record)
     train_data, test_data = DataCache().splits(spec)
     first = train_data.for_epoch(0) if hasattr(train_data, "for_epoch") else train_data
-    model, normalize = build_network(spec, first)
-    if normalize is not None and next(model.parameters()).is_cuda:
-        normalize = normalize.cuda()
+    model, normalize = build_network(spec, first)  # Normalize follows its input's device
     config = TrainConfig(**spec.train)
     train(model, train_data, test_data, config, out=spec.folder(Path(out)), preprocess=normalize,
           quiet=True)  # fmt: skip
