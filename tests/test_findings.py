@@ -4,13 +4,17 @@ accuracy gate, per-seed pairing, and the demo's labels."""
 import json
 import math
 
+import numpy as np
 import pytest
 
+from defstab.errors import FindingError
 from defstab.experiments.findings import Evidence, finding, per_seed
 from defstab.experiments.statistics import (
     VERDICTS,
+    SmallestEffect,
     largest_of,
     seed_effect,
+    seeds_needed,
     t_quantile,
     verdict,
 )
@@ -23,22 +27,83 @@ def test_t_quantiles_match_scipy():
             assert t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-6)
 
 
+DELTA = SmallestEffect(0.01, "test")
+
+
 def test_interval_by_hand():
     # per-seed effects 0.1, 0.3, 0.2: mean 0.2, sd 0.1, s.e. 0.1/√3, t_{0.975, 2} = 4.302653
     e = seed_effect([0.1, 0.3, 0.2])
     half = 4.302653 * 0.1 / math.sqrt(3)
-    assert e.effect == pytest.approx(0.2)
+    assert e.effect == pytest.approx(0.2) and e.sd == pytest.approx(0.1)
     assert e.ci == pytest.approx((0.2 - half, 0.2 + half), rel=1e-5)
     assert e.n_seeds == 3 and e.ci[0] < e.effect < e.ci[1]
-    assert verdict(e) == "inconclusive"  # 0.2 − 0.248 < 0: the interval includes 0
-    assert verdict(seed_effect([0.21, 0.19, 0.2])) == "shows"
-    assert verdict(seed_effect([-0.21, -0.19, -0.2])) == "does not show"
-    # a tight interval inside the negligible band does not show the claimed effect
-    tiny = seed_effect([0.001, -0.001, 0.0005, 0.0])
-    assert verdict(tiny) == "inconclusive" and verdict(tiny, negligible=0.01) == "does not show"
-    # one seed: no interval, no verdict; a missing seed (NaN) is left out
-    assert verdict(seed_effect([5.0])) == "inconclusive"
-    assert seed_effect([0.1, float("nan"), 0.3]).n_seeds == 2
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ([0.21, 0.19, 0.2], "shows"),  # lo > 0, hi ≥ δ
+        ([0.004, 0.005, 0.006], "does not show"),  # wholly inside (0, δ): too small
+        ([0.001, -0.001, 0.0005, 0.0], "does not show"),  # inside ±δ around 0
+        ([-0.21, -0.19, -0.2], "does not show"),  # reversed
+        ([0.1, -0.1, 0.05], "inconclusive"),  # straddles 0 and δ
+        ([0.009, 0.011, 0.010], "shows"),  # straddles δ, lo > 0: larger than 0, maybe ≥ δ
+        ([-0.001, 0.003, 0.001], "does not show"),  # straddles 0, hi < δ
+        ([0.02, 0.02, 0.02], "shows"),  # zero variance above δ
+        ([0.005, 0.005], "does not show"),  # zero variance below δ
+        ([0.01, 0.01], "shows"),  # zero variance exactly at δ: hi = δ is not < δ
+        ([5.0], "inconclusive"),  # one seed: no interval
+        ([], "inconclusive"),
+    ],
+)
+def test_verdict_rule_at_every_boundary(values, expected):
+    assert verdict(seed_effect(values), DELTA) == expected
+
+
+def test_verdict_rule_against_scipy_intervals():
+    """The rule applied to scipy's t interval, on random per-seed effects."""
+    import numpy as np
+
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(2, 8))
+        v = rng.normal(rng.normal(0, 0.02), rng.uniform(0, 0.02), n)
+        lo, hi = stats.t.interval(0.95, n - 1, loc=v.mean(), scale=stats.sem(v))
+        want = "does not show" if hi < 0.01 else "shows" if lo > 0 else "inconclusive"
+        assert verdict(seed_effect(list(v)), DELTA) == want
+
+
+def test_smallest_effect_must_be_positive():
+    for bad in (0.0, -0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="smallest effect"):
+            SmallestEffect(bad, "x")
+
+
+def test_nan_effects_are_refused_not_dropped():
+    with pytest.raises(ValueError, match="not finite"):
+        seed_effect([0.1, float("nan"), 0.3])
+
+
+def test_seeds_needed_is_the_first_n_whose_interval_decides():
+    stats = pytest.importorskip("scipy.stats")
+    for values in ([0.03, -0.01, 0.02], [0.02, 0.0, 0.03], [0.004, 0.02, -0.01], [0.3, -0.1]):
+        e = seed_effect(values)
+        assert verdict(e, DELTA) == "inconclusive"
+        n = seeds_needed(e, DELTA)
+        room = e.effect if e.effect >= DELTA.value else DELTA.value - e.effect
+
+        def half(m, sd=e.sd):
+            return stats.t.ppf(0.975, m - 1) * sd / math.sqrt(m)
+
+        assert n is not None and half(n) < room and (n == 2 or half(n - 1) >= room)
+        # a sample of n seeds with this mean and sd gets a verdict
+        z = (stats.norm.ppf((np.arange(n) + 0.5) / n)) if n > 2 else np.array([-1.0, 1.0])
+        sample = e.effect + e.sd * (z - z.mean()) / z.std(ddof=1)
+        assert verdict(seed_effect(list(sample)), DELTA) != "inconclusive"
+    # too noisy to decide within the cap; one seed: nothing to plan from
+    assert seeds_needed(seed_effect([1.0, -1.0]), DELTA) is None
+    assert seeds_needed(seed_effect([0.1]), DELTA) is None
 
 
 def test_largest_of_is_bonferroni_corrected():
@@ -48,6 +113,8 @@ def test_largest_of_is_bonferroni_corrected():
     assert name == "b"
     half = stats.t.ppf(1 - 0.025 / 3, 2) * stats.tstd(tests["b"]) / math.sqrt(3)
     assert e.ci == pytest.approx((0.4 - half, 0.4 + half), rel=1e-5)
+    assert e.level == "Bonferroni over 3 layers: 98.3% per layer, 95% family-wise"
+    assert e.alpha == pytest.approx(0.05 / 3)
 
 
 def _evidence(values, acc):
@@ -57,30 +124,72 @@ def _evidence(values, acc):
         for cond, v in (("a", va), ("b", vb)):
             rows.append({"condition": cond, "seed": seed, "phase": "trained",
                          "metric": "m", "layer_index": 0, "layer": "x", "value": v})  # fmt: skip
-    runs = [{"condition": c, "seed": s, "test_acc": acc} for c in "ab" for s in range(3)]
+    accs = acc if isinstance(acc, dict) else {}
+    runs = [
+        {"condition": c, "seed": s, "test_acc": accs.get((c, s), acc if accs == {} else 0.9)}
+        for c in "ab"
+        for s in range(len(values))
+    ]
     return Evidence(rows, [], ["a", "b"], runs, {"min_test_acc": 0.7})
 
 
-def test_effects_are_paired_within_seed_and_gated_by_accuracy():
+def _b_minus_a(ev):
+    return lambda s: ev.curve("b", "trained", "m", s)[0] - ev.curve("a", "trained", "m", s)[0]
+
+
+def test_effects_are_paired_within_seed_and_gated_per_network():
     # seeds differ a lot from each other, but b − a is the same 0.1 within every seed:
     # the paired effect is tight, an unpaired comparison would see only noise
-    ev = _evidence([(0.0, 0.1), (5.0, 5.1), (-3.0, -2.9)], acc=0.8)
-    diffs = per_seed(ev, lambda s: ev.curve("b", "trained", "m", s)[0]
-                     - ev.curve("a", "trained", "m", s)[0])  # fmt: skip
-    assert diffs == pytest.approx([0.1, 0.1, 0.1])
-    gate = ("test accuracy", ev.accuracy(["a", "b"]), 0.7)
-    f = finding("b > a", "b − a per seed", "b − a", seed_effect(diffs + [0.12]), gate=gate)
-    assert f["verdict"] == "shows" and f["gate"]["value"] == pytest.approx(0.8)
-    assert f["ci"][0] <= f["effect"] <= f["ci"][1]
+    values = [(0.0, 0.1), (5.0, 5.1), (-3.0, -2.9), (1.0, 1.12)]
+    ev = _evidence(values, acc=0.8)
+    ps = per_seed(ev, _b_minus_a(ev), claim="b > a", networks=["a", "b"], gate=ev.gate())
+    assert ps.values == pytest.approx([0.1, 0.1, 0.1, 0.12]) and ps.missing == ()
+    f = finding("b > a", "b − a per seed", "b − a", seed_effect(ps), delta=DELTA, gate=ev.gate())
+    assert f["verdict"] == "shows" and f["gate"]["threshold"] == 0.7
+    assert f["smallest_effect"] == {"value": 0.01, "reason": "test"}
+    assert f["ci"][0] <= f["effect"] <= f["ci"][1] and f["ci_level"] == "95% t interval"
     json.dumps(f, allow_nan=False)  # strict JSON: no NaN, no infinity
-    # the same numbers from networks that did not learn: inconclusive, and said why
-    low = _evidence([(0.0, 0.1), (5.0, 5.1), (-3.0, -2.9)], acc=0.4)
-    g = finding("b > a", "", "b − a", seed_effect(diffs + [0.12]),
-                gate=("test accuracy", low.accuracy(["a", "b"]), 0.7))  # fmt: skip
-    assert g["verdict"] == "inconclusive" and "did not learn" in g["observed"]
-    one = finding("b > a", "", "b − a", seed_effect([0.1]))
+    # one network of seed 1 below the gate, though the mean accuracy is fine: seed 1 is
+    # left out and named; the verdict uses the seeds that remain
+    low = _evidence(values, acc={("b", 1): 0.69})
+    assert low.accuracy(["a", "b"]) > 0.7
+    ps = per_seed(low, _b_minus_a(low), claim="b > a", networks=["a", "b"], gate=low.gate())
+    assert ps.seeds == (0, 2, 3) and ps.missing == ((1, "b seed 1: test accuracy 0.690 < 0.70"),)
+    g = finding("b > a", "", "b − a", seed_effect(ps), delta=DELTA, gate=low.gate())
+    assert g["n_seeds"] == 3 and g["missing_seeds"] == [
+        {"seed": 1, "reason": "b seed 1: test accuracy 0.690 < 0.70"}
+    ]
+    assert "b seed 1: test accuracy 0.690" in g["observed"]
+    # every network below the gate: no seed, inconclusive, and said why
+    none = _evidence(values, acc=0.4)
+    ps = per_seed(none, _b_minus_a(none), claim="b > a", networks=["a", "b"], gate=none.gate())
+    h = finding("b > a", "", "b − a", seed_effect(ps), delta=DELTA, gate=none.gate())
+    assert h["verdict"] == "inconclusive" and h["n_seeds"] == 0 and len(h["missing_seeds"]) == 4
+    assert "did not learn" not in h["observed"] and "no seed's networks" in h["observed"]
+    json.dumps(h, allow_nan=False)
+    one = finding("b > a", "", "b − a", seed_effect([0.1]), delta=DELTA)
     assert one["ci"] == [None, None] and one["verdict"] == "inconclusive"
+    assert one["seeds_needed"] is None and "fewer than two" in one["seeds_needed_reason"]
     json.dumps(one, allow_nan=False)
+
+
+def test_a_failing_effect_stops_with_the_finding_and_the_seed():
+    ev = _evidence([(0.0, 0.1), (5.0, 5.1), (-3.0, -2.9)], acc=0.8)
+
+    def broken(seed):
+        return ev.curve("b", "trained", "m", seed)[3]  # no layer 3: a coding error
+
+    with pytest.raises(FindingError, match=r"'b > a' could not be computed for seed 0: Index"):
+        per_seed(ev, broken, claim="b > a", networks=["a", "b"])
+    with pytest.raises(FindingError, match="is nan for seed 0"):
+        per_seed(ev, lambda s: float("nan"), claim="b > a")
+
+
+def test_inconclusive_findings_say_how_many_seeds_would_decide():
+    f = finding("x", "", "x", seed_effect([0.1, -0.1, 0.05]), delta=SmallestEffect(0.05, "r"))
+    assert f["verdict"] == "inconclusive" and f["seeds_needed"] == 40
+    assert "stayed as observed" in f["seeds_needed_reason"]
+    assert "seeds_needed" not in finding("x", "", "x", seed_effect([1, 1.1]), delta=DELTA)
 
 
 def test_demo_labels_tell_the_truth(tmp_path):

@@ -198,6 +198,9 @@ def run(args) -> None:
             if f.get(key) is not None
         )
         print(f"  [{f['verdict']}] {f['paper']}\n      {f['observed']}{acc}")
+        if f["verdict"] == "inconclusive" and f.get("seeds_needed_reason"):
+            needed = f.get("seeds_needed")
+            print(f"      seeds needed: {needed if needed else '—'} ({f['seeds_needed_reason']})")
     print(f"wrote {Path(args.out) / args.name}/ (summary.csv, results.csv, {meta['figure']})")
 
 
@@ -215,10 +218,13 @@ def _sweep(args, cfg, key: str) -> None:
     if args.name == "smooth-init":
         raise ValueError("smooth-init trains nothing; --epochs-sweep does not apply.")
     result = run_sweep(cfg, key, values, quiet=args.quiet, label="epochs")
+    def number(v):
+        return "—" if v is None else f"{v:+.4f}"
+
     for r in result["rows"]:
         print(
-            f"  {key}={r[key]:<5} [{r['verdict']}] effect {r['effect']:+.4f} "
-            f"CI [{r['ci_lo'] if r['ci_lo'] is None else round(r['ci_lo'], 4)}, "
-            f"{r['ci_hi'] if r['ci_hi'] is None else round(r['ci_hi'], 4)}]  {r['finding']}"
+            f"  {key}={r[key]:<5} [{r['verdict']}] effect {number(r['effect'])} "
+            f"CI [{number(r['ci_lo'])}, {number(r['ci_hi'])}] over {r['n_seeds']} seeds "
+            f"(δ = {r['delta']:g})  {r['finding']}"
         )
     print(f"wrote {result['folder']}/ (sweep.csv, sweep.png)")

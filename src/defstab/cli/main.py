@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from defstab import __version__
+from defstab.errors import FindingError
 
 # Startup cost: the command modules import nothing heavy at module level (their HELP line
 # is all `defstab --help` needs); only the chosen command's add_parser runs (it may import
@@ -74,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
             message = f"{e.strerror or message}: {e.filename}"
         print(f"defstab {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except FindingError as e:
+        # not the user's mistake: a finding's code failed on results that are all there
+        print(f"defstab {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"defstab {args.command}: interrupted; finished results were kept.", file=sys.stderr)
         return 130

@@ -15,7 +15,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from defstab.experiments.statistics import INCONCLUSIVE, SeedEffect, verdict
+from defstab.experiments.statistics import (
+    INCONCLUSIVE,
+    MAX_SEEDS,
+    FindingError,
+    PerSeed,
+    SeedEffect,
+    SmallestEffect,
+    seeds_needed,
+    verdict,
+)
 
 
 @dataclass
@@ -59,21 +68,105 @@ class Evidence:
             )
         return self._cache
 
+    def run(self, condition: str, seed: int) -> dict | None:
+        """The run of ``condition`` and ``seed`` (its accuracies), or None."""
+        for r in self.runs:
+            if r["condition"] == condition and int(r["seed"]) == int(seed):
+                return r
+        return None
+
+    def gate(self, threshold_key: str = "min_test_acc", key: str = "test_acc") -> Gate:
+        """The preset's accuracy gate (``settings[threshold_key]``) on ``key``."""
+        what = {
+            "test_acc": "test accuracy",
+            "train_acc": "train accuracy",
+            "train_fit": "training-set accuracy (eval mode)",
+        }[key]
+        return Gate(what, key, float(self.settings[threshold_key]))
+
     def accuracy(self, conditions, key: str = "test_acc") -> float | None:
         """Mean ``key`` over the runs of ``conditions`` (None if none was trained)."""
         values = [r[key] for r in self.runs if r["condition"] in conditions and key in r]
         return float(np.mean(values)) if values else None
 
 
-def per_seed(ev: Evidence, effect_of_seed) -> list[float]:
-    """``effect_of_seed(seed)`` for every seed (NaN where a seed lacks data)."""
-    out = []
+@dataclass(frozen=True)
+class Gate:
+    """The accuracy every network behind a trained-network finding must reach.
+
+    Attributes:
+        what: in words, e.g. "test accuracy".
+        key: the run field, ``test_acc`` or ``train_acc``.
+        threshold: the preset's minimum.
+    """
+
+    what: str
+    key: str
+    threshold: float
+
+    def reason(self, condition: str, seed: int, run: dict) -> str | None:
+        """Why this network (its run record) cannot stand behind the finding (None if it
+        can); a network trained to a target names the epoch cap it stopped at."""
+        value = run.get(self.key)
+        if value is None:
+            return f"{condition} seed {seed}: {self.what} not measured"
+        if value < self.threshold:
+            capped = (
+                f" (stopped at the {run['epoch_cap']}-epoch cap without reaching the "
+                f"target {run['target_train_acc']:.2f})"
+                if run.get("reached_target") is False
+                else ""
+            )
+            return (
+                f"{condition} seed {seed}: {self.what} {value:.3f} < {self.threshold:.2f}{capped}"
+            )
+        return None
+
+
+def per_seed(
+    ev: Evidence,
+    effect_of_seed,
+    *,
+    claim: str,
+    networks=(),
+    gate: Gate | None = None,
+) -> PerSeed:
+    """``effect_of_seed(seed)`` for every seed whose networks are all there and, with a
+    ``gate``, all reached it; the other seeds are listed as missing with the reason.
+
+    Args:
+        claim: the finding, named in the error if a seed's effect cannot be computed.
+        networks: the conditions whose networks (one per seed) the effect reads.
+        gate: applied to each of those networks, not to their mean.
+
+    Raises:
+        FindingError: ``effect_of_seed`` failed or returned a non-finite value for a
+            seed whose networks are all there.
+    """
+    seeds, values, missing = [], [], []
     for seed in ev.seeds():
+        reasons = []
+        for cond in networks:
+            run = ev.run(cond, seed)
+            if run is None:
+                reasons.append(f"{cond} seed {seed}: no run")
+            elif gate is not None and (why := gate.reason(cond, seed, run)):
+                reasons.append(why)
+        if reasons:
+            missing.append((seed, "; ".join(reasons)))
+            continue
         try:
-            out.append(float(effect_of_seed(seed)))
-        except (ValueError, IndexError, ZeroDivisionError):
-            out.append(math.nan)
-    return out
+            value = float(effect_of_seed(seed))
+        except Exception as e:  # noqa: BLE001 — re-raised with the finding and the seed
+            raise FindingError(
+                f"the finding {claim!r} could not be computed for seed {seed}: "
+                f"{type(e).__name__}: {e}"
+            ) from e
+        if not math.isfinite(value):
+            raise FindingError(f"the finding {claim!r} is {value} for seed {seed}.")
+        seeds.append(seed)
+        values.append(value)
+    return PerSeed(tuple(seeds), tuple(values), tuple(missing))
 
 
 def layer_mean(values: list[float], skip_input: bool = True) -> float:
@@ -100,10 +193,10 @@ def finding(
     observed: str,
     effect: SeedEffect,
     *,
-    negligible: float = 0.0,
+    delta: SmallestEffect,
     test_accuracy: float | None = None,
     train_accuracy: float | None = None,
-    gate: tuple[str, float | None, float] | None = None,
+    gate: Gate | None = None,
 ) -> dict:
     """The finding record of ``experiment.json``.
 
@@ -111,38 +204,64 @@ def finding(
         claim: the paper's finding, in words.
         definition: how the effect is computed (shown in the report).
         observed: this run's numbers, in words.
-        effect: the per-seed effect, signed so that the claim predicts > 0.
-        negligible: an effect whose whole interval lies within ±negligible does not show.
-        gate: (what, value, threshold) — e.g. ("test accuracy", 0.62, 0.70): below the
-            threshold the networks did not learn enough, and the verdict is inconclusive.
+        effect: the per-seed effect, signed so that the claim predicts > 0; seeds whose
+            networks missed the gate are in ``effect.missing``.
+        delta: the finding's smallest effect of interest, stated before any run.
+        test_accuracy, train_accuracy: mean over the networks behind the finding.
+        gate: the accuracy each of those networks had to reach (recorded).
     """
-    v = verdict(effect, negligible)
+    v = verdict(effect, delta)
+    lo, hi = effect.ci
+    interval = f"{effect.level} [{lo:+.4f}, {hi:+.4f}]" if math.isfinite(lo) else "no interval"
+    text = observed
+    if effect.n_seeds:
+        text += f"; effect {effect.effect:+.4f}, {interval} over {effect.n_seeds} seeds"
+    text += f"; smallest effect of interest δ = {delta.value:g}"
     record = {
         "paper": claim,
         "definition": definition,
-        "observed": observed
-        + f"; effect {effect.effect:+.4f}, 95% CI [{effect.ci[0]:+.4f}, {effect.ci[1]:+.4f}] "
-        f"over {effect.n_seeds} seeds",
         "effect": _bound(effect.effect),
-        "ci": [_bound(effect.ci[0]), _bound(effect.ci[1])],
+        "ci": [_bound(lo), _bound(hi)],
+        "ci_level": effect.level,
         "n_seeds": effect.n_seeds,
+        "seeds": list(effect.seeds),
         "per_seed": [float(x) for x in effect.per_seed],
+        "smallest_effect": delta.record(),
+        "missing_seeds": [{"seed": s, "reason": r} for s, r in effect.missing],
     }
+    if not math.isfinite(effect.effect):
+        record["effect_reason"] = "no seed had the data (see missing_seeds)"
+    if not math.isfinite(lo):
+        record["ci_reason"] = "fewer than two seeds: no interval"
     if test_accuracy is not None:
         record["test_accuracy"] = test_accuracy
     if train_accuracy is not None:
         record["train_accuracy"] = train_accuracy
     if gate is not None:
-        what, value, threshold = gate
-        record["gate"] = {"what": what, "value": value, "threshold": threshold}
-        if value is None or value < threshold:
-            shown = "not measured" if value is None else f"{value:.3f}"
-            record["observed"] += (
-                f" — INCONCLUSIVE: {what} {shown} is below the preset's {threshold:.2f}, "
-                "so these networks did not learn enough to test the claim"
-            )
-            v = INCONCLUSIVE
+        record["gate"] = {
+            "what": gate.what,
+            "threshold": gate.threshold,
+            "applies_to": "each network",
+        }
+    if effect.missing:
+        text += f"; {len(effect.missing)} seed(s) left out: " + "; ".join(
+            r for _, r in effect.missing
+        )
+        if gate is not None and effect.n_seeds == 0:
+            text += " — INCONCLUSIVE: no seed's networks learned enough to test the claim"
     if effect.n_seeds < 2:
-        record["observed"] += " — one seed: no interval, so no verdict"
+        text += " — fewer than two seeds: no interval, so no verdict"
+    record["observed"] = text
     record["verdict"] = v
+    if v == INCONCLUSIVE:
+        needed = seeds_needed(effect, delta)
+        record["seeds_needed"] = needed
+        record["seeds_needed_reason"] = (
+            "fewer than two seeds: no standard deviation to plan from"
+            if effect.n_seeds < 2
+            else f"more than {MAX_SEEDS} seeds at the observed mean and spread"
+            if needed is None
+            else f"seeds whose interval would decide the verdict if the mean "
+            f"({effect.effect:+.4f}) and the per-seed sd ({effect.sd:.4f}) stayed as observed"
+        )
     return record

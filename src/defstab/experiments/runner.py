@@ -12,7 +12,7 @@ from defstab.experiments.executors import run_all
 from defstab.experiments.findings import Evidence
 from defstab.experiments.presets import PAPER_COST
 from defstab.experiments.registry import get_experiment
-from defstab.experiments.runs import is_finished
+from defstab.experiments.runs import TARGET_FIELDS, is_finished
 from defstab.io.atomic import write_json
 from defstab.io.provenance import versions
 from defstab.io.tables import write_csv
@@ -20,10 +20,14 @@ from defstab.io.tables import write_csv
 STATISTICS_NOTE = (
     "Each finding's effect is computed within each seed (same seed: same initial weights and "
     "data order), signed so that the paper's claim predicts a positive value, and summarised "
-    "by its mean over seeds with a 95% t interval. Verdict: 'shows' when the interval lies "
-    "above 0; 'does not show' when it lies below 0 (or within a stated negligible band); "
-    "'inconclusive' otherwise, with one seed, or when the networks behind a finding about "
-    "trained networks fall below the preset's accuracy threshold."
+    "by its mean over seeds with a t interval [lo, hi] (95%, or Bonferroni-corrected where "
+    "a finding picks the largest of several tests). Each finding states its smallest effect "
+    "of interest δ > 0 before any run. Verdict: 'does not show' when hi < δ (the effect, if "
+    "any, is too small to matter or reversed); otherwise 'shows' when lo > 0; otherwise "
+    "'inconclusive', as with fewer than two seeds. Every network behind a finding about "
+    "trained networks must reach the preset's accuracy; a seed whose networks do not is "
+    "left out and named (missing_seeds). An inconclusive finding reports seeds_needed: the "
+    "seeds whose interval would decide it if the mean and spread stayed as observed."
 )
 
 
@@ -87,7 +91,7 @@ def run_experiment(cfg: ExperimentConfig, quiet: bool = False) -> dict:
         conditions,
         [
             {"condition": r["condition"], "seed": r["seed"]}
-            | {k: r[k] for k in ("test_acc", "train_acc") if k in r}
+            | {k: r[k] for k in ("test_acc", "train_acc", *TARGET_FIELDS) if k in r}
             for r in results
         ],
         settings,

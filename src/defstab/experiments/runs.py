@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -249,6 +250,14 @@ def _train_distributed(spec: NetworkSpec, out: Path, processes: int) -> tuple[in
     return int(summary["steps"]), time.perf_counter() - t0
 
 
+#: what a network trained to a target accuracy records (train_fit: eval-mode accuracy on
+#: its training set at the last epoch end)
+TARGET_FIELDS = ("target_train_acc", "reached_target", "epochs_trained", "epoch_cap", "train_fit")
+
+
+HISTORY_FIELDS = ("train_acc", "test_acc", "train_fit")
+
+
 def trained_network(
     spec: NetworkSpec, out: Path, cache: DataCache, model, normalize, first, processes: int = 1
 ):
@@ -273,7 +282,11 @@ def trained_network(
         load_checkpoint(model, last_checkpoint(folder))
         model.eval()
         history = [
-            {k: float(v) for k, v in r.items() if k in ("step", "train_acc", "test_acc")}
+            {
+                k: float(v)
+                for k, v in r.items()
+                if k in ("step", "train_acc", "test_acc", "train_fit")
+            }
             for r in read_csv(folder / "history.csv")
         ]
     else:
@@ -308,6 +321,11 @@ def trained_network(
         "train_processes": processes,
         "provenance": provenance(),
     }
+    if spec.train.get("target_train_acc") is not None:  # trained to a target, with a cap
+        summary = json.loads((folder / "train_summary.json").read_text())
+        fits = [r["train_fit"] for r in history if math.isfinite(r.get("train_fit", math.nan))]
+        record |= {k: summary[k] for k in TARGET_FIELDS[:-1]}
+        record["train_fit"] = fits[-1] if fits else None
     write_json(folder / "network.json", record)
     return model, record
 
@@ -376,7 +394,7 @@ def execute(
         model, record = trained_network(network, out, cache, model, normalize, first, processes)
         result["network"] = str(network.folder(out).relative_to(out))
         result["test_acc"], result["train_acc"] = record["test_acc"], record["train_acc"]
-        for k in ("steps", "solved_step"):
+        for k in ("steps", "solved_step", *TARGET_FIELDS):
             if k in record:
                 result[k] = record[k]
         measure("trained")

@@ -1,30 +1,38 @@
-"""Verdicts from statistics: an effect per seed, a t interval over seeds, and a rule.
+"""Verdicts from statistics: an effect per seed, a t interval over seeds, and one rule.
 
 A finding's effect is computed *within* each seed (same seed ⇒ same initial weights
 before any condition-specific change, same data order), signed so that the paper's claim
 predicts a positive value, then summarised over seeds by its mean and a two-sided t
-interval. The verdict:
+interval [lo, hi]. Each finding states, before any run, its smallest effect of interest
+δ > 0 in the effect's units (:class:`SmallestEffect`). The verdict:
 
-* ``"shows"`` when the interval lies above 0;
-* ``"does not show"`` when it lies below 0, or when it lies inside
-  [−negligible, +negligible] (the effect is tightly estimated and too small to matter);
-* ``"inconclusive"`` otherwise, with one seed, or when the networks behind a finding about
-  trained networks did not reach the preset's accuracy.
+* ``"inconclusive"`` with fewer than two seeds (no interval);
+* ``"does not show"`` when hi < δ: the effect, if there is one, is too small to matter
+  or reversed;
+* ``"shows"`` when lo > 0 (and hi ≥ δ);
+* ``"inconclusive"`` otherwise.
 
 Example:
+    >>> delta = SmallestEffect(0.05, "a twentieth of the scale")
     >>> e = seed_effect([0.30, 0.25, 0.35])
     >>> round(e.effect, 3), [round(v, 3) for v in e.ci], e.n_seeds
     (0.3, [0.176, 0.424], 3)
-    >>> verdict(e)
+    >>> verdict(e, delta)
     'shows'
-    >>> verdict(seed_effect([0.1, -0.1, 0.05]))
+    >>> verdict(seed_effect([0.004, 0.005, 0.006]), delta)  # tight and below δ
+    'does not show'
+    >>> verdict(seed_effect([0.1, -0.1, 0.05]), delta)
     'inconclusive'
+    >>> seeds_needed(seed_effect([0.1, -0.1, 0.05]), delta)  # at this mean and spread
+    40
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from defstab.errors import FindingError  # noqa: F401  (re-exported)
 
 SHOWS, DOES_NOT_SHOW, INCONCLUSIVE = "shows", "does not show", "inconclusive"
 VERDICTS = (SHOWS, DOES_NOT_SHOW, INCONCLUSIVE)
@@ -83,45 +91,131 @@ def t_quantile(p: float, df: float) -> float:
 
 
 @dataclass(frozen=True)
+class SmallestEffect:
+    """A finding's smallest effect of interest δ > 0, in the effect's units, with the
+    sentence that justifies it. Stated in the catalog before any run; never tuned."""
+
+    value: float
+    reason: str
+
+    def __post_init__(self):
+        if not (self.value > 0 and math.isfinite(self.value)):
+            raise ValueError(f"the smallest effect of interest must be > 0, got {self.value}.")
+
+    def record(self) -> dict:
+        return {"value": self.value, "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class SeedEffect:
-    """Mean over seeds of a per-seed effect, with its 95% t interval."""
+    """Mean over seeds of a per-seed effect, with its t interval.
+
+    Attributes:
+        effect: mean of ``per_seed``.
+        ci: (lo, hi); infinite with fewer than two seeds.
+        n_seeds: seeds that entered the mean.
+        per_seed: their effects, in ``seeds`` order.
+        sd: standard deviation over seeds (ddof = 1; NaN with fewer than two).
+        level: the interval in words, e.g. "95% t interval" or the Bonferroni wording.
+        seeds: the seeds behind ``per_seed`` (empty when given as a bare list).
+        missing: (seed, reason) for each seed left out, e.g. a network below its gate.
+    """
 
     effect: float
     ci: tuple[float, float]
     n_seeds: int
     per_seed: tuple[float, ...]
+    sd: float = math.nan
+    level: str = "95% t interval"
+    seeds: tuple[int, ...] = ()
+    missing: tuple[tuple[int, str], ...] = ()
+    alpha: float = 0.05
 
 
-def seed_effect(per_seed: list[float], alpha: float = 0.05) -> SeedEffect:
-    """Mean and (1 − alpha) t interval (ddof = 1) of per-seed effects; with one seed the
-    interval is unbounded (nothing can be concluded from one seed)."""
-    values = [float(v) for v in per_seed if v == v]  # NaN: a seed without the data
+@dataclass(frozen=True)
+class PerSeed:
+    """Per-seed effects of one finding, and the seeds that legitimately lack one."""
+
+    seeds: tuple[int, ...]
+    values: tuple[float, ...]
+    missing: tuple[tuple[int, str], ...] = ()
+
+
+def seed_effect(per_seed, alpha: float = 0.05, level: str | None = None) -> SeedEffect:
+    """Mean and (1 − alpha) t interval (ddof = 1) of per-seed effects.
+
+    Args:
+        per_seed: a :class:`PerSeed` or a list of floats. NaN is refused: a seed without
+            data must be listed as missing with its reason, never dropped silently.
+        alpha: 1 − the interval's level.
+        level: the interval in words (default: "95% t interval" for alpha = 0.05).
+    """
+    if isinstance(per_seed, PerSeed):
+        seeds, values, missing = per_seed.seeds, per_seed.values, per_seed.missing
+    else:
+        seeds, values, missing = (), tuple(float(v) for v in per_seed), ()
+    values = tuple(float(v) for v in values)
+    if any(not math.isfinite(v) for v in values):
+        raise ValueError(f"a per-seed effect is not finite ({values}); name missing seeds instead.")
+    level = level or f"{100 * (1 - alpha):.3g}% t interval"
     n = len(values)
+    common = {"seeds": tuple(seeds), "missing": tuple(missing), "level": level, "alpha": alpha}
     if n == 0:
-        return SeedEffect(math.nan, (-math.inf, math.inf), 0, ())
+        return SeedEffect(math.nan, (-math.inf, math.inf), 0, (), **common)
     mean = sum(values) / n
     if n == 1:
-        return SeedEffect(mean, (-math.inf, math.inf), 1, tuple(values))
+        return SeedEffect(mean, (-math.inf, math.inf), 1, values, **common)
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     half = t_quantile(1 - alpha / 2, n - 1) * sd / math.sqrt(n)
-    return SeedEffect(mean, (mean - half, mean + half), n, tuple(values))
+    return SeedEffect(mean, (mean - half, mean + half), n, values, sd, **common)
 
 
-def verdict(e: SeedEffect, negligible: float = 0.0) -> str:
-    """The rule of the module docstring; ``negligible`` ≥ 0 in the effect's units."""
+def verdict(e: SeedEffect, delta: SmallestEffect) -> str:
+    """The rule of the module docstring."""
     lo, hi = e.ci
     if e.n_seeds < 2 or not (math.isfinite(lo) and math.isfinite(hi)):
         return INCONCLUSIVE
+    if hi < delta.value:
+        return DOES_NOT_SHOW
     if lo > 0:
         return SHOWS
-    if hi < 0 or (negligible > 0 and -negligible <= lo and hi <= negligible):
-        return DOES_NOT_SHOW
     return INCONCLUSIVE
 
 
-def largest_of(per_seed_by_test: dict[str, list[float]]) -> tuple[str, SeedEffect]:
+#: seeds_needed looks no further than this
+MAX_SEEDS = 50
+
+
+def seeds_needed(e: SeedEffect, delta: SmallestEffect, cap: int = MAX_SEEDS) -> int | None:
+    """The smallest number of seeds whose interval would decide the verdict if the mean
+    and the per-seed standard deviation stayed as observed; None beyond ``cap`` or
+    without a standard deviation (fewer than two seeds).
+
+    The deciding boundary: at or above δ, "shows" needs lo > 0, so the half-width must
+    fall below the effect; below δ, "does not show" needs hi < δ, so it must fall below
+    δ − effect. The interval's level is ``e``'s own (Bonferroni-corrected ones included).
+    """
+    if e.n_seeds < 2 or not math.isfinite(e.sd):
+        return None
+    room = e.effect if e.effect >= delta.value else delta.value - e.effect
+    for n in range(2, cap + 1):
+        if t_quantile(1 - e.alpha / 2, n - 1) * e.sd / math.sqrt(n) < room:
+            return n
+    return None
+
+
+def largest_of(per_seed_by_test: dict[str, PerSeed | list[float]]) -> tuple[str, SeedEffect]:
     """The test with the largest mean effect, its interval Bonferroni-corrected for having
-    picked it among ``len(per_seed_by_test)`` (each at 95/k%)."""
+    picked it among ``k = len(per_seed_by_test)`` (each at 1 − 0.05/k)."""
     k = max(1, len(per_seed_by_test))
     name = max(per_seed_by_test, key=lambda t: seed_effect(per_seed_by_test[t]).effect)
-    return name, seed_effect(per_seed_by_test[name], alpha=0.05 / k)
+    return name, seed_effect(per_seed_by_test[name], alpha=0.05 / k, level=bonferroni_level(k))
+
+
+def bonferroni_level(k: int, what: str = "layers") -> str:
+    """How a Bonferroni-corrected interval is labelled."""
+    if k <= 1:
+        return "95% t interval"
+    return (
+        f"Bonferroni over {k} {what}: {100 * (1 - 0.05 / k):.3g}% per {what[:-1]}, 95% family-wise"
+    )

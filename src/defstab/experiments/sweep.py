@@ -44,7 +44,10 @@ def run_sweep(
                     "effect": f["effect"],
                     "ci_lo": f["ci"][0],
                     "ci_hi": f["ci"][1],
+                    "ci_level": f.get("ci_level"),
                     "n_seeds": f["n_seeds"],
+                    "missing_seeds": len(f.get("missing_seeds", [])),
+                    "delta": f["smallest_effect"]["value"],
                     "verdict": f["verdict"],
                     "test_accuracy": f.get("test_accuracy"),
                 }
@@ -59,8 +62,9 @@ def run_sweep(
             "title": f"{cfg.name}: sweep of {key} ({', '.join(map(str, values))})",
             "text": [
                 "Each point is a finding's effect (mean over seeds of the per-seed effect) with "
-                f"its 95% interval, for one value of {key}; the whole experiment reruns per "
-                "value. Positive = the paper's direction."
+                f"its interval, for one value of {key}; the whole experiment reruns per "
+                "value. Positive = the paper's direction; dashed: the finding's smallest effect "
+                "of interest δ. A value whose seeds all missed the accuracy gate has no point."
             ],
             "figures": [figure.name],
             "table": rows,
@@ -78,11 +82,16 @@ def _figure(rows, key, path, title):
         y = np.array([np.nan if r["effect"] is None else r["effect"] for r in sel])
         lo = np.array([np.nan if r["ci_lo"] is None else r["ci_lo"] for r in sel])
         hi = np.array([np.nan if r["ci_hi"] is None else r["ci_hi"] for r in sel])
-        ax.errorbar(x, y, yerr=np.stack([y - lo, hi - y]), fmt="o-", capsize=3)
+        if np.isfinite(y).any():
+            ax.errorbar(x, y, yerr=np.stack([y - lo, hi - y]), fmt="o-", capsize=3)
+        else:
+            ax.text(0.5, 0.5, "no seed passed the gate", transform=ax.transAxes, ha="center")
         ax.axhline(0, color="k", lw=0.8)
+        ax.axhline(sel[0]["delta"], color="k", lw=0.8, ls="--")
         ax.set_xscale("log")
+        ax.set_xlim(min(x) / 1.5, max(x) * 1.5)
         ax.set_xlabel(key)
-        ax.set_ylabel("effect (95% CI)")
+        ax.set_ylabel("effect (interval over seeds)")
         ax.set_title(name, fontsize=8, wrap=True)
         ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=10)

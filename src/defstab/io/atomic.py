@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -48,5 +49,22 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
+def strict_json(data: Any) -> Any:
+    """``data`` with every non-finite float (NaN, ±inf) replaced by None, so that the JSON
+    is standard (Python's ``json`` would write ``NaN``/``Infinity``, which strict parsers
+    reject). Writers that know *why* a value is missing record the reason beside it."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: strict_json(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [strict_json(v) for v in data]
+    if hasattr(data, "item") and getattr(data, "ndim", None) == 0:  # numpy / torch scalars
+        return strict_json(data.item())
+    return data
+
+
 def write_json(path: str | os.PathLike, data: Any) -> Path:
-    return write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    """Standard JSON (no NaN/Infinity: see :func:`strict_json`), written atomically."""
+    text = json.dumps(strict_json(data), indent=2, sort_keys=False, default=str, allow_nan=False)
+    return write_text(path, text + "\n")

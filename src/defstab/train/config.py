@@ -30,9 +30,14 @@ class TrainConfig:
     test_images: int | None = None  # evaluate on a subset of the test set (None = all)
     device: str = "auto"
     amp: bool = True  # mixed precision (bf16) and channels_last on GPU; ignored on CPU
+    # stop at the end of the first epoch whose training-set accuracy (eval mode, the same
+    # images and labels) reaches this; ``epochs`` is then the cap (the lr schedule spans it)
+    target_train_acc: float | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.target_train_acc is not None and not 0 < self.target_train_acc <= 1:
+            raise ValueError(f"target_train_acc must be in (0, 1], got {self.target_train_acc!r}.")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive.")
         if not (self.lr > 0 and math.isfinite(self.lr)):

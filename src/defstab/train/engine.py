@@ -194,7 +194,7 @@ def train(
             if not quiet and main:
                 print(f"resuming {out} from step {step}/{total}")
 
-    def record(step: int) -> None:
+    def record(step: int, train_fit: float | None = None) -> None:
         nonlocal loss_sum, loss_n, correct_sum
         if not main:  # the main process evaluates and writes; the others wait for it
             loss_sum, loss_n, correct_sum = 0.0, 0, 0
@@ -213,6 +213,8 @@ def train(
             "train_acc": correct_sum / (loss_n * 1.0) if loss_n else float("nan"),
             "test_acc": acc,
         }
+        if cfg.target_train_acc is not None:  # eval-mode accuracy on the training set
+            row["train_fit"] = float("nan") if train_fit is None else train_fit
         row |= {f"smooth:{k}": v for k, v in filter_smoothness(model).items()}
         row |= {f"sens:{name}": float(v) for name, v in zip(sens.layers, sens.mean, strict=True)}
         history.append(row)
@@ -229,6 +231,9 @@ def train(
 
     if step == 0 and (not history or history[-1]["step"] != 0):
         record(0)
+    reached = cfg.target_train_acc is not None and any(
+        r.get("train_fit", 0) >= cfg.target_train_acc for r in history
+    )
     t0 = time.perf_counter()
     bar = None
     if not quiet and main:
@@ -236,7 +241,7 @@ def train(
 
         bar = tqdm(total=total, initial=step, desc="training", unit="step", dynamic_ncols=True)
     seen, step_seconds = 0, 0.0
-    while step < total:
+    while step < total and not reached:
         t_step = time.perf_counter()
         epoch, pos = divmod(step, steps_per_epoch)
         data = epoch_data(epoch)
@@ -289,7 +294,12 @@ def train(
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / loss_n:.3f}", img_s=f"{seen / step_seconds:.0f}")
         if step in ckpt_at:
-            record(step)
+            fit = None
+            if cfg.target_train_acc is not None and step % steps_per_epoch == 0:
+                # every process evaluates (their models are equal), so all stop together
+                fit = evaluate(model, data, preprocess, device=device)
+                reached = fit >= cfg.target_train_acc
+            record(step, fit)
         if stop_after_step is not None and step >= stop_after_step:
             break
     if bar is not None:
@@ -301,9 +311,19 @@ def train(
             {
                 "steps": step,
                 "total_steps": total,
-                "finished": step >= total,
+                "finished": step >= total or reached,
                 "final_test_acc": history[-1]["test_acc"] if history else None,
-            },
+            }
+            | (
+                {
+                    "target_train_acc": cfg.target_train_acc,
+                    "reached_target": reached,
+                    "epochs_trained": step / steps_per_epoch,
+                    "epoch_cap": cfg.epochs,
+                }
+                if cfg.target_train_acc is not None
+                else {}
+            ),
         )
     return TrainResult(model, history, out, step, time.perf_counter() - t0, step_seconds)
 

@@ -29,11 +29,12 @@ import numpy as np
 
 from defstab.experiments.aggregate import select
 from defstab.experiments.catalog import pooling
+from defstab.experiments.catalog.antialias import SHIFT_CHANGE
 from defstab.experiments.config import ExperimentConfig, image_size
 from defstab.experiments.findings import Evidence, finding, per_seed
 from defstab.experiments.registry import Experiment, register_experiment
 from defstab.experiments.runs import RunSpec
-from defstab.experiments.statistics import seed_effect
+from defstab.experiments.statistics import SmallestEffect, seed_effect
 from defstab.plotting.common import plt, save_figure
 
 ARCHS = ["maxpool", "strided", "blurpool"]
@@ -41,7 +42,11 @@ ARCHS = ["maxpool", "strided", "blurpool"]
 AUGMENTATIONS = {"none": (False, 0), "crop4": (True, 4), "shift8": (True, 8)}
 PROTOCOLS = ("embed", "crop")
 #: P(top-1 change) below 1% of one-pixel steps counts as invariant (stated before any run)
-NEGLIGIBLE_CHANGE = 0.01
+NOT_INVARIANT = SmallestEffect(
+    0.01,
+    "fewer than one class change per hundred one-pixel steps counts as invariant; the "
+    "same 0.01 as the antialias experiment's smallest difference",
+)
 
 
 def condition(arch: str, augmentation: str) -> str:
@@ -180,8 +185,12 @@ def findings(ev: Evidence) -> list[dict]:
         return {
             "test_accuracy": ev.accuracy(conds),
             "train_accuracy": ev.accuracy(conds, "train_acc"),
-            "gate": ("test accuracy", ev.accuracy(conds), ev.settings["min_test_acc"]),
+            "gate": ev.gate(),
         }
+
+    def effect(fn, claim, aug_names):
+        conds = [condition(a, g) for a in archs for g in aug_names]
+        return seed_effect(per_seed(ev, fn, claim=claim, networks=conds, gate=ev.gate()))
 
     def means(aug, lo, hi):
         def mean(a):
@@ -190,71 +199,77 @@ def findings(ev: Evidence) -> list[dict]:
         return ", ".join(f"{a} {mean(a):.3f}" for a in archs)
 
     if "none" in augs and "crop4" in augs:
+        claim = (
+            "Augmentation makes one-pixel shifts inside the range it draws change the "
+            "class less often (crop ±4 vs none)."
+        )
         out.append(
             finding(
-                "Augmentation makes one-pixel shifts inside the range it draws change the "
-                "class less often (crop ±4 vs none).",
+                claim,
                 "per seed: P(top-1 change) of pad-shift steps within ±4 px, without "
                 f"augmentation minus with crop ±4, mean over {', '.join(archs)}",
                 f"within ±4 px: none ({means('none', -1, 4)}); crop4 ({means('crop4', -1, 4)})",
-                seed_effect(
-                    per_seed(
-                        ev,
-                        lambda s: np.mean(
-                            [
-                                _steps(ev, condition(a, "none"), s, -1, 4)
-                                - _steps(ev, condition(a, "crop4"), s, -1, 4)
-                                for a in archs
-                            ]
-                        ),
-                    )
+                effect(
+                    lambda s: np.mean(
+                        [
+                            _steps(ev, condition(a, "none"), s, -1, 4)
+                            - _steps(ev, condition(a, "crop4"), s, -1, 4)
+                            for a in archs
+                        ]
+                    ),
+                    claim,
+                    ["none", "crop4"],
                 ),
+                delta=SHIFT_CHANGE,
                 **acc(["none", "crop4"]),
             )
         )
     for aug in (g for g in augs if train_range(g) > 0 and train_range(g) < k):
         r = train_range(aug)
+        claim = (
+            f"Augmentation does not carry beyond the shifts it draws: with {aug}, "
+            f"one-pixel steps outside ±{r} px change the class more often than inside."
+        )
         out.append(
             finding(
-                f"Augmentation does not carry beyond the shifts it draws: with {aug}, "
-                f"one-pixel steps outside ±{r} px change the class more often than inside.",
+                claim,
                 f"per seed: P(top-1 change) of pad-shift steps outside ±{r} px (up to ±{k}) "
                 f"minus inside ±{r} px, mean over {', '.join(archs)}",
                 f"{aug}: inside ({means(aug, -1, r)}); outside ({means(aug, r, k)})",
-                seed_effect(
-                    per_seed(
-                        ev,
-                        lambda s, aug=aug, r=r: np.mean(
-                            [
-                                _steps(ev, condition(a, aug), s, r, k)
-                                - _steps(ev, condition(a, aug), s, -1, r)
-                                for a in archs
-                            ]
-                        ),
-                    )
+                effect(
+                    lambda s, aug=aug, r=r: np.mean(
+                        [
+                            _steps(ev, condition(a, aug), s, r, k)
+                            - _steps(ev, condition(a, aug), s, -1, r)
+                            for a in archs
+                        ]
+                    ),
+                    claim,
+                    [aug],
                 ),
+                delta=SHIFT_CHANGE,
                 **acc([aug]),
             )
         )
     widest = max((g for g in augs if train_range(g) > 0), key=train_range, default=None)
     if widest is not None:
         r = train_range(widest)
+        claim = (
+            f"Even trained on every shift within ±{r} px ({widest}), a network is not "
+            "invariant to one-pixel shifts of test images inside that range."
+        )
         out.append(
             finding(
-                f"Even trained on every shift within ±{r} px ({widest}), a network is not "
-                "invariant to one-pixel shifts of test images inside that range.",
+                claim,
                 f"per seed: P(top-1 change) of pad-shift steps within ±{r} px, mean over "
-                f"{', '.join(archs)}; below {NEGLIGIBLE_CHANGE} counts as invariant",
+                f"{', '.join(archs)}; below {NOT_INVARIANT.value} counts as invariant",
                 f"{widest}, within ±{r} px: {means(widest, -1, r)}",
-                seed_effect(
-                    per_seed(
-                        ev,
-                        lambda s: np.mean(
-                            [_steps(ev, condition(a, widest), s, -1, r) for a in archs]
-                        ),
-                    )
+                effect(
+                    lambda s: np.mean([_steps(ev, condition(a, widest), s, -1, r) for a in archs]),
+                    claim,
+                    [widest],
                 ),
-                negligible=NEGLIGIBLE_CHANGE,
+                delta=NOT_INVARIANT,
                 **acc([widest]),
             )
         )

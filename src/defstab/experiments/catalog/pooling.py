@@ -14,10 +14,24 @@ from defstab.experiments.figures import layer_curves
 from defstab.experiments.findings import Evidence, finding, per_seed, spread
 from defstab.experiments.registry import Experiment, register_experiment
 from defstab.experiments.runs import RunSpec
-from defstab.experiments.statistics import largest_of, seed_effect
+from defstab.experiments.statistics import SmallestEffect, largest_of, seed_effect
 
 POOLS = ("maxpool", "avgpool", "blurpool")
 NON_POOLS = ("subsample", "strided", "strided_relu")
+
+# Smallest effects of interest, stated before any run (never tuned after one).
+#: a gap in normalized cosine distance (1 = the median distance between two different images)
+SENSITIVITY_GAP = SmallestEffect(
+    0.05,
+    "5% of the median distance between two different images: a smaller gap in normalized "
+    "cosine distance is not what 'much less sensitive' (Ruderman Fig. 3) describes",
+)
+#: a change of the spread across types (std of the types' curves, mean over layers)
+SPREAD_CHANGE = SmallestEffect(
+    0.025,
+    "the spread (std across types) of two groups of types 0.05 apart, i.e. the same 5% of "
+    "the median inter-image distance as the sensitivity gap",
+)
 
 
 def plan(cfg: ExperimentConfig, archs: list[str] | None = None) -> list[RunSpec]:
@@ -52,10 +66,6 @@ def figure(summary, conditions, path, title):
     return layer_curves(summary, panels, conditions, path, title)
 
 
-def gate(ev: Evidence, conditions) -> tuple[str, float | None, float]:
-    return ("test accuracy", ev.accuracy(conditions), ev.settings["min_test_acc"])
-
-
 def findings(ev: Evidence) -> list[dict]:
     conds = ev.conditions
     pools = [c for c in conds if c in POOLS]
@@ -67,14 +77,16 @@ def findings(ev: Evidence) -> list[dict]:
             last = {c: ev.curve(c, "init", "sensitivity", seed)[-1] for c in pools + plain}
             return np.mean([last[c] for c in plain]) - np.mean([last[c] for c in pools])
 
-        e = seed_effect(per_seed(ev, last_layer_gap))
+        claim = "At init, networks with pooling are less sensitive to deformation."
+        e = seed_effect(per_seed(ev, last_layer_gap, claim=claim, networks=pools + plain))
         out.append(
             finding(
-                "At init, networks with pooling are less sensitive to deformation.",
+                claim,
                 "per seed: last-layer sensitivity at init, mean over non-pooling types "
                 f"({', '.join(plain)}) minus mean over pooling types ({', '.join(pools)})",
                 "non-pooling minus pooling, last layer at init",
                 e,
+                delta=SENSITIVITY_GAP,
             )
         )
     trained = [
@@ -88,21 +100,24 @@ def findings(ev: Evidence) -> list[dict]:
 
             return spread(curves("init")) - spread(curves("trained"))
 
+        claim = "After training, the layer-wise patterns of all types are similar."
         out.append(
             finding(
-                "After training, the layer-wise patterns of all types are similar.",
-                "per seed: spread across types (mean over layers of the std across types) at "
-                "init minus after training",
+                claim,
+                "per seed: spread across types (mean over layers 1…L of the std across "
+                "types) at init minus after training",
                 "spread at init minus spread after training",
-                seed_effect(per_seed(ev, converge)),
+                seed_effect(per_seed(ev, converge, claim=claim, networks=trained, gate=ev.gate())),
+                delta=SPREAD_CHANGE,
                 test_accuracy=ev.accuracy(trained),
                 train_accuracy=ev.accuracy(trained, "train_acc"),
-                gate=gate(ev, trained),
+                gate=ev.gate(),
             )
         )
     raised_pools = [c for c in pools if c in trained]
     if raised_pools:
         n_layers = len(ev.curve(raised_pools[0], "init", "sensitivity", ev.seeds()[0]))
+        claim = "Training raises the sensitivity of pooling networks in some layers."
         by_layer = {
             f"layer {k}": per_seed(
                 ev,
@@ -113,21 +128,25 @@ def findings(ev: Evidence) -> list[dict]:
                         for c in raised_pools
                     ]
                 ),
+                claim=claim,
+                networks=raised_pools,
+                gate=ev.gate(),
             )
             for k in range(1, n_layers)
         }
         layer, e = largest_of(by_layer)
         out.append(
             finding(
-                "Training raises the sensitivity of pooling networks in some layers.",
+                claim,
                 "per seed and layer: sensitivity after training minus at init, mean over "
                 f"pooling types ({', '.join(raised_pools)}); the layer with the largest mean "
                 f"rise, its interval Bonferroni-corrected for {len(by_layer)} layers",
                 f"largest rise at {layer}",
                 e,
+                delta=SENSITIVITY_GAP,
                 test_accuracy=ev.accuracy(raised_pools),
                 train_accuracy=ev.accuracy(raised_pools, "train_acc"),
-                gate=gate(ev, raised_pools),
+                gate=ev.gate(),
             )
         )
     return out

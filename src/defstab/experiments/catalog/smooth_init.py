@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from defstab.experiments.catalog.pooling import SENSITIVITY_GAP
 from defstab.experiments.config import ExperimentConfig, measure_settings
 from defstab.experiments.figures import layer_curves, shades
 from defstab.experiments.findings import Evidence, finding, layer_mean, per_seed
@@ -58,14 +59,16 @@ def findings(ev: Evidence) -> list[dict]:
         np.mean([layer_mean(ev.curve(c, "init", "sensitivity", s)) for s in ev.seeds()])
         for c in ev.conditions
     ]
+    claim = "Larger σ (smoother initial filters): lower sensitivity."
     return [
         finding(
-            "Larger σ (smoother initial filters): lower sensitivity.",
+            claim,
             f"per seed: sensitivity at init, mean over layers 1…L, at {lo} minus at {hi} "
             "(same seed: the same filters before smoothing)",
             "mean over layers by σ: "
             + ", ".join(f"{c} {m:.3f}" for c, m in zip(ev.conditions, means, strict=True)),
-            seed_effect(per_seed(ev, drop)),
+            seed_effect(per_seed(ev, drop, claim=claim, networks=[lo, hi])),
+            delta=SENSITIVITY_GAP,
         )
     ]
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from defstab.data.spec import DataSpec
+from defstab.experiments.catalog.smoothness import TV_CHANGE
 from defstab.experiments.config import ExperimentConfig, measure_settings, train_settings
 from defstab.experiments.figures import layer_curves, shades
 from defstab.experiments.findings import Evidence, finding, per_seed
 from defstab.experiments.registry import Experiment, register_experiment
 from defstab.experiments.runs import RunSpec
-from defstab.experiments.statistics import seed_effect
+from defstab.experiments.statistics import bonferroni_level, seed_effect
 
 
 def plan(cfg: ExperimentConfig) -> list[RunSpec]:
@@ -53,47 +54,79 @@ def figure(summary, conditions, path, title):
 
 def findings(ev: Evidence) -> list[dict]:
     lo, hi = ev.conditions[0], ev.conditions[-1]
-    gate = ("test accuracy", ev.accuracy(ev.conditions), ev.settings["min_test_acc_synthetic"])
+    gate = ev.gate("min_test_acc_synthetic")
     acc = {"test_accuracy": ev.accuracy(ev.conditions),
-           "train_accuracy": ev.accuracy(ev.conditions, "train_acc")}  # fmt: skip
+           "train_accuracy": ev.accuracy(ev.conditions, "train_acc"), "gate": gate}  # fmt: skip
+    deeper_claim = (
+        "Larger deformation strength C: smoother filters after training (conv layers 2…L)."
+    )
+    first_claim = "Larger deformation strength C: smoother filters after training (conv layer 1)."
 
     def tv(c, seed):
         return ev.curve(c, "trained", "smoothness", seed)
 
+    def effect(fn, claim):
+        return per_seed(ev, fn, claim=claim, networks=[lo, hi], gate=gate)
+
     n_layers = len(tv(lo, ev.seeds()[0]))
+    # per-layer intervals, Bonferroni-corrected for the n_layers − 1 layers counted
+    k = max(1, n_layers - 1)
+    level = bonferroni_level(k)
     per_layer = [
-        (k, seed_effect(per_seed(ev, lambda seed, k=k: tv(lo, seed)[k] - tv(hi, seed)[k])))
-        for k in range(n_layers)
+        (
+            i,
+            seed_effect(
+                effect(lambda seed, i=i: tv(lo, seed)[i] - tv(hi, seed)[i], deeper_claim),
+                alpha=0.05 / k,
+                level=level,
+            ),
+        )
+        for i in range(n_layers)
     ]
-    table = [{"conv layer": k + 1, "effect": e.effect, "ci": list(e.ci)} for k, e in per_layer]
-    rest = seed_effect(per_seed(ev, lambda s: np.mean(tv(lo, s)[1:]) - np.mean(tv(hi, s)[1:])))
-    first = per_layer[0][1]
+    table = [
+        {
+            "conv layer": i + 1,
+            "effect": _bound(e.effect),
+            "ci": [_bound(e.ci[0]), _bound(e.ci[1])],
+            "ci_level": e.level,
+        }
+        | ({} if e.n_seeds >= 2 else {"ci_reason": "fewer than two seeds: no interval"})
+        for i, e in per_layer
+    ]
+    rest = seed_effect(
+        effect(lambda s: np.mean(tv(lo, s)[1:]) - np.mean(tv(hi, s)[1:]), deeper_claim)
+    )
+    first = seed_effect(effect(lambda s: tv(lo, s)[0] - tv(hi, s)[0], first_claim))
     means = [np.mean([np.mean(tv(c, s)[1:]) for s in ev.seeds()]) for c in ev.conditions]
     above = sum(e.ci[0] > 0 for _, e in per_layer[1:])
     deeper = finding(
-        "Larger deformation strength C: smoother filters after training (conv layers 2…L).",
+        deeper_claim,
         f"per seed: normalized TV after training, mean over conv layers 2…L, at {lo} minus at "
         f"{hi} (same seed: same init); positive = smoother at larger C",
         "mean TV (layers 2…L) by C: "
         + ", ".join(f"{c} {m:.3f}" for c, m in zip(ev.conditions, means, strict=True))
-        + f"; {above} of {n_layers - 1} layers have an interval above 0",
+        + f"; {above} of {n_layers - 1} layers have an interval above 0 ({level})",
         rest,
-        gate=gate,
+        delta=TV_CHANGE,
         **acc,
     )
     deeper["per_layer"] = table
     return [
         deeper,
         finding(
-            "Larger deformation strength C: smoother filters after training (conv layer 1).",
+            first_claim,
             f"per seed: normalized TV of conv layer 1 after training at {lo} minus at {hi} "
             "(reported apart: few filters, large seed-to-seed noise)",
             "layer 1 alone",
             first,
-            gate=gate,
+            delta=TV_CHANGE,
             **acc,
         ),
     ]
+
+
+def _bound(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
 
 
 def describe(s: dict) -> str:
