@@ -218,6 +218,7 @@ def _sweep(args, cfg, key: str) -> None:
     if args.name == "smooth-init":
         raise ValueError("smooth-init trains nothing; --epochs-sweep does not apply.")
     result = run_sweep(cfg, key, values, quiet=args.quiet, label="epochs")
+
     def number(v):
         return "—" if v is None else f"{v:+.4f}"
 

@@ -1,0 +1,348 @@
+"""Planted effects: every finding of every registered experiment, computed by the catalog's
+own code from result rows shaped like real runs, on per-seed effects we choose.
+
+For each finding a planter writes rows whose within-seed effect is exactly the planted
+value, and puts large decoys where a wrong sign, condition, phase or layer range would
+read them. Four scenarios per finding, scaled by the finding's own δ:
+
+* clearly positive → "shows";
+* reversed → "does not show";
+* a null within ±δ/2 → "does not show";
+* noise around 0 → "inconclusive".
+
+An experiment whose findings lack a planter fails :func:`test_every_finding_has_a_planter`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from defstab.experiments.findings import Evidence
+from defstab.experiments.presets import PRESETS
+from defstab.experiments.registry import get_experiment, list_experiments
+
+SEEDS = range(5)
+SCENARIOS = {
+    "positive": ([3.0, 3.2, 2.8, 3.1, 2.9], "shows"),
+    "reversed": ([-3.0, -3.2, -2.8, -3.1, -2.9], "does not show"),
+    "null": ([0.1, -0.1, 0.05, -0.05, 0.0], "does not show"),
+    "noisy": ([2.0, -2.0, 1.5, -1.5, 0.0], "inconclusive"),
+}
+DECOY = 100.0  # where a wrong layer range or condition would look
+SETTINGS = PRESETS["quick"]
+KINDS = SETTINGS["pooling_types"]  # maxpool, avgpool (pooling); subsample, strided
+SIGN = {k: (1 if i % 2 == 0 else -1) for i, k in enumerate(KINDS)}  # + − + −: std = a
+
+
+class Plant:
+    """Result rows and run records, as the runner hands them to an experiment."""
+
+    def __init__(self, conditions):
+        self.conditions = list(conditions)
+        self.rows = []
+
+    def curve(self, cond, phase, metric, seed, values):
+        for i, v in enumerate(values):
+            self.rows.append({"condition": cond, "seed": seed, "phase": phase,
+                              "metric": metric, "layer_index": i, "layer": f"l{i}",
+                              "value": float(v)})  # fmt: skip
+
+    def evidence(self, low_seed=None) -> Evidence:
+        """Every network learned (well above every gate), except all of ``low_seed``."""
+        runs = [
+            {"condition": c, "seed": s, "test_acc": 0.95, "train_acc": 1.0, "train_fit": 1.0}
+            | ({"test_acc": 0.10, "train_acc": 0.1, "train_fit": 0.1} if s == low_seed else {})
+            for c in self.conditions
+            for s in SEEDS
+        ]
+        return Evidence(self.rows, [], self.conditions, runs, dict(SETTINGS))
+
+
+# --------------------------------------------------------------------------- E1 · pooling
+POOLS, PLAIN = KINDS[:2], KINDS[2:]
+L = 13  # input, 8 conv, 4 downsampling
+
+
+def _pooling(init, trained):
+    """init/trained: (kind, seed) → curve."""
+    p = Plant(KINDS)
+    for k in KINDS:
+        for s in SEEDS:
+            p.curve(k, "init", "sensitivity", s, init(k, s))
+            p.curve(k, "trained", "sensitivity", s, trained(k, s))
+    return p
+
+
+def pooling_gap(e):
+    def init(k, s):
+        return [0.0] + [0.5] * (L - 2) + [0.5 + (e[s] if k in PLAIN else 0.0)]
+
+    # decoys: the gap reversed one layer earlier at init, and at the last layer trained
+    def decoy(k, s):
+        c = init(k, s)
+        c[-2] += DECOY if k in POOLS else 0.0
+        return c
+
+    return _pooling(decoy, lambda k, s: [0.0] + [0.5] * (L - 2) + [0.5 + DECOY * (k in POOLS)])
+
+
+def pooling_converge(e):
+    # std across types of 0.5 + SIGN·a is a: spread at init 0.2 + e, after training 0.2;
+    # the input layer (excluded) differs wildly after training
+    return _pooling(
+        lambda k, s: [0.0] + [0.5 + SIGN[k] * (0.2 + e[s])] * (L - 1),
+        lambda k, s: [SIGN[k] * DECOY] + [0.5 + SIGN[k] * 0.2] * (L - 1),
+    )
+
+
+def pooling_raise(e):
+    # pooling types rise by e at every layer but the input (which rises by DECOY, excluded);
+    # the non-pooling types fall by DECOY (not part of the finding)
+    def trained(k, s):
+        if k in POOLS:
+            return [DECOY] + [0.5 + e[s]] * (L - 1)
+        return [0.0] + [0.5 - DECOY] * (L - 1)
+
+    return _pooling(lambda k, s: [0.0] + [0.5] * (L - 1), trained)
+
+
+# ----------------------------------------------------------------------- E2 · smooth-init
+def smooth_init(e):
+    sigmas = [f"σ={v:g}" for v in SETTINGS["sigmas"]]
+    p = Plant(sigmas)
+    for c in sigmas:
+        for s in SEEDS:
+            # smallest σ above the largest by e (layers 1…L); its input layer is a decoy;
+            # the middle σ carry a reversed decoy (only the two ends are compared)
+            bump = e[s] if c == sigmas[0] else (-DECOY if c in sigmas[1:-1] else 0.0)
+            first = DECOY if c == sigmas[0] else 0.0
+            p.curve(c, "init", "sensitivity", s, [first] + [0.5 + bump] * (L - 1))
+    return p
+
+
+# ------------------------------------------------------------------------- E3 · synthetic
+CONV = 8
+STRENGTHS = [f"C={v:g}" for v in SETTINGS["strengths"]]
+
+
+def _synthetic(lo_curve):
+    p = Plant(STRENGTHS)
+    for c in STRENGTHS:
+        for s in SEEDS:
+            curve = lo_curve(s) if c == STRENGTHS[0] else [1.5] * CONV
+            if c in STRENGTHS[1:-1]:
+                curve = [1.5 + DECOY] * CONV  # middle strengths are not compared
+            p.curve(c, "trained", "smoothness", s, curve)
+            p.curve(c, "init", "smoothness", s, [1.5 - DECOY] * CONV)  # not after training
+    return p
+
+
+def synthetic_deeper(e):
+    return _synthetic(lambda s: [1.5 - DECOY] + [1.5 + e[s]] * (CONV - 1))
+
+
+def synthetic_first(e):
+    return _synthetic(lambda s: [1.5 + e[s]] + [1.5 - DECOY] * (CONV - 1))
+
+
+# ------------------------------------------------------------------------ E4 · smoothness
+def _smoothness(init, trained):
+    p = Plant(KINDS)
+    for k in KINDS:
+        for s in SEEDS:
+            p.curve(k, "init", "smoothness", s, init(k, s))
+            p.curve(k, "trained", "smoothness", s, trained(k, s))
+    return p
+
+
+def smoothness_smoother(e):
+    # every conv layer counts (no input layer in smoothness curves): the whole drop sits in
+    # the first one, so the mean over layers is e only if that layer is included
+    return _smoothness(
+        lambda k, s: [1.86] * CONV, lambda k, s: [1.86 - CONV * e[s]] + [1.86] * (CONV - 1)
+    )
+
+
+def smoothness_agree(e):
+    from defstab.experiments.catalog.smoothness import AGREE_WITHIN
+
+    # std across types of the trained mean TV is AGREE_WITHIN − e; at init types differ
+    # wildly (only the trained agreement is claimed)
+    return _smoothness(
+        lambda k, s: [1.86 + SIGN[k] * DECOY] * CONV,
+        lambda k, s: [1.5 + SIGN[k] * (AGREE_WITHIN - e[s])] * CONV,
+    )
+
+
+# ---------------------------------------------------------------------- E5 · random labels
+VARIANTS = ("real labels", "random labels", "random images")
+
+
+def _random_labels(spread_of):
+    conds = [f"{k}|{v}" for k in KINDS for v in VARIANTS]
+    p = Plant(conds)
+    for k in KINDS:
+        for v in VARIANTS:
+            for s in SEEDS:
+                a = spread_of(v, s)
+                p.curve(f"{k}|{v}", "trained", "sensitivity", s,
+                        [SIGN[k] * DECOY] + [0.5 + SIGN[k] * a] * (L - 1))  # fmt: skip
+                p.curve(f"{k}|{v}", "init", "sensitivity", s, [0.5 + SIGN[k] * DECOY] * L)
+    return p
+
+
+def random_labels(e):
+    return _random_labels(lambda v, s: 0.2 + (e[s] if v == "random labels" else 0.0))
+
+
+def random_images(e):
+    return _random_labels(lambda v, s: 0.2 + (e[s] if v == "random images" else 0.0))
+
+
+# ------------------------------------------------------------------------- antialias
+AA = ["maxpool", "strided", "blurpool"]
+
+
+def _antialias(proto, e):
+    p = Plant(AA)
+    other = {"embed": "crop", "crop": "embed"}[proto]
+    for c in AA:
+        for s in SEEDS:
+            blur = c == "blurpool"
+            p.curve(c, "trained", f"{proto}:p_top1_change", s, [0.2 - (e[s] if blur else 0.0)])
+            p.curve(c, "trained", f"{other}:p_top1_change", s, [0.2 + (DECOY if blur else 0.0)])
+            p.curve(c, "init", f"{proto}:p_top1_change", s, [0.2 + (DECOY if blur else 0.0)])
+    return p
+
+
+# ------------------------------------------------------------------------- worst case
+def _worst(phase, e):
+    p = Plant(KINDS)
+    for k in KINDS:
+        for s in SEEDS:
+            for ph in ("init", "trained"):
+                # worst = random × (1 + e) at the last layer of the planted phase only;
+                # earlier layers carry a decoy
+                excess = e[s] if ph == phase else DECOY
+                p.curve(k, ph, "sensitivity", s, [0.0] + [0.5] * (L - 3) + [0.25, 0.5])
+                p.curve(k, ph, "worst", s, [0.0] + [0.5 * (1 + DECOY)] * (L - 2)
+                        + [0.5 * (1 + excess)])  # fmt: skip
+    return p
+
+
+def worst_gap(e):
+    p = Plant(KINDS)
+    for k in KINDS:
+        for s in SEEDS:
+            for ph in ("init", "trained"):
+                gap = (e[s] if ph == "init" else DECOY) if k in PLAIN else 0.0
+                p.curve(k, ph, "sensitivity", s, [0.0] + [0.5] * (L - 2) + [0.5 + DECOY])
+                p.curve(k, ph, "worst", s, [0.0] + [0.9] * (L - 2) + [0.9 + gap])
+    return p
+
+
+# ------------------------------------------------------------------------- augmentation
+AUG_ARCHS, AUGS, K = ["maxpool", "strided", "blurpool"], ["none", "crop4", "shift8"], 12
+# the pad-shift path: steps dx → dx + 1 for dx = −K … K − 1; a step's reach is its larger |end|
+REACH = [max(abs(dx), abs(dx + 1)) for dx in range(-K, K)]
+
+
+def _augmentation(per_step):
+    """per_step(aug, seed, reach) → P(top-1 change) of that step."""
+    conds = [f"{a}/{g}" for g in AUGS for a in AUG_ARCHS]
+    p = Plant(conds)
+    for g in AUGS:
+        for a in AUG_ARCHS:
+            for s in SEEDS:
+                p.curve(f"{a}/{g}", "trained", "pad:p_top1_change", s,
+                        [per_step(g, s, r) for r in REACH])  # fmt: skip
+    return p
+
+
+def augmentation_none_vs_crop(e):
+    def step(g, s, r):
+        if r > 4:
+            return DECOY if g == "none" else 0.1
+        return 0.1 + (e[s] if g == "none" else 0.0) + (DECOY if g == "shift8" else 0.0)
+
+    return _augmentation(step)
+
+
+def augmentation_outside(aug, r_train):
+    def plant(e):
+        def step(g, s, r):
+            if g != aug:
+                return DECOY * (r > 4)
+            return 0.1 + (e[s] if r > r_train else 0.0)
+
+        return _augmentation(step)
+
+    return plant
+
+
+def augmentation_not_invariant(e):
+    def step(g, s, r):
+        if g != "shift8":
+            return DECOY
+        return e[s] if r <= 8 else DECOY
+
+    return _augmentation(step)
+
+
+# the findings of each experiment, in the order the experiment returns them
+PLANTERS = {
+    "pooling": [pooling_gap, pooling_converge, pooling_raise],
+    "smooth-init": [smooth_init],
+    "synthetic": [synthetic_deeper, synthetic_first],
+    "smoothness": [smoothness_smoother, smoothness_agree],
+    "random-labels": [random_labels, random_images],
+    "antialias": [lambda e: _antialias("embed", e), lambda e: _antialias("crop", e)],
+    "worst-case": [lambda e: _worst("init", e), lambda e: _worst("trained", e), worst_gap],
+    "augmentation": [
+        augmentation_none_vs_crop,
+        augmentation_outside("crop4", 4),
+        augmentation_outside("shift8", 8),
+        augmentation_not_invariant,
+    ],
+}
+CASES = [(name, i) for name, planters in PLANTERS.items() for i in range(len(planters))]
+
+
+def _findings(name, i, effects, low_seed=None):
+    ev = PLANTERS[name][i](effects).evidence(low_seed)
+    return get_experiment(name).findings(ev)
+
+
+def test_every_finding_has_a_planter():
+    assert sorted(PLANTERS) == sorted(list_experiments())
+    for name, planters in PLANTERS.items():
+        for i in range(len(planters)):
+            found = _findings(name, i, [0.0] * len(SEEDS))
+            assert len(found) == len(planters), f"{name}: {len(found)} findings"
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+@pytest.mark.parametrize("name, index", CASES)
+def test_planted_effect_gives_its_verdict(name, index, scenario):
+    probe = _findings(name, index, [0.0] * len(SEEDS))[index]
+    delta = probe["smallest_effect"]["value"]
+    scale, expected = SCENARIOS[scenario]
+    planted = [delta * v for v in scale]
+    f = _findings(name, index, planted)[index]
+    assert f["per_seed"] == pytest.approx(planted, abs=1e-9), f["paper"]
+    assert f["n_seeds"] == len(SEEDS) and f["missing_seeds"] == []
+    assert f["verdict"] == expected, (f["paper"], f["observed"])
+    if expected == "inconclusive":
+        assert f["seeds_needed"] is None or f["seeds_needed"] > len(SEEDS)
+
+
+@pytest.mark.parametrize("name, index", CASES)
+def test_a_seed_whose_networks_missed_the_gate_is_named(name, index):
+    planted = [0.0, *[d * 3 for d in SCENARIOS["positive"][0][1:]]]
+    f = _findings(name, index, planted, low_seed=0)[index]
+    if "gate" not in f:  # a finding about networks at init: accuracy does not apply
+        assert f["n_seeds"] == len(SEEDS)
+        return
+    assert [m["seed"] for m in f["missing_seeds"]] == [0]
+    assert f["seeds"] == [1, 2, 3, 4] and f["n_seeds"] == 4
+    assert "seed 0" in f["missing_seeds"][0]["reason"] and "seed(s) left out" in f["observed"]
