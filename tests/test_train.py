@@ -103,3 +103,30 @@ def test_narrow_vgg_one_epoch_on_real_cifar(cifar10_jpeg):
     cfg = TrainConfig(epochs=1, batch_size=64, lr=0.05, probe_images=8)
     res = train(model, tr, te, cfg, preprocess=make_normalize("cifar10", 3), quiet=True)
     assert res.history[-1]["test_acc"] > 0.2  # chance is 0.1
+
+
+def test_training_to_a_target_stops_at_the_first_epoch_that_reaches_it(tmp_path):
+    import json
+
+    from defstab.train.engine import evaluate
+
+    model, tr, te, cfg = tiny_setup()
+    cfg.epochs, cfg.target_train_acc = 40, 0.6  # 40 is the cap
+    res = train(model, tr, te, cfg, out=tmp_path / "a", quiet=True)
+    summary = json.loads((tmp_path / "a" / "train_summary.json").read_text())
+    fits = [(h["epoch"], h["train_fit"]) for h in res.history if h["train_fit"] == h["train_fit"]]
+    assert summary["reached_target"] and summary["finished"]
+    assert summary["epochs_trained"] == fits[-1][0] < 40 and res.steps == 10 * fits[-1][0]
+    # the first epoch end at or above the target is the last one trained; none before it
+    assert fits[-1][1] >= 0.6 and all(f < 0.6 for _, f in fits[:-1])
+    assert len(fits) == fits[-1][0]  # one fit per epoch end
+    # the recorded fit is the eval-mode accuracy on the training set itself
+    assert evaluate(res.model, tr) == pytest.approx(fits[-1][1])
+    # a target it cannot reach within the cap: trains the whole cap and says so
+    model, tr, te, cfg = tiny_setup()
+    cfg.epochs, cfg.target_train_acc = 2, 1.0
+    res = train(model, tr, te, cfg, out=tmp_path / "b", quiet=True)
+    summary = json.loads((tmp_path / "b" / "train_summary.json").read_text())
+    assert not summary["reached_target"] and summary["epochs_trained"] == 2 == summary["epoch_cap"]
+    with pytest.raises(ValueError, match="target_train_acc"):
+        TrainConfig(target_train_acc=1.5)
