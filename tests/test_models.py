@@ -340,3 +340,23 @@ def test_sized_blurpool_variants_resolve_by_name():
     assert "vgg_cifar_maxblurpool" in list_models() and "vgg_cifar_blurpool5" not in list_models()
     with pytest.raises(ValueError, match="Did you mean"):
         create_model("vgg_cifar_blurpol")
+
+
+def test_expected_smoothness_constants_are_the_analytic_values(tmp_path, capsys):
+    from defstab.cli.main import main
+    from defstab.metrics.smoothness import EXPECTED_AT_INIT
+
+    assert EXPECTED_AT_INIT["paper"][0] == pytest.approx(truncnorm_expected_tv(), abs=5e-4)
+    assert EXPECTED_AT_INIT["torch"][0] == pytest.approx(expected_tv_3x3(2 / 3, 1 / 2), abs=1e-9)
+    # the CLI states an expectation only where it knows the init: a registry model at init
+    assert main(["smoothness", "--model", "vgg_cifar_maxpool", "--width", "0.25",
+                 "--out", str(tmp_path / "a")]) == 0  # fmt: skip
+    assert "expected at the paper's truncated-normal init (3×3 filters): 1.857" in (
+        capsys.readouterr().out
+    )
+    assert (
+        main(["smoothness", "--model", "torchvision:resnet18", "--out", str(tmp_path / "b")]) == 0
+    )
+    assert "expected at" not in capsys.readouterr().out
+    section = (tmp_path / "b" / "section.json").read_text()
+    assert "1.857" not in section and "Expected" not in section

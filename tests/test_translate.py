@@ -2,6 +2,7 @@
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -267,3 +268,61 @@ def test_layer_analysis_runs_on_every_registry_model_and_a_torchvision_cnn(model
     assert all(got[k] == v for k, v in strides.items())
     assert {r["stride_source"] for r in rows} == {source}
     assert all(r["invariance"] == r["invariance"] for r in rows)  # no NaN
+
+
+def test_layer_invariance_against_a_hand_computation():
+    """invariance = mean_i d(pool(f(crop_0 x_i)), pool(f(crop_k x_i))) / median_{i<j}
+    d(pool(f(crop_0 x_i)), pool(f(crop_0 x_j))), d the cosine distance (scipy)."""
+    from collections import OrderedDict
+
+    from scipy.spatial.distance import cosine
+
+    from defstab.translate.layers import layer_shift_analysis
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1, bias=False)
+    model = torch.nn.Sequential(OrderedDict(conv=conv, relu=torch.nn.ReLU()))
+    images, crop, steps = torch.rand(6, 3, 14, 19), 12, 3
+    x0, y0 = (19 - crop - steps) // 2, (14 - crop) // 2
+
+    def pooled(x, k):
+        frame = x[..., y0 : y0 + crop, x0 + k : x0 + k + crop]
+        with torch.no_grad():
+            return torch.relu(conv(frame)).mean((-1, -2)).double().numpy()
+
+    def by_hand(x):
+        p0 = pooled(x, 0)
+        norm = np.median([cosine(p0[i], p0[j]) for i in range(6) for j in range(i + 1, 6)])
+        return [np.mean([cosine(p0[i], pooled(x, k)[i]) for i in range(6)]) / norm
+                for k in range(1, steps + 1)]  # fmt: skip
+
+    rows = [r for r in layer_shift_analysis(model, images, crop, steps, layers=["relu"])]
+    want = by_hand(images)
+    assert [r["shift"] for r in rows] == [1, 2, 3] and min(want) > 0.01  # really not invariant
+    assert [r["invariance"] for r in rows] == pytest.approx(want, rel=1e-4)
+    # images constant along x: every crop is the same picture, so exactly invariant (0),
+    # while distinct images still differ (the normalizer is not 0)
+    flat = torch.rand(6, 3, 14, 1).expand(6, 3, 14, 19).contiguous()
+    rows = [r for r in layer_shift_analysis(model, flat, crop, steps, layers=["relu"])]
+    assert [r["invariance"] for r in rows] == pytest.approx([0.0] * 3, abs=1e-6)
+
+
+def test_inpainted_background_against_scipy():
+    """Edge extension (numpy 'edge' padding) then a σ = 6 Gaussian blur truncated at 3σ with
+    nearest-edge boundaries (scipy.ndimage), the object pasted back sharp."""
+    from scipy.ndimage import gaussian_filter
+
+    from defstab.translate.protocols import inpaint_background
+
+    torch.manual_seed(1)
+    obj = torch.rand(2, 3, 8, 8, dtype=torch.float64)
+    canvas, top, left = 30, 5, 17
+    got = inpaint_background(obj, canvas, top, left).numpy()
+    pad = ((0, 0), (0, 0), (top, canvas - top - 8), (left, canvas - left - 8))
+    filled = np.pad(obj.numpy(), pad, mode="edge")
+    want = gaussian_filter(filled, sigma=(0, 0, 6, 6), mode="nearest", truncate=3.0)
+    want[..., top : top + 8, left : left + 8] = obj.numpy()
+    assert np.abs(got - want).max() < 1e-9
+    # a few pixels far from the object: not a constant fill, and not the object's mean
+    corners = got[..., [0, 0, -1, -1], [0, -1, 0, -1]]
+    assert np.ptp(corners) > 1e-3

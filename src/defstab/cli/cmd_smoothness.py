@@ -29,12 +29,13 @@ def run(args) -> None:
     if not values:
         raise ValueError(f"{settings['model']} has no conv layer with 2-D filters to measure.")
     random_note = weights_caveat(settings)
+    expected = expected_at_init(settings)
     rows = [
         {"layer": k, "smoothness": v, "weights": settings["weights"]} for k, v in values.items()
     ]
     write_csv(out / "smoothness.csv", rows)
     title = f"{settings['model']}: filter smoothness" + (" — RANDOM WEIGHTS" if random_note else "")
-    plot_smoothness(values, out / "smoothness.png", title=title)
+    plot_smoothness(values, out / "smoothness.png", title=title, reference=expected and expected[0])
     write_json(out / "config.json", {"command": "smoothness", **settings, "versions": versions()})
     write_json(
         out / "section.json",
@@ -44,7 +45,8 @@ def run(args) -> None:
             "caveats": [random_note] if random_note else [],
             "text": [
                 f"Weights: {settings['weights']}. Normalized total variation per conv layer "
-                "(0 = spatially constant; 1.857 expected at the paper's init)."
+                "(0 = spatially constant)."
+                + (f" Expected at {expected[1]}: {expected[0]:.3f}." if expected else "")
             ],
             "figures": ["smoothness.png"],
             "table": [{"layer": k, "smoothness": round(v, 4)} for k, v in values.items()],
@@ -56,4 +58,24 @@ def run(args) -> None:
     print(f"{'layer':{width}s} {'smoothness':>10s}")
     for k, v in values.items():
         print(f"{k:{width}s} {v:10.4f}")
+    if expected:
+        print(f"expected at {expected[1]} (3×3 filters): {expected[0]:.3f}")
     print(f"wrote {out}/smoothness.csv, smoothness.png")
+
+
+def expected_at_init(settings: dict) -> tuple[float, str] | None:
+    """The analytic TV of random 3×3 filters, where the init is known: registry models
+    with random weights and no smoothing (they use the paper's init). Other models
+    (torchvision, timm, files) initialise in their own ways: no expectation is claimed."""
+    from defstab.cli.common import RANDOM_WEIGHTS
+    from defstab.metrics.smoothness import EXPECTED_AT_INIT
+    from defstab.models.loading import model_family
+
+    kwargs = settings.get("model_kwargs") or {}
+    if (
+        settings.get("weights") != RANDOM_WEIGHTS
+        or model_family(settings["model"]) != "registry"
+        or kwargs.get("smooth_sigma")
+    ):
+        return None
+    return EXPECTED_AT_INIT[kwargs.get("init", "paper")]

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from defstab.experiments.aggregate import select
+from defstab.metrics.smoothness import EXPECTED_AT_INIT
 from defstab.plotting.common import plt, save_figure
 from defstab.plotting.sensitivity import short_layer_name
 
 LOWER_BOUND = 0.0  # every plotted metric is ≥ 0
-INIT_SMOOTHNESS = 1.857  # truncated-normal init, analytic (the paper estimates ≈ 1.87)
+INIT_SMOOTHNESS = EXPECTED_AT_INIT["paper"][0]  # analytic; the paper estimated ≈ 1.87
 YLABELS = {
     "sensitivity": "normalized cosine distance",
     "noise": "normalized distance (noise)",

@@ -5,6 +5,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+#: E[TV/‖W‖₁] of a 3×3 filter whose taps are i.i.d.: 12 E|a − b| / (9 E|a|) (12 neighbour
+#: differences, 9 taps), per init scheme; tested against numerical integration
+EXPECTED_AT_INIT = {
+    # normal truncated at ±2σ (the paper's init; the paper estimated ≈ 1.87 by resampling)
+    "paper": (1.857, "the paper's truncated-normal init"),
+    # uniform (PyTorch's default Kaiming-uniform): E|a − b| = 2/3, E|a| = 1/2 → 16/9
+    "torch": (16 / 9, "PyTorch's default (Kaiming-uniform) init"),
+}
+
 
 def normalized_total_variation(weight: torch.Tensor) -> float:
     """TV(W) / ‖W‖₁ over the spatial axes of a conv weight; 0 for spatially constant filters.
