@@ -206,6 +206,13 @@ def test_report_contains_every_figure_and_table(tmp_path):
     assert html.count("sensitivity per layer (mean ± 2 std over seeds)") == 2
     assert "QUICK PRESET" in html and "font" in html
     assert not re.search(r"src=\"(?!data:)", html)  # self-contained
+    # each finding shows its smallest effect of interest and, one seed here, no verdict
+    import html as html_mod
+
+    from defstab.experiments.catalog.smoothness import TV_CHANGE
+
+    assert "smallest effect of interest δ" in html and html_mod.escape(TV_CHANGE.reason) in html
+    assert "seeds needed: —" in html
 
 
 def test_report_errors(tmp_path):
@@ -294,3 +301,22 @@ def test_epochs_sweep_through_the_cli(tmp_path, capsys):
     assert (tmp_path / "synthetic-sweep" / "sweep.png").stat().st_size > 5000
     assert main(argv[:3] + ["0,2"] + argv[4:]) == 2
     assert "positive" in capsys.readouterr().err
+
+
+def test_more_seeds_on_an_existing_folder_reuse_every_finished_run(tmp_path, capsys):
+    """`--seeds N` on a folder of fewer seeds adds only the missing seeds' runs."""
+    from defstab.cli.main import main
+
+    argv = ["experiment", "smooth-init", "--data", "synthetic:2", "--width", "0.125",
+            "--images", "6", "--per-class", "6", "--quiet", "--out", str(tmp_path)]  # fmt: skip
+    assert main([*argv, "--seeds", "2"]) == 0
+    first = {p: p.stat().st_mtime_ns for p in (tmp_path / "measurements").rglob("result.json")}
+    assert len(first) == 4 * 2  # four σ × two seeds
+    capsys.readouterr()
+    assert main([*argv, "--seeds", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "(8 of 12 runs were already finished)" in out
+    after = {p: p.stat().st_mtime_ns for p in (tmp_path / "measurements").rglob("result.json")}
+    assert len(after) == 12 and all(after[p] == t for p, t in first.items())
+    meta = json.loads((tmp_path / "smooth-init" / "experiment.json").read_text())
+    assert meta["seeds"] == [0, 1, 2] and meta["findings"][0]["n_seeds"] == 3

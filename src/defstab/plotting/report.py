@@ -82,17 +82,23 @@ def _experiment_section(folder: Path, meta: dict) -> str:
             for key, label in (("test_accuracy", "test acc."), ("train_accuracy", "train acc."))
             if f.get(key) is not None
         )
+        delta = f.get("smallest_effect") or {}
+        needed = ""
+        if verdict == "inconclusive" and f.get("seeds_needed_reason"):
+            why = html.escape(f["seeds_needed_reason"])
+            needed = f"<br><small>seeds needed: {f.get('seeds_needed') or '—'} ({why})</small>"
         rows.append(
             f"<tr><td>{html.escape(f['paper'])}</td><td>{html.escape(f['observed'])}"
-            f"<br><small>effect: {html.escape(f.get('definition', ''))}</small></td>"
-            f"<td>{html.escape(acc) or '—'}</td>"
+            f"<br><small>effect: {html.escape(f.get('definition', ''))}</small>{needed}</td>"
+            f"<td>{delta.get('value', '—')}<br><small>{html.escape(delta.get('reason', ''))}"
+            f"</small></td><td>{html.escape(acc) or '—'}</td>"
             f'<td><span class="{css}">{html.escape(verdict)}</span></td></tr>'
         )
     if rows:
         parts.append(
             "<h3>The paper's finding and this run</h3><table><tr><th>paper</th>"
-            f"<th>this run (effect, 95% CI over seeds)</th><th>accuracy</th><th>verdict</th></tr>"
-            f"{''.join(rows)}</table>"
+            "<th>this run (effect, interval over seeds)</th><th>smallest effect of interest δ"
+            f"</th><th>accuracy</th><th>verdict</th></tr>{''.join(rows)}</table>"
         )
         if meta.get("statistics"):
             parts.append(f"<p><small>{html.escape(meta['statistics'])}</small></p>")
