@@ -63,14 +63,18 @@ POOLS, PLAIN = KINDS[:2], KINDS[2:]
 L = 13  # input, 8 conv, 4 downsampling
 
 
-def _pooling(init, trained):
-    """init/trained: (kind, seed) → curve."""
+def _two_phases(metric, init, trained):
+    """E1's types measured at init and trained; init/trained: (kind, seed) → curve."""
     p = Plant(KINDS)
     for k in KINDS:
         for s in SEEDS:
-            p.curve(k, "init", "sensitivity", s, init(k, s))
-            p.curve(k, "trained", "sensitivity", s, trained(k, s))
+            p.curve(k, "init", metric, s, init(k, s))
+            p.curve(k, "trained", metric, s, trained(k, s))
     return p
+
+
+def _pooling(init, trained):
+    return _two_phases("sensitivity", init, trained)
 
 
 def pooling_gap(e):
@@ -147,12 +151,7 @@ def synthetic_first(e):
 
 # ------------------------------------------------------------------------ E4 · smoothness
 def _smoothness(init, trained):
-    p = Plant(KINDS)
-    for k in KINDS:
-        for s in SEEDS:
-            p.curve(k, "init", "smoothness", s, init(k, s))
-            p.curve(k, "trained", "smoothness", s, trained(k, s))
-    return p
+    return _two_phases("smoothness", init, trained)
 
 
 def smoothness_smoother(e):

@@ -198,6 +198,7 @@ def run(args) -> None:
             if f.get(key) is not None
         )
         print(f"  [{f['verdict']}] {f['paper']}\n      {f['observed']}{acc}")
+        print(f"      δ = {f['smallest_effect']['value']:g}: {f['smallest_effect']['reason']}")
         if f["verdict"] == "inconclusive" and f.get("seeds_needed_reason"):
             needed = f.get("seeds_needed")
             print(f"      seeds needed: {needed if needed else '—'} ({f['seeds_needed_reason']})")
