@@ -94,7 +94,7 @@ def findings(ev: Evidence) -> list[dict]:
                 seed_effect(per_seed(ev, more_spread, claim=claim, networks=behind, gate=gate)),
                 delta=SPREAD_CHANGE,
                 test_accuracy=ev.accuracy(behind),
-                train_accuracy=ev.accuracy(behind, "train_acc"),
+                train_accuracy=ev.accuracy(behind, "train_fit"),  # what the gate reads
                 gate=gate,
             )
         )
