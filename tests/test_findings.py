@@ -154,12 +154,12 @@ def test_effects_are_paired_within_seed_and_gated_per_network():
     low = _evidence(values, acc={("b", 1): 0.69})
     assert low.accuracy(["a", "b"]) > 0.7
     ps = per_seed(low, _b_minus_a(low), claim="b > a", networks=["a", "b"], gate=low.gate())
-    assert ps.seeds == (0, 2, 3) and ps.missing == ((1, "b seed 1: test accuracy 0.690 < 0.70"),)
+    assert ps.seeds == (0, 2, 3) and ps.missing == ((1, "b seed 1: test accuracy 0.6900 < 0.70"),)
     g = finding("b > a", "", "b − a", seed_effect(ps), delta=DELTA, gate=low.gate())
     assert g["n_seeds"] == 3 and g["missing_seeds"] == [
-        {"seed": 1, "reason": "b seed 1: test accuracy 0.690 < 0.70"}
+        {"seed": 1, "reason": "b seed 1: test accuracy 0.6900 < 0.70"}
     ]
-    assert "b seed 1: test accuracy 0.690" in g["observed"]
+    assert "b seed 1: test accuracy 0.6900" in g["observed"]
     # every network below the gate: no seed, inconclusive, and said why
     none = _evidence(values, acc=0.4)
     ps = per_seed(none, _b_minus_a(none), claim="b > a", networks=["a", "b"], gate=none.gate())

@@ -118,7 +118,7 @@ class Gate:
                 else ""
             )
             return (
-                f"{condition} seed {seed}: {self.what} {value:.3f} < {self.threshold:.2f}{capped}"
+                f"{condition} seed {seed}: {self.what} {value:.4f} < {self.threshold:.2f}{capped}"
             )
         return None
 
