@@ -25,6 +25,7 @@ from defstab.experiments.statistics import (
     seeds_needed,
     verdict,
 )
+from defstab.io.atomic import strict_json
 
 
 @dataclass
@@ -183,10 +184,6 @@ def spread(curves: list[list[float]]) -> float:
     return float(np.mean(np.std(np.array([c[1:] for c in curves]), axis=0)))
 
 
-def _bound(v: float) -> float | None:
-    return float(v) if math.isfinite(v) else None
-
-
 def finding(
     claim: str,
     definition: str,
@@ -220,8 +217,8 @@ def finding(
     record = {
         "paper": claim,
         "definition": definition,
-        "effect": _bound(effect.effect),
-        "ci": [_bound(lo), _bound(hi)],
+        "effect": strict_json(effect.effect),
+        "ci": [strict_json(lo), strict_json(hi)],
         "ci_level": effect.level,
         "n_seeds": effect.n_seeds,
         "seeds": list(effect.seeds),

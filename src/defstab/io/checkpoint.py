@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from defstab.io.atomic import atomic_path
+from defstab.io.atomic import atomic_path, strict_json
 
 
 def save_checkpoint(
@@ -20,7 +20,8 @@ def save_checkpoint(
 
     path = Path(path)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    meta = {"defstab": json.dumps(metadata or {}, default=str)}
+    # standard JSON in the header (a NaN accuracy becomes null), like every JSON we write
+    meta = {"defstab": json.dumps(strict_json(metadata or {}), default=str, allow_nan=False)}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=meta)
     return path

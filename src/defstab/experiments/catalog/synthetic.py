@@ -13,6 +13,7 @@ from defstab.experiments.findings import Evidence, finding, per_seed
 from defstab.experiments.registry import Experiment, register_experiment
 from defstab.experiments.runs import RunSpec
 from defstab.experiments.statistics import bonferroni_level, seed_effect
+from defstab.io.atomic import strict_json
 
 
 def plan(cfg: ExperimentConfig) -> list[RunSpec]:
@@ -86,8 +87,8 @@ def findings(ev: Evidence) -> list[dict]:
     table = [
         {
             "conv layer": i + 1,
-            "effect": _bound(e.effect),
-            "ci": [_bound(e.ci[0]), _bound(e.ci[1])],
+            "effect": strict_json(e.effect),
+            "ci": [strict_json(e.ci[0]), strict_json(e.ci[1])],
             "ci_level": e.level,
         }
         | ({} if e.n_seeds >= 2 else {"ci_reason": "fewer than two seeds: no interval"})
@@ -123,10 +124,6 @@ def findings(ev: Evidence) -> list[dict]:
             **acc,
         ),
     ]
-
-
-def _bound(v: float) -> float | None:
-    return float(v) if np.isfinite(v) else None
 
 
 def describe(s: dict) -> str:
