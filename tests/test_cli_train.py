@@ -121,3 +121,17 @@ def test_train_then_measure_its_checkpoint(tmp_path):
     )
     measured = [float(r["mean"]) for r in read_csv(tmp_path / "m" / "sensitivity.csv")]
     assert measured == pytest.approx(expected.mean.tolist(), rel=1e-5)
+
+
+def test_train_to_a_target_through_the_cli(tmp_path, capsys):
+    import json
+
+    from defstab.cli.main import main
+
+    argv = ["train", "--model", "vgg_cifar_maxpool", "--width", "0.125", "--data",
+            "synthetic:2", "--batch-size", "64", "--quiet", "--epochs", "30"]  # fmt: skip
+    assert main([*argv, "--target-train-acc", "0.5", "--out", str(tmp_path / "t")]) == 0
+    summary = json.loads((tmp_path / "t" / "train_summary.json").read_text())
+    assert summary["reached_target"] and summary["epochs_trained"] < summary["epoch_cap"] == 30
+    assert main([*argv, "--target-train-acc", "1.5", "--out", str(tmp_path / "u")]) == 2
+    assert "--target-train-acc" in capsys.readouterr().err

@@ -57,6 +57,14 @@ def add_parser(sub):
         help="random crop + flip with shifts of −PX…+PX pixels (zero padding; default 4, "
         "0 = flips only); turns augmentation on for data that defaults to none",
     )
+    p.add_argument(
+        "--target-train-acc",
+        type=float,
+        default=None,
+        metavar="A",
+        help="stop at the first epoch end whose training-set accuracy (eval mode) reaches A "
+        "(e.g. 0.95 to memorise random labels); --epochs is then the cap",
+    )
     p.add_argument("--smooth-sigma", type=float, default=0.0, help="registry models: smooth init")
     p.add_argument("--seed", type=int, default=0, help="data order, augmentation, probe (and init)")
     p.add_argument("--normalize", default=None, help="imagenet, cifar10, mnist or none")
@@ -166,6 +174,7 @@ def run(args) -> None:
         # asking for shifts asks for augmentation (synthetic and MNIST default to none)
         augment=False if args.no_augment else (True if args.augment_shift is not None else None),
         augment_shift=args.augment_shift,
+        target_train_acc=args.target_train_acc,
     )
     norm_name = args.normalize or default_normalization(family, data)
     normalize = make_normalize(norm_name, first.channels)

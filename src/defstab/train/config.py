@@ -37,7 +37,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.target_train_acc is not None and not 0 < self.target_train_acc <= 1:
-            raise ValueError(f"target_train_acc must be in (0, 1], got {self.target_train_acc!r}.")
+            raise ValueError(
+                "the target training accuracy (target_train_acc, --target-train-acc) must be "
+                f"in (0, 1], got {self.target_train_acc!r}."
+            )
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive.")
         if not (self.lr > 0 and math.isfinite(self.lr)):
