@@ -85,7 +85,7 @@ def test_download_is_explicit_and_calls_torchvision(tmp_path, monkeypatch):
         ("synthetic:x", [], "synthetic:C"),
         ("synthetic", ["--lr", "-1"], "lr"),
         ("imagenet:/x", [], "cannot tell what data"),
-        ("synthetic", ["--model", "torchvision:resnet18", "--init-seed", "1"], "registry models"),
+        ("synthetic", ["--model", "torchvision:resnet18", "--width", "0.5"], "registry models"),
     ],
 )
 def test_train_cli_errors(tmp_path, capsys, data, extra, message):

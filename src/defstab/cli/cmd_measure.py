@@ -9,7 +9,7 @@ def add_parser(sub):
     from defstab.cli.common import add_data_args, add_model_args
 
     p = sub.add_parser("measure", help=HELP)
-    add_model_args(p)
+    add_model_args(p, scores=True)
     add_data_args(p)
     p.add_argument(
         "--layers",
@@ -78,6 +78,7 @@ def run(args) -> None:
         check_out_folder,
         pick_device,
         resolve_model,
+        use_class_scores,
         warn,
         weights_caveat,
     )
@@ -144,6 +145,14 @@ def run(args) -> None:
     model = model.to(device)
     if normalize is not None:
         normalize = normalize.to(device)
+    if args.worst_case or args.min_flip:  # these read class scores: the loss, the top-1
+        probe = images[:2].to(device)
+        use_class_scores(model, normalize(probe) if normalize else probe, args, model_settings)
+    elif args.output_key is not None:
+        raise ValueError(
+            "--output-key names the class scores, which measure reads only with "
+            "--worst-case or --min-flip; drop it."
+        )
     result = measure_sensitivity(
         model,
         images,

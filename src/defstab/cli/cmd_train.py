@@ -12,7 +12,7 @@ def add_parser(sub):
     from defstab.cli.common import add_model_args
 
     p = sub.add_parser("train", help=HELP)
-    add_model_args(p, checkpoint=False)
+    add_model_args(p, checkpoint=False, scores=True)
     p.add_argument(
         "--data",
         required=True,
@@ -92,7 +92,7 @@ def add_parser(sub):
 def run(args) -> None:
     import torch
 
-    from defstab.cli.common import check_out_folder, check_positive
+    from defstab.cli.common import check_out_folder, check_positive, model_kwargs, use_class_scores
     from defstab.data.labels import with_random_labels
     from defstab.data.normalize import default_normalization, make_normalize
     from defstab.data.spec import DataSpec
@@ -116,8 +116,8 @@ def run(args) -> None:
     data = DataSpec.parse(args.data)
     device = pick_device(args.device)
     family = model_family(args.model)
-    if family != "registry" and (args.width is not None or args.init_seed is not None):
-        raise ValueError("--width and --init-seed apply to registry models only.")
+    if family != "registry" and args.smooth_sigma:
+        raise ValueError(f"--smooth-sigma applies to registry models only, not to {args.model}.")
     if args.download:
         from defstab.data.download import download
 
@@ -139,16 +139,14 @@ def run(args) -> None:
         if hasattr(train_data, "for_epoch"):
             raise ValueError("--random-labels applies to fixed data sets, not regenerated tasks.")
         train_data = first = with_random_labels(train_data, args.seed)
-    kwargs = {}
+    # the init seed defaults to --seed; --init-seed sets it apart (data order stays --seed);
+    # the classifier gets one output per class of the data unless --num-classes says
+    # (a file model decides its own outputs: checked against the classes below)
+    if family != "file":
+        args.num_classes = args.num_classes or len(first.classes)
+    kwargs = model_kwargs(args, first.channels, seed=args.seed)
     if family == "registry":
-        # the init seed defaults to --seed; --init-seed sets it apart (data order stays --seed)
-        kwargs = {
-            "width": args.width or 1.0,
-            "seed": args.seed if args.init_seed is None else args.init_seed,
-            "in_channels": first.channels,
-            "num_classes": args.num_classes or len(first.classes),
-            "smooth_sigma": args.smooth_sigma,
-        }
+        kwargs["smooth_sigma"] = args.smooth_sigma
     model = build_model(args.model, pretrained=args.pretrained, **kwargs)
     if args.init_from:
         from defstab.io.checkpoint import load_checkpoint
@@ -178,6 +176,14 @@ def run(args) -> None:
     )
     norm_name = args.normalize or default_normalization(family, data)
     normalize = make_normalize(norm_name, first.channels)
+    output = {}  # where the class scores sit in the model's output
+    probe = first.images(torch.arange(min(2, len(first))))
+    outputs = use_class_scores(model, normalize(probe) if normalize else probe, args, output)
+    if outputs < len(first.classes):
+        raise ValueError(
+            f"{args.model} gives {outputs} class scores but {first.name} has "
+            f"{len(first.classes)} classes; give a model with one output per class."
+        )
     config = {
         "command": "train",
         "model": args.model,
@@ -191,6 +197,7 @@ def run(args) -> None:
         "random_labels": args.random_labels,
         "templates": args.templates,
         "normalize": norm_name,
+        **output,
         "train": cfg.to_dict(),
         "versions": versions(),
     }

@@ -9,7 +9,7 @@ def add_parser(sub):
     from defstab.cli.common import add_data_args, add_model_args
 
     p = sub.add_parser("translate", help=HELP)
-    add_model_args(p)
+    add_model_args(p, scores=True)
     add_data_args(p)
     p.add_argument("--images", type=int, default=64)
     p.add_argument(
@@ -90,6 +90,7 @@ def run(args) -> None:
         check_positive,
         pick_device,
         resolve_model,
+        use_class_scores,
         warn,
         weights_caveat,
     )
@@ -198,6 +199,10 @@ def run(args) -> None:
     )
     pre = make_normalize(norm, images.shape[1])
     pre = pre.to(device) if pre is not None else None
+    from defstab.translate.protocols import resize
+
+    probe = resize(images[:2], canvas).to(device)  # shaped like every frame to come
+    use_class_scores(model, pre(probe) if pre is not None else probe, args, settings)
     has_labels = len(data.classes) > 1
     random_note = weights_caveat(settings)
     mark = " — RANDOM WEIGHTS" if random_note else ""

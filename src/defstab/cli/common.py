@@ -14,7 +14,8 @@ from defstab.tap import pick_device  # noqa: F401  (re-exported for the commands
 RANDOM_WEIGHTS = "random (untrained)"
 
 
-def add_model_args(p, checkpoint: bool = True) -> None:
+def add_model_args(p, checkpoint: bool = True, scores: bool = False) -> None:
+    """The model options; ``scores``: the command reads class scores (``--output-key``)."""
     p.add_argument(
         "--model",
         default=None,
@@ -39,13 +40,44 @@ def add_model_args(p, checkpoint: bool = True) -> None:
         help="download published weights (torchvision/timm; needs the internet)",
     )
     p.add_argument("--width", type=float, default=None, help="registry models: channel multiplier")
-    p.add_argument("--num-classes", type=int, default=None, help="registry models: outputs")
+    p.add_argument(
+        "--num-classes",
+        type=int,
+        default=None,
+        help="outputs of the classifier (registry, torchvision and timm models)",
+    )
     p.add_argument(
         "--init-seed",
         type=int,
         default=None,
-        help="registry models: init seed (default 0; for train, --seed)",
+        help="seed of the random initial weights, any model (default 0; for train, --seed)",
     )
+
+    if scores:
+        p.add_argument(
+            "--output-key",
+            default=None,
+            metavar="KEY",
+            help="where the class scores are in the model's output: a dict key, a tuple "
+            "index or an attribute (default: the tensor, element 0, 'logits', .logits)",
+        )
+
+
+def use_class_scores(model, probe, args, settings: dict) -> int:
+    """Make ``model`` return its class scores (N, classes) by the output contract of
+    :mod:`defstab.models.outputs`, record where they come from in ``settings["output"]``
+    (``config.json``) and say it once on stderr when the output is not a plain tensor.
+
+    ``probe`` is a small batch shaped like the inputs to come (the command's own images).
+    Returns the number of class scores.
+    """
+    from defstab.models.outputs import return_class_scores, state_contract
+
+    key = getattr(args, "output_key", None)
+    contract = return_class_scores(model, probe, key)
+    settings["output"] = contract.record()
+    state_contract(contract)
+    return contract.classes
 
 
 def add_data_args(p) -> None:
@@ -106,16 +138,8 @@ def resolve_model(args, in_channels: int | None = None):
         raise ValueError("--step chooses a checkpoint of --run DIR; give --run too.")
     if not args.model:
         raise ValueError("give --model NAME (or --run DIR of a 'defstab train' folder).")
-    kwargs = {}
-    if model_family(args.model) == "registry":
-        kwargs = {"width": args.width or 1.0, "seed": args.init_seed or 0}
-        if args.num_classes:
-            kwargs["num_classes"] = args.num_classes
-        if in_channels:
-            kwargs["in_channels"] = in_channels
+    kwargs = model_kwargs(args, in_channels)
     model = build_model(args.model, pretrained=args.pretrained, **kwargs)
-    if not kwargs and (args.width is not None or args.init_seed is not None or args.num_classes):
-        raise ValueError("--width, --init-seed and --num-classes apply to registry models only.")
     settings = {"model": args.model, "model_kwargs": kwargs, "pretrained": args.pretrained}
     if model_family(args.model) in ("timm", "torchvision"):
         from defstab.models.input_config import model_input_config
@@ -132,6 +156,27 @@ def resolve_model(args, in_channels: int | None = None):
     else:
         settings["weights"] = "pretrained (published)" if args.pretrained else RANDOM_WEIGHTS
     return model, settings
+
+
+def model_kwargs(args, in_channels: int | None = None, seed: int | None = None) -> dict:
+    """The keyword arguments of :func:`~defstab.models.loading.build_model` that the model
+    options ask for: every family gets its init seed (``--init-seed``, else ``seed``, else 0)
+    and ``--num-classes``; registry models also their width and input channels. Recorded
+    in ``config.json`` as ``model_kwargs``, so a run can be rebuilt exactly."""
+    from defstab.models.loading import model_family
+
+    registry = model_family(args.model) == "registry"
+    init = args.init_seed if args.init_seed is not None else seed
+    kwargs = {"seed": 0 if init is None else init}
+    if args.num_classes:
+        kwargs["num_classes"] = args.num_classes
+    if registry:
+        kwargs["width"] = args.width or 1.0
+        if in_channels:
+            kwargs["in_channels"] = in_channels
+    elif args.width is not None:  # refused by build_model, after the model's name is checked
+        kwargs["width"] = args.width
+    return kwargs
 
 
 def _resolve_run(args):

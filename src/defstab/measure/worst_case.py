@@ -27,6 +27,7 @@ from torch import nn
 from defstab._validate import check_images
 from defstab.deform import DeformationSpec, apply_tps
 from defstab.measure.distances import check_distance, paired_distance
+from defstab.models.outputs import class_scores
 from defstab.tap import evaluation_mode, model_device_dtype, run_checked, tap
 
 OBJECTIVES = ("distance", "loss")
@@ -133,7 +134,7 @@ def layer_forward(model: nn.Module, layer: str | None) -> Callable[[torch.Tensor
     """x -> the flattened output of ``layer`` (the model's output when None), stopping the
     forward pass there."""
     if layer is None:
-        return lambda x: run_checked(model, x).flatten(1)
+        return lambda x: class_scores(run_checked(model, x)).flatten(1)
     if layer == "input":
         return lambda x: x.flatten(1)
     modules = dict(model.named_modules())
@@ -197,14 +198,15 @@ def worst_case_displacements(
                 return paired_distance(reference, forward(prep(deformed)), distance)
         else:
             with torch.no_grad():
-                target = run_checked(model, prep(x)).argmax(-1)
+                target = class_scores(run_checked(model, prep(x))).argmax(-1)
             if attack.label == "true":
                 if labels is None:
                     raise ValueError("the loss on the true label needs labels.")
                 target = labels.to(device)
 
             def objective(d):
-                logits = run_checked(model, prep(apply_tps(x, d, attack.grid, attack.padding)))
+                deformed = prep(apply_tps(x, d, attack.grid, attack.padding))
+                logits = class_scores(run_checked(model, deformed))
                 return F.cross_entropy(logits.float(), target, reduction="none")
 
         return projected_ascent(objective, starts, c, attack.steps, alpha)
@@ -288,7 +290,7 @@ def minimal_flip_strength(
     unit = torch.rand(1 + restarts, n, k2, 2, generator=generator) * 2 - 1  # in units of C
     attack = WorstCaseTPS(grid, max_disp, steps=steps, objective="loss", padding=padding)
     with torch.no_grad(), evaluation_mode(model):
-        predicted = run_checked(model, prep(x)).argmax(-1)
+        predicted = class_scores(run_checked(model, prep(x))).argmax(-1)
 
     def flips(idx: torch.Tensor, budget: torch.Tensor) -> torch.Tensor:
         c = budget.to(device, dtype).view(-1, 1, 1)
@@ -299,7 +301,8 @@ def minimal_flip_strength(
         )  # fmt: skip
         with torch.no_grad(), evaluation_mode(model):
             deformed = apply_tps(x[idx], best, grid, padding)
-            return (run_checked(model, prep(deformed)).argmax(-1) != predicted[idx]).cpu()
+            flipped = class_scores(run_checked(model, prep(deformed))).argmax(-1)
+            return (flipped != predicted[idx]).cpu()
 
     strength = torch.full((n,), float("inf"), dtype=torch.float64)
     everyone = torch.arange(n)

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from defstab.models.registry import create_model, is_model, list_models, unknown_name_message
@@ -22,16 +24,31 @@ def model_family(spec: str) -> str:
     return "registry"
 
 
-def build_model(spec: str, pretrained: bool = False, **registry_kwargs) -> nn.Module:
-    """Build the model named by ``spec``.
+def build_model(
+    spec: str,
+    pretrained: bool = False,
+    *,
+    seed: int | None = None,
+    num_classes: int | None = None,
+    **registry_kwargs,
+) -> nn.Module:
+    """Build the model named by ``spec``, its random weights drawn from ``seed``.
 
     Args:
         spec: see the module docstring.
         pretrained: download the published weights (torchvision/timm only; needs the
             internet). Otherwise the model is randomly initialised.
-        registry_kwargs: keyword arguments for registry models (num_classes, width, seed, …).
+        seed: the random initialisation (default 0) — for every family: registry models
+            take it as their init seed; torchvision, timm and file models are constructed
+            under ``torch.manual_seed(seed)`` (the caller's random state is restored), so
+            the same spec and seed give the same weights.
+        num_classes: outputs of the classifier (registry, torchvision, timm); None keeps the
+            model's own. File models decide their own outputs and refuse it.
+        registry_kwargs: further keyword arguments for registry models (width, …).
     """
     family = model_family(spec)
+    seed = 0 if seed is None else int(seed)
+    classes = {} if num_classes is None else {"num_classes": int(num_classes)}
     if family == "registry":
         if pretrained:
             raise ValueError("registry models have no published weights; pass --checkpoint.")
@@ -40,26 +57,67 @@ def build_model(spec: str, pretrained: bool = False, **registry_kwargs) -> nn.Mo
                 unknown_name_message("model", spec, list_models())
                 + " (Or torchvision:NAME, timm:NAME, file.py:factory.)"
             )
-        return create_model(spec, **registry_kwargs)
-    if family == "torchvision":
-        try:
-            import torchvision.models as tvm
-        except Exception as e:
-            raise ValueError(f"torchvision cannot be imported here ({e}).") from None
-        name = spec.split(":", 1)[1]
-        names = tvm.list_models()
-        if name not in names:
-            raise ValueError(unknown_name_message("torchvision model", name, names))
-        return tvm.get_model(name, weights="DEFAULT" if pretrained else None)
-    if family == "timm":
-        try:
-            import timm
-        except ImportError:
-            raise ValueError("timm models need timm: pip install timm") from None
-        name = spec.split(":", 1)[1]
-        if not timm.list_models(name):
-            raise ValueError(unknown_name_message("timm model", name, timm.list_models()))
-        return timm.create_model(name, pretrained=pretrained)
+        return create_model(spec, seed=seed, **classes, **registry_kwargs)
+    if family == "file" and classes:
+        raise ValueError(
+            f"--num-classes does not apply to {spec}: a file model decides its own outputs."
+        )
+    with seeded_construction(seed):
+        if family == "torchvision":
+            model = _torchvision_model(spec.split(":", 1)[1], pretrained, classes)
+        elif family == "timm":
+            model = _timm_model(spec.split(":", 1)[1], pretrained, classes)
+        else:
+            model = _file_model(spec)
+    if registry_kwargs:  # after the build: an unknown name is the first thing to hear
+        options = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(registry_kwargs))
+        raise ValueError(f"{options} apply to registry models only, not to {spec}.")
+    return model
+
+
+@contextlib.contextmanager
+def seeded_construction(seed: int):
+    """Run the block under ``torch.manual_seed(seed)`` and give the caller its random state
+    back afterwards (CPU and every GPU): building a model draws its initial weights."""
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+        torch.manual_seed(seed)
+        yield
+
+
+def _torchvision_model(name: str, pretrained: bool, classes: dict) -> nn.Module:
+    try:
+        import torchvision.models as tvm
+    except Exception as e:
+        raise ValueError(f"torchvision cannot be imported here ({e}).") from None
+    names = tvm.list_models()
+    if name not in names:
+        raise ValueError(unknown_name_message("torchvision model", name, names))
+    if pretrained and classes:
+        published = len(tvm.get_model_weights(name).DEFAULT.meta["categories"])
+        if classes["num_classes"] != published:
+            raise ValueError(
+                f"torchvision's published weights of {name} classify {published} classes, not "
+                f"{classes['num_classes']}; train from random weights, or use timm:NAME "
+                "(which fits a new classifier)."
+            )
+        classes = {}  # torchvision takes num_classes only without weights
+    try:
+        return tvm.get_model(name, weights="DEFAULT" if pretrained else None, **classes)
+    except TypeError as e:
+        raise ValueError(f"torchvision:{name} does not take these arguments: {e}") from None
+
+
+def _timm_model(name: str, pretrained: bool, classes: dict) -> nn.Module:
+    try:
+        import timm
+    except ImportError:
+        raise ValueError("timm models need timm: pip install timm") from None
+    if not timm.list_models(name):
+        raise ValueError(unknown_name_message("timm model", name, timm.list_models()))
+    return timm.create_model(name, pretrained=pretrained, **classes)
+
+
+def _file_model(spec: str) -> nn.Module:
     path, _, factory = spec.rpartition(":")
     path = Path(path)
     if not path.is_file():

@@ -24,6 +24,7 @@ from defstab.io.atomic import write_json
 from defstab.io.checkpoint import model_state, read_checkpoint, save_checkpoint
 from defstab.io.tables import read_csv, write_csv
 from defstab.metrics import filter_smoothness
+from defstab.models.outputs import class_scores
 from defstab.tap import evaluation_mode, pick_device
 from defstab.train.config import TrainConfig, checkpoint_steps
 
@@ -66,7 +67,7 @@ def evaluate(
             x = data.images(idx).to(device)
             if preprocess is not None:
                 x = preprocess(x)
-            correct += int((model(x).argmax(1).cpu() == data.labels[idx]).sum())
+            correct += int((class_scores(model(x)).argmax(1).cpu() == data.labels[idx]).sum())
     return correct / len(data)
 
 
@@ -262,7 +263,7 @@ def train(
             group["lr"] = _lr_at(cfg, step, total)
         net.train()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            logits = net(x)
+            logits = class_scores(net(x))
             if ddp is None:
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
             else:

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 #: Settings that may change between a run and its resumption (where it runs, not what).
-NOT_DEFINING = {"versions", "data_name", "device", "amp", "command", "distributed"}
+NOT_DEFINING = {"versions", "data_name", "device", "amp", "command", "distributed", "output"}
 RUN_FILES = ("checkpoints", "history.csv", "train_summary.json", "config.json")
 
 

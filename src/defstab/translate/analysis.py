@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from defstab.models.outputs import class_scores
 from defstab.tap import evaluation_mode, model_device_dtype, run_checked
 from defstab.translate import measures
 from defstab.translate.protocols import (
@@ -111,7 +112,7 @@ def classify_frames(
             x = flat[i : i + batch_size].to(device)
             if preprocess is not None:
                 x = preprocess(x)
-            outs.append(run_checked(model, x).float().softmax(-1).cpu())
+            outs.append(class_scores(run_checked(model, x)).float().softmax(-1).cpu())
     return torch.cat(outs).reshape(n, s, -1)
 
 
