@@ -248,7 +248,7 @@ def test_layer_analysis_does_not_depend_on_chunking(gen):
 )  # fmt: skip
 def test_layer_analysis_runs_on_every_registry_model_and_a_torchvision_cnn(model_name, gen):
     """Deep layers reach 1×1 or 2×2 maps (the margin must not empty them); strides come
-    from feature_info for registry models, from the shapes for torchvision's."""
+    from feature_info for registry models, from the network's arithmetic for torchvision's."""
     import torchvision
 
     from defstab.models import create_model
@@ -257,7 +257,7 @@ def test_layer_analysis_runs_on_every_registry_model_and_a_torchvision_cnn(model
         model, size = torchvision.models.resnet18(num_classes=10), 32  # layer4: 1×1
         layers = ["maxpool", "layer1", "layer2", "layer3", "layer4"]
         strides = {"maxpool": 4, "layer1": 4, "layer2": 8, "layer3": 16, "layer4": 32}
-        source = "inferred"
+        source = "network"
     else:
         model, size = create_model(model_name, width=0.125, seed=0), 28  # pool4: 1×1
         layers, source = None, "feature_info"

@@ -178,9 +178,14 @@ class LayerInfo:
         name: module name.
         shape: output shape without the batch dimension, e.g. (C, H, W).
         channels: C (None for outputs that are not feature maps).
-        reduction: cumulative stride, input width / feature width (None if not a map).
-        source: ``"feature_info"`` when the model describes its layers (registry VGGs, timm
-            models), ``"inferred"`` when computed from the probe's output width.
+        reduction: cumulative stride in input pixels per feature pixel (None: no grid).
+        source: where the stride comes from — ``"feature_info"`` (the model declares it:
+            registry VGGs, timm models), ``"network"`` (the network's own size arithmetic,
+            see :func:`grid_strides`), ``"global pool"`` (a map whose size does not follow
+            the input's: it gets the stride of the map it pools, see
+            :func:`cumulative_strides`), ``"patch size"`` (transformer tokens), or
+            ``"inferred"`` (input width / map width, only where the network cannot be
+            probed at another size — approximate, and every command says so).
     """
 
     name: str
@@ -188,6 +193,12 @@ class LayerInfo:
     channels: int | None
     reduction: int | None
     source: str
+
+
+#: The size step of the stride probe: a multiple of every cumulative stride a network can
+#: have up to 8, and of 10, 12, 14, 16, 20, 28, 32 and 64 (2⁶·3·5·7), so the added input
+#: pixels add exactly step / s feature pixels to a map of stride s.
+GRID_STEP = 6720
 
 
 def declared_features(model: nn.Module) -> dict[str, dict]:
@@ -204,53 +215,161 @@ def declared_features(model: nn.Module) -> dict[str, dict]:
 
 
 def layer_info(model: nn.Module, names: list[str], probe: torch.Tensor) -> dict[str, LayerInfo]:
-    """{name: :class:`LayerInfo`} in forward order, from one probe forward pass.
-
-    The stride comes from the model's ``feature_info`` where it names the layer; otherwise
-    it is inferred as round(input width / feature width) and marked ``"inferred"``.
-    """
+    """{name: :class:`LayerInfo`} in forward order, from one probe forward pass (and the
+    stride probe of :func:`grid_strides`), at any input size."""
     modules = dict(model.named_modules())
     with evaluation_mode(model), torch.no_grad():
         shapes = probe_layers(model, {n: modules[n] for n in names}, probe)
-    return infos_from_shapes(model, shapes, probe.shape[-1])
+    return infos_from_shapes(model, shapes, tuple(probe.shape[1:]))
 
 
 def cumulative_strides(infos: dict[str, LayerInfo]) -> dict[str, int | None]:
-    """{name: cumulative stride} in forward order (None: not a feature map).
+    """{name: cumulative stride} in forward order (None: no grid).
 
-    A 1×1 map the model does not declare is a global pooling (or a map pooled to one
-    pixel): it has no sampling grid of its own, and it is invariant to exactly the shifts
-    the map it pools is equivariant to, so it gets that map's stride (input width / 1
-    would say nothing).
+    A map whose size does not follow the input's (``"global pool"``: a global pooling, a
+    pooling to a fixed size) has no sampling grid of its own, and it is invariant to
+    exactly the shifts the map it pools is equivariant to, so it gets that map's stride.
     """
     out: dict[str, int | None] = {}
     last = None
     for name, info in infos.items():
         stride = info.reduction
-        if stride is not None and info.source == "inferred" and info.shape[-2:] == (1, 1):
-            stride = last if last is not None else stride
+        if info.source == "global pool":
+            stride = last
         out[name] = stride
         if stride is not None:
             last = stride
     return out
 
 
-def infos_from_shapes(model: nn.Module, shapes: dict, width: int) -> dict[str, LayerInfo]:
+def infos_from_shapes(
+    model: nn.Module, shapes: dict, input_shape: tuple[int, int, int]
+) -> dict[str, LayerInfo]:
     """:class:`LayerInfo` of layers whose output ``shapes`` (without the batch) are known,
-    for an input ``width`` pixels wide (see :func:`layer_info`)."""
+    for inputs of ``input_shape`` (C, H, W) (see :func:`layer_info`)."""
     declared = declared_features(model)
+    maps = [n for n, shape in shapes.items() if len(shape) == 3 and n not in declared]
+    measured = grid_strides(model, maps, input_shape) if maps else {}
+    patch = patch_size(model)
+    modules = dict(model.named_modules())
     out = {}
     for name, shape in shapes.items():
         shape = tuple(shape)
-        if len(shape) != 3:
-            out[name] = LayerInfo(name, shape, None, None, "inferred")
-        elif name in declared:
+        if name in declared:
             d = declared[name]
             out[name] = LayerInfo(
                 name, shape, int(d["num_chs"]), int(d["reduction"]), "feature_info"
             )
-        else:
+        elif len(shape) == 2 and patch is not None:  # (tokens, dim): a transformer's tokens
+            out[name] = LayerInfo(name, shape, None, patch, "patch size")
+        elif len(shape) != 3:
+            out[name] = LayerInfo(name, shape, None, None, "not a map")
+        elif measured is None and _is_patch_embedding(modules.get(name), patch):
+            out[name] = LayerInfo(name, shape, shape[0], patch, "patch size")
+        elif measured is None:
+            width = input_shape[-1]
             out[name] = LayerInfo(
                 name, shape, shape[0], max(1, round(width / shape[-1])), "inferred"
             )
+        else:
+            stride, channel_dim, source = measured[name]
+            if source == "inferred":
+                stride = max(1, round(input_shape[-1] / shape[-1]))
+            out[name] = LayerInfo(name, shape, shape[channel_dim], stride, source)
     return out
+
+
+def grid_strides(
+    model: nn.Module, names: list[str], input_shape: tuple[int, int, int]
+) -> dict[str, tuple[int | None, int]] | None:
+    """The cumulative stride of each named layer's map from the network's own arithmetic.
+
+    Runs the model on the ``meta`` device (shapes only: no memory, no arithmetic) at the
+    input size and at that size plus :data:`GRID_STEP` pixels on both sides. Convolutions
+    and poolings of any kernel, stride, padding and dilation add exactly ``GRID_STEP / s``
+    feature pixels to a map of cumulative stride s, so s = GRID_STEP / (growth), whatever
+    the input size. A map that does not grow is pooled to a fixed size (stride None).
+
+    Returns:
+        {name: (stride or None, index of the channel dimension — 0 for (C, H, W), 2 for a
+        channels-last (H, W, C) map —, source: "network", "global pool", or "inferred" for
+        a map that does not grow like a grid: an upsampling, a reshape)}, or None when the
+        network refuses the larger size (a fixed-size model) or the meta device — then no
+        module tells.
+    """
+    c, h, w = input_shape
+    first = _meta_shapes(model, names, (c, h, w))
+    grown = _meta_shapes(model, names, (c, h + GRID_STEP, w + GRID_STEP))
+    if first is None or grown is None:
+        return None
+    out = {}
+    for name in names:
+        a, b = first[name], grown[name]
+        changed = [i for i in range(len(a)) if a[i] != b[i]]
+        channel_dim = next(i for i in range(len(a)) if i not in changed[-2:]) if a else 0
+        if not changed:
+            out[name] = (None, 0, "global pool")
+            continue
+        growth = b[changed[-1]] - a[changed[-1]]
+        if growth <= 0 or GRID_STEP % growth or len(changed) != 2:
+            out[name] = (None, 0, "inferred")  # not a plain grid: no module tells
+        else:
+            out[name] = (GRID_STEP // growth, channel_dim, "network")
+    return out
+
+
+def _meta_shapes(model: nn.Module, names: list[str], input_shape) -> dict | None:
+    """{name: output shape without the batch} of one meta-device forward, or None if the
+    model cannot run there."""
+    from torch.func import functional_call
+
+    modules = dict(model.named_modules())
+    state = {
+        k: torch.empty_like(v, device="meta")
+        for k, v in [*model.named_parameters(), *model.named_buffers()]
+    }
+    shapes: dict[str, tuple[int, ...]] = {}
+    last = names[-1]
+
+    def make_hook(name):
+        def hook(module, inputs, output):
+            if isinstance(output, torch.Tensor | tuple | list):
+                shapes[name] = tuple(first_tensor(output, name).shape[1:])
+            if name == last:
+                raise _StopForward
+
+        return hook
+
+    handles = [modules[n].register_forward_hook(make_hook(n)) for n in names]
+    try:
+        with evaluation_mode(model), torch.no_grad():
+            functional_call(model, state, (torch.empty(1, *input_shape, device="meta"),))
+    except _StopForward:
+        pass
+    except Exception:  # a fixed-size model, a data-dependent op: the meta run cannot say
+        return None
+    finally:
+        for h in handles:
+            h.remove()
+    return shapes if all(n in shapes for n in names) else None
+
+
+def _is_patch_embedding(module: nn.Module | None, patch: int | None) -> bool:
+    """A conv that cuts the image into patches: kernel = stride = the patch size."""
+    return (
+        isinstance(module, nn.Conv2d)
+        and patch is not None
+        and module.stride == module.kernel_size == (patch, patch)
+    )
+
+
+def patch_size(model: nn.Module) -> int | None:
+    """The patch size of a vision transformer (its tokens' stride in pixels): timm's
+    ``patch_embed.patch_size``, torchvision's ``patch_size``; None if the model says none."""
+    for owner in (getattr(model, "patch_embed", None), model):
+        size = getattr(owner, "patch_size", None)
+        if isinstance(size, int) and size > 0:
+            return size
+        if isinstance(size, tuple | list) and size and isinstance(size[-1], int):
+            return int(size[-1])
+    return None

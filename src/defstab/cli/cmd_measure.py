@@ -169,6 +169,11 @@ def run(args) -> None:
     )
     for layer, note in result.meta["tuple_outputs"].items():
         warn(f"layer {layer} returns a tuple; its {note} is measured.")
+    inferred = [n for n, src in result.meta["stride_sources"].items() if src == "inferred"]
+    if inferred:
+        from defstab.models.strides import STRIDES_INFERRED
+
+        warn(STRIDES_INFERRED.format(layers=", ".join(inferred)))
     random_note = weights_caveat(model_settings)
     flip = None
     if args.min_flip:

@@ -57,7 +57,9 @@ def run(args) -> None:
 
 
 def _strides(args) -> None:
+    from defstab.cli.common import warn
     from defstab.models.architectures import registered_names
+    from defstab.models.strides import STRIDES_INFERRED
 
     if ":" in args.pattern:  # torchvision:NAME, timm:NAME — needs torch
         tables = [(args.pattern, _measured_strides(args.pattern, args.image_size))]
@@ -77,12 +79,16 @@ def _strides(args) -> None:
         print(("\n" if i else "") + name)
         width = max(len("layer"), *(len(r["layer"]) for r in rows))
         print(
-            f"  {'layer':{width}s} {'channels':>8s} {'size':>5s} {'stride s':>8s} {'s² copies':>9s}"
+            f"  {'layer':{width}s} {'channels':>8s} {'size':>5s} {'stride s':>8s} "
+            f"{'s² copies':>9s}  source"
         )
         for r in rows:
             cells = [r["channels"], r["size"], r["stride"], r["shifted_copies"]]
             c, size, s, copies = ("-" if v is None else str(v) for v in cells)
-            print(f"  {r['layer']:{width}s} {c:>8s} {size:>5s} {s:>8s} {copies:>9s}")
+            print(f"  {r['layer']:{width}s} {c:>8s} {size:>5s} {s:>8s} {copies:>9s}  {r['source']}")
+        inferred = [r["layer"] for r in rows if r["source"] == "inferred"]
+        if inferred:
+            warn(STRIDES_INFERRED.format(layers=", ".join(inferred)))
     print(
         "s: cumulative stride (input pixels per feature pixel). A shift of k px moves the "
         "feature map exactly only when s divides k; full invariance there needs all s² "

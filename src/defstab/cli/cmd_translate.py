@@ -268,6 +268,11 @@ def run(args) -> None:
         figures.append("measures_vs_size.png")
     if args.layers:
         rows = layer_shift_analysis(model, images, crop, steps, preprocess=pre)
+        inferred = sorted({r["layer"] for r in rows if r["stride_source"] == "inferred"})
+        if inferred:
+            from defstab.models.strides import STRIDES_INFERRED
+
+            warn(STRIDES_INFERRED.format(layers=", ".join(inferred)))
         write_csv(out / "layers.csv", rows)
         layer_shift_figure(
             rows, out / "layers.png", f"{model_name}: shifts vs cumulative stride{mark}"

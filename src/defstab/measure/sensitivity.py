@@ -281,9 +281,12 @@ def measure_sensitivity(
         features = {INPUT: probe[0].numel()}
         tuple_outputs: dict[str, str] = {}
         strides: dict[str, int | None] = {INPUT: 1}
+        stride_sources: dict[str, str] = {INPUT: "input"}
         if modules:
             shapes = probe_layers(model, modules, probe, tuple_outputs)
-            strides.update(cumulative_strides(infos_from_shapes(model, shapes, probe.shape[-1])))
+            infos = infos_from_shapes(model, shapes, tuple(probe.shape[1:]))
+            strides.update(cumulative_strides(infos))
+            stride_sources = {name: info.source for name, info in infos.items()}
             features.update(
                 {
                     name: math.prod(shape) // shape[0] * (shape[0] - skip)
@@ -386,6 +389,7 @@ def measure_sensitivity(
             # cumulative stride s per layer (None: not a feature map); full invariance to
             # translation there needs all s² sub-stride shifted copies (Azulay & Weiss)
             "strides": strides,
+            "stride_sources": stride_sources,
         },
     )
     if noise_control:

@@ -15,6 +15,13 @@ from __future__ import annotations
 
 from defstab.models.architectures import FAMILIES, parse_name, representation_points, scaled_blocks
 
+#: Said by every command whose strides of some layers had to be inferred.
+STRIDES_INFERRED = (
+    "no module of the network tells the strides of {layers} (it cannot run at another "
+    "input size, or the map does not follow a grid), so they are inferred as input width / "
+    "map width: approximate where padding rounds the map size."
+)
+
 
 def stride_row(
     layer: str, channels: int | None, size: int | None, stride: int | None, source: str
@@ -48,8 +55,9 @@ def registry_strides(name: str, width: float = 1.0, in_channels: int = 3) -> lis
 def model_strides(model, size: int, in_channels: int = 3, layers=None) -> list[dict]:
     """:func:`stride_row` per layer of any model (default layers as ``defstab measure``
     picks them), from one forward pass of a zero image of ``size`` pixels: the stride is
-    the model's ``feature_info`` where it declares the layer, else input width / feature
-    width, and a global pooling's is that of the map it pools (``source`` says which; see
+    the model's ``feature_info`` where it declares the layer, else the network's own size
+    arithmetic (:func:`defstab.tap.grid_strides`), the same at any ``size``; a global
+    pooling's is that of the map it pools (``source`` says which; see
     :func:`defstab.tap.cumulative_strides`)."""
     import torch
 
@@ -62,7 +70,9 @@ def model_strides(model, size: int, in_channels: int = 3, layers=None) -> list[d
     rows = [stride_row("input", in_channels, size, 1, "input")]
     infos = layer_info(model, names, probe)
     for (name, info), stride in zip(infos.items(), cumulative_strides(infos).values(), strict=True):
-        side = info.shape[-1] if info.reduction is not None else None
-        source = info.source if stride == info.reduction else "global pool: the map it pools"
+        side = None  # the map's width: (C, H, W) or channels-last (H, W, C); tokens have none
+        if len(info.shape) == 3 and info.channels is not None:
+            side = info.shape[-1] if info.shape[0] == info.channels else info.shape[1]
+        source = "global pool: the map it pools" if info.source == "global pool" else info.source
         rows.append(stride_row(name, info.channels, side, stride, source))
     return rows

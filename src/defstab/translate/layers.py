@@ -1,7 +1,7 @@
 """Per-layer shift analysis: the sampling-theorem argument made measurable.
 
 For a layer with cumulative stride s (from the model's ``feature_info`` where it describes
-the layer, else input size / feature size; see :func:`defstab.tap.layer_info`), a shift of
+the layer, else the network's own size arithmetic; see :func:`defstab.tap.layer_info`), a shift of
 the input by k pixels can only shift the feature map exactly when s divides k (Azulay &
 Weiss §3).
 For shifts k = 1..K of the crop protocol (content moves by exactly k pixels, no padding)
@@ -26,7 +26,7 @@ from defstab.measure.distances import median, paired_distance, pairwise_from_gra
 from defstab.measure.layers import resolve_layers
 from defstab.measure.sensitivity import DEFAULT_STORE_BYTES
 from defstab.measure.store import RepresentationStore
-from defstab.tap import evaluation_mode, layer_info, model_device_dtype, tap
+from defstab.tap import cumulative_strides, evaluation_mode, layer_info, model_device_dtype, tap
 from defstab.translate.protocols import crop_path
 
 
@@ -61,9 +61,12 @@ def layer_shift_analysis(
     modules = dict(model.named_modules())
     with evaluation_mode(model):
         info = layer_info(model, names, prep(frames[0, :1].to(device, dtype)))
-        names = [name for name in info if info[name].reduction is not None]  # maps, forward order
+        # maps, forward order (tokens and vectors have no map to shift); a global pool
+        # gets the stride of the map it pools
+        cumulative = cumulative_strides(info)
+        names = [n for n in info if cumulative[n] is not None and len(info[n].shape) == 3]
         shapes = {name: info[name].shape for name in names}
-        strides = {name: info[name].reduction for name in names}
+        strides = {name: cumulative[name] for name in names}
         # a margin of one feature pixel each side, on maps wide enough to keep some
         margin = {name: 1 if shapes[name][-1] >= 3 else 0 for name in names}
         feats = {
