@@ -243,7 +243,8 @@ def run(args) -> None:
             "text": [
                 f"Weights: {model_settings['weights']}. {result.n_images} images, deformation "
                 f"{what}, {args.distance} distance normalized per layer by the median over "
-                "pairs of undeformed images."
+                "pairs of undeformed images. The band is ± 2 standard errors of the mean over "
+                f"the {result.n_images} images (std / √n), not a spread over seeds."
             ]
             + (
                 [
@@ -268,10 +269,7 @@ def run(args) -> None:
             "figures": ["sensitivity.png"]
             + (["worst_case.png"] if result.worst_params is not None else [])
             + (["robustness.png"] if flip is not None else []),
-            "table": [
-                {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
-                for row in result.to_rows()
-            ],
+            "table_file": "sensitivity.csv",
         },
     )
     if not args.quiet:

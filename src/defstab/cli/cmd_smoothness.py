@@ -49,7 +49,7 @@ def run(args) -> None:
                 + (f" Expected at {expected[1]}: {expected[0]:.3f}." if expected else "")
             ],
             "figures": ["smoothness.png"],
-            "table": [{"layer": k, "smoothness": round(v, 4)} for k, v in values.items()],
+            "table_file": "smoothness.csv",
         },
     )
     if random_note:

@@ -255,10 +255,8 @@ def _write_section(out: Path, config: dict, result) -> None:
                 f"{last['test_acc']:.3f}."
             ],
             "figures": ["history.png"],
-            "table": [
-                {k: round(float(r[k]), 4) for k in ("step", "epoch", "train_loss", "test_acc")}
-                for r in result.history
-            ],
+            "table_file": "history.csv",
+            "table_columns": ["step", "epoch", "train_loss", "train_acc", "test_acc"],
         },
     )
 

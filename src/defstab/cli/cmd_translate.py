@@ -313,7 +313,7 @@ def run(args) -> None:
                 reference_note(args.preset, given),
             ],
             "figures": figures,
-            "table": summary,
+            "table_file": "summary.csv",
         },
     )
     if random_note:

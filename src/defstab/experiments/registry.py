@@ -30,6 +30,10 @@ class Experiment:
         order: place in the study (CLI listing and report); ties go by name.
         describe: settings → how its networks are trained, in words (for the caveats).
         title_init_only: the heading when nothing was trained (e.g. the demo's E1).
+        tables: the report's tables of this experiment's summary.csv: "sensitivity",
+            "noise", "smoothness" (per layer) and "shifts" (translation measures). An
+            experiment that reuses another's networks (their summary rows come along)
+            shows only its own.
     """
 
     name: str
@@ -43,6 +47,7 @@ class Experiment:
     order: int = 100
     describe: Callable | None = None
     title_init_only: str | None = None
+    tables: tuple[str, ...] = ("sensitivity", "noise", "smoothness", "shifts")
 
 
 def register_experiment(experiment: Experiment) -> Experiment:

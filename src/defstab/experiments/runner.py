@@ -119,6 +119,7 @@ def run_experiment(cfg: ExperimentConfig, quiet: bool = False) -> dict:
         "findings": experiment.findings(evidence),
         "statistics": STATISTICS_NOTE,
         "figure": figure.name,
+        "tables": list(experiment.tables),
         "runs": [
             {
                 "key": s.key,

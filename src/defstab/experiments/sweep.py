@@ -67,7 +67,7 @@ def run_sweep(
                 "of interest δ. A value whose seeds all missed the accuracy gate has no point."
             ],
             "figures": [figure.name],
-            "table": rows,
+            "table_file": "sweep.csv",
         },
     )
     return {"rows": rows, "folder": folder}

@@ -29,17 +29,53 @@ def _img(path: Path) -> str:
     return f'<img alt="{html.escape(path.name)}" src="data:image/png;base64,{data}">'
 
 
-def _table(rows: list[dict], columns: list[str]) -> str:
+def columns_of(rows: list[dict]) -> list[str]:
+    """Every column of ``rows``, in first-seen order (as :func:`defstab.io.tables.write_csv`
+    writes them): a column that first appears in a later row is kept."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    return columns
+
+
+def format_cell(value) -> str:
+    """A table cell: numbers (also read back from a CSV) to 4 significant digits, a
+    missing value as an empty cell."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        if value.strip().lstrip("-").isdigit():
+            return value.strip()  # an integer stays exact
+        value = number
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _table(rows: list[dict], columns: list[str] | None = None) -> str:
+    columns = columns or columns_of(rows)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
     for r in rows:
         cells = []
         for c in columns:
-            v = r.get(c, "")
-            if isinstance(v, float):
-                cells.append(f'<td class="num">{v:.4g}</td>')
-            else:
-                cells.append(f"<td>{html.escape(str(v))}</td>")
+            text = format_cell(r.get(c))
+            css = ' class="num"' if _is_number(text) else ""
+            cells.append(f"<td{css}>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
@@ -73,6 +109,10 @@ def _experiment_section(folder: Path, meta: dict) -> str:
     fig = folder / meta.get("figure", "")
     if fig.is_file():
         parts.append(_img(fig))
+        parts.append(
+            "<p><small>Lines: mean over seeds; bands and error bars: ± 2 std over seeds, as "
+            "Ruderman et al. 2018 draw them.</small></p>"
+        )
     rows = []
     for f in meta.get("findings", []):
         verdict = f.get("verdict", "inconclusive")
@@ -105,9 +145,11 @@ def _experiment_section(folder: Path, meta: dict) -> str:
     summary_path = folder / "summary.csv"
     if summary_path.is_file():
         summary = read_csv(summary_path)
+        tables = meta.get("tables", ["sensitivity", "noise", "smoothness", "shifts"])
         for metric in ("sensitivity", "noise", "smoothness"):
-            parts.append(_pivot(summary, metric))
-        shifts = [r for r in summary if ":" in r["metric"]]
+            if metric in tables:
+                parts.append(_pivot(summary, metric))
+        shifts = [r for r in summary if ":" in r["metric"]] if "shifts" in tables else []
         if shifts:
             table = [
                 {
@@ -165,8 +207,14 @@ def _extra_section(folder: Path, meta: dict) -> str:
     for name in meta.get("figures", []):
         if (folder / name).is_file():
             parts.append(_img(folder / name))
-    if meta.get("table"):
-        parts.append(_table(meta["table"], list(meta["table"][0])))
+    table_file = folder / meta["table_file"] if meta.get("table_file") else None
+    if table_file is not None and table_file.is_file():
+        rows = read_csv(table_file)
+        columns = [c for c in meta.get("table_columns", []) if rows and c in rows[0]]
+        parts.append(f"<p><small>table: {html.escape(table_file.name)}</small></p>")
+        parts.append(_table(rows, columns or None))
+    elif meta.get("table"):
+        parts.append(_table(meta["table"]))
     return "\n".join(parts)
 
 
@@ -204,11 +252,11 @@ def write_report(root: str | Path, path: str | Path, title: str = "defstab repor
     versions = next((m.get("versions") for _, m in sections if m.get("versions")), {})
     body = [
         f"<h1>{html.escape(title)}</h1>",
-        "<p>Normalized cosine distance: d(r(x), r(τx)) divided by the median distance over all "
-        "pairs of undeformed images, per layer (layer 0 = input); bands are ±2 std over seeds, "
-        "as in Ruderman et al. 2018. Filter smoothness: normalized total variation (0 = "
-        "spatially constant; 1.857 expected at truncated-normal init, the paper measured "
-        "≈ 1.87).</p>",
+        "<p>Sensitivity: the distance d(r(x), r(τx)) between a layer's representations of an "
+        "image and of its deformation, divided by the median distance over pairs of "
+        "undeformed images, per layer (layer 0 = input). Filter smoothness: normalized total "
+        "variation (0 = spatially constant). Each section says what its figures draw (over "
+        "seeds or over images) and which distance it used.</p>",
         "<p>Made by " + html.escape(", ".join(f"{k} {v}" for k, v in versions.items())) + "</p>",
     ]
     toc = []

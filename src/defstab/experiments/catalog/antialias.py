@@ -91,6 +91,7 @@ EXPERIMENT = register_experiment(
         plan=plan,
         figure=figure,
         findings=findings,
+        tables=("shifts",),
         summary="E1's networks under one-pixel shifts: P(top-1 change), MAC, consistency",
         order=10,
     )

@@ -94,6 +94,7 @@ EXPERIMENT = register_experiment(
         plan=pooling.plan,
         figure=figure,
         findings=findings,
+        tables=("smoothness",),
         summary="filter smoothness of E1's networks, at init and trained",
         order=4,
     )
