@@ -48,9 +48,9 @@ def run(args) -> None:
     batch = torch.stack(images)
     grid = args.grid
     if args.displacements:
-        from defstab.io.checkpoint import read_tensor
+        from defstab.io.replay import read_replay
 
-        disp = read_tensor(args.displacements, "--displacements")
+        disp = read_replay(args.displacements, "--displacements").params
         grid = math.isqrt(disp.shape[1]) if isinstance(disp, torch.Tensor) and disp.ndim == 3 else 0
         if grid < 2 or disp.shape != (len(images), grid * grid, 2):
             raise ValueError(

@@ -34,7 +34,13 @@ def add_parser(sub):
         "--deformations",
         metavar="FILE",
         default=None,
-        help="replay the deformations.pt of an earlier measure (same --images and --seed)",
+        help="replay the deformations.pt of an earlier measure (same data, --images and "
+        "--seed: the file records its images, and another set is refused)",
+    )
+    p.add_argument(
+        "--force-replay",
+        action="store_true",
+        help="with --deformations: deform these images even if the file was drawn for others",
     )
     p.add_argument(
         "--worst-case",
@@ -86,8 +92,9 @@ def run(args) -> None:
     from defstab.data.sources import load_data
     from defstab.data.spec import DataSpec
     from defstab.deform import DeformationSpec
-    from defstab.io.atomic import atomic_path, write_json
+    from defstab.io.atomic import write_json
     from defstab.io.provenance import versions
+    from defstab.io.replay import save_replay
     from defstab.io.tables import write_csv
     from defstab.measure import measure_sensitivity
     from defstab.models.loading import model_family, native_input_size
@@ -100,6 +107,8 @@ def run(args) -> None:
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}.")
     replay = _read_deformations(args.deformations) if args.deformations else None
+    if args.force_replay and replay is None:
+        raise ValueError("--force-replay goes with --deformations FILE; give the file.")
     if replay is not None and (args.grid is not None or args.max_disp is not None):
         raise ValueError("--deformations replays saved deformations; drop --grid/--max-disp.")
     device = pick_device(args.device)
@@ -113,13 +122,24 @@ def run(args) -> None:
     images, labels, indices = data_probe.sample(args.images, gen)
     warn_if_resized(data_probe, size, warn)
     h = images.shape[-1]
+    drawn_for = {  # what the deformations are drawn for, recorded beside them
+        "data": _data_identity(data_spec),
+        "images": [int(i) for i in indices],
+        "image_size": [int(images.shape[-2]), int(h)],
+        "seed": args.seed,
+    }
     if replay is not None:
-        deformation = replay
-        if replay.shape[0] != args.images:
+        from defstab.io.replay import check_replay
+
+        deformation = replay.params
+        if deformation.shape[0] != args.images:
             raise ValueError(
-                f"--deformations holds {replay.shape[0]} deformations; pass --images "
-                f"{replay.shape[0]} (and the --seed it was saved with) to replay them."
+                f"--deformations holds {deformation.shape[0]} deformations; pass --images "
+                f"{deformation.shape[0]} (and the --seed it was saved with) to replay them."
             )
+        forced = check_replay(replay, drawn_for, force=args.force_replay)
+        if forced:
+            warn(f"--force-replay: {'; '.join(forced)}; the deformations are replayed anyway.")
     else:
         deformation = DeformationSpec.for_images(h, args.grid, args.max_disp)
     worst_case = None
@@ -201,11 +221,10 @@ def run(args) -> None:
         for j in range(result.n_images)
     ]
     write_csv(out / "per_image.csv", per_image)
-    with atomic_path(out / "deformations.pt") as tmp:
-        torch.save(result.deformation_params, tmp)
+    record = drawn_for | {"deformation": result.meta["deformation"]}
+    save_replay(out / "deformations.pt", result.deformation_params, record)
     if result.worst_params is not None:
-        with atomic_path(out / "worst_deformations.pt") as tmp:
-            torch.save(result.worst_params, tmp)
+        save_replay(out / "worst_deformations.pt", result.worst_params, record | {"worst": True})
         _worst_case_figure(images, result, out / "worst_case.png")
     d = result.meta["deformation"]
     what = (
@@ -376,18 +395,27 @@ def _worst_case_figure(images, result, path, count: int = 3) -> None:
 
 
 def _read_deformations(path: str):
-    """Displacements (N, k·k, 2) or fields (N, H, W, 2) saved by an earlier measure."""
-    import torch
+    """The :class:`~defstab.io.replay.Replay` of an earlier measure: displacements
+    (N, k·k, 2) or fields (N, H, W, 2), and the record of the images they belong to."""
+    from defstab.io.replay import read_replay
 
-    from defstab.io.checkpoint import read_tensor
-
-    t = read_tensor(path, "--deformations")
-    if not isinstance(t, torch.Tensor) or t.ndim not in (3, 4) or t.shape[-1] != 2:
+    replay = read_replay(path, "--deformations")
+    t = replay.params
+    if t.ndim not in (3, 4) or t.shape[-1] != 2:
         raise ValueError(
             f"--deformations {path} must hold displacements (N, k·k, 2) or fields "
             "(N, H, W, 2), as measure writes to deformations.pt."
         )
-    return t
+    return replay
+
+
+def _data_identity(spec) -> dict:
+    """The data as a replay file records it: its kind and where it is (resolved, so that
+    a relative and an absolute path to the same folder agree)."""
+    from pathlib import Path
+
+    where = str(Path(spec.path).resolve()) if spec.path is not None else spec.text
+    return {"kind": spec.kind, "source": where}
 
 
 def warn_if_resized(data, size, warn) -> None:

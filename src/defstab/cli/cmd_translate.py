@@ -177,6 +177,12 @@ def run(args) -> None:
         data.image_size = source  # crops come from images of this size
     gen = torch.Generator().manual_seed(args.seed)
     images, labels, ids = data.sample(args.images, gen)
+    if images.shape[-1] != images.shape[-2]:  # resizing would stretch them: never silently
+        raise ValueError(
+            f"translate moves square crops and canvases, and these images are "
+            f"{images.shape[-1]}×{images.shape[-2]} px (W×H); crop them to squares first, or "
+            "give them as a folder:PATH (resized and centre-cropped, as --image-size says)."
+        )
     if images.shape[-1] != source or images.shape[-2] != source:
         from defstab.translate.protocols import resize
 

@@ -27,7 +27,7 @@ from torch import nn
 from defstab._validate import check_images
 from defstab.deform import DeformationSpec, apply_tps
 from defstab.measure.distances import check_distance, paired_distance
-from defstab.models.outputs import class_scores
+from defstab.models.outputs import class_scores, output_tensor
 from defstab.tap import evaluation_mode, model_device_dtype, run_checked, tap
 
 OBJECTIVES = ("distance", "loss")
@@ -134,7 +134,7 @@ def layer_forward(model: nn.Module, layer: str | None) -> Callable[[torch.Tensor
     """x -> the flattened output of ``layer`` (the model's output when None), stopping the
     forward pass there."""
     if layer is None:
-        return lambda x: class_scores(run_checked(model, x)).flatten(1)
+        return lambda x: output_tensor(run_checked(model, x)).flatten(1)
     if layer == "input":
         return lambda x: x.flatten(1)
     modules = dict(model.named_modules())

@@ -68,15 +68,15 @@ class OutputContract:
 
     def scores(self, output) -> torch.Tensor:
         """The (N, classes) class scores of ``output`` (a same-shaped output each call)."""
+        return _checked(self.tensor(output), self.description)
+
+    def tensor(self, output):
+        """The element the contract names, whatever its shape (a representation)."""
         if self.kind == "tensor":
-            value = output
-        elif self.kind == "sequence":
-            value = output[self.key]
-        elif self.kind == "mapping":
-            value = output[self.key]
-        else:
-            value = getattr(output, self.key)
-        return _checked(value, self.description)
+            return output
+        if self.kind in ("sequence", "mapping"):
+            return output[self.key]
+        return getattr(output, self.key)
 
 
 def _checked(value, where: str) -> torch.Tensor:
@@ -146,6 +146,15 @@ def _keyed(output, key, container: str) -> OutputContract:
     if not hasattr(output, str(key)):
         raise ValueError(f"--output-key {key!r} is not an attribute of the model's {container}.")
     return OutputContract("attribute", str(key), container)
+
+
+def output_tensor(output, key: str | int | None = None) -> torch.Tensor:
+    """The tensor the contract names in a model's output, of any shape (the model's output
+    as a representation, e.g. for a distance)."""
+    value = output_contract(output, key).tensor(output)
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"the model's output holds a {type(value).__name__}, not a tensor.")
+    return value
 
 
 def class_scores(output, key: str | int | None = None) -> torch.Tensor:
