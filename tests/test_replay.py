@@ -21,7 +21,8 @@ def data(tmp_path_factory):
 
 def _measure(data, out, *extra):
     argv = ["measure", "--model", "vgg_cifar_maxpool", "--width", "0.125", "--data",
-            f"folder:{data}", "--images", "4", "--no-noise", "--quiet", "--out", str(out)]  # fmt: skip
+            f"folder:{data}", "--images", "4", "--no-noise", "--quiet",
+            "--out", str(out)]  # fmt: skip
     return main([*argv, *extra])
 
 
