@@ -84,6 +84,8 @@ def test_coco_boxes_by_hand(tmp_path):
         "annotations": [
             {"id": 1, "image_id": 1, "bbox": [0, 0, 320, 240], "category_id": 3, "iscrowd": 0},
             {"id": 2, "image_id": 7, "bbox": [40, 40, 20, 20], "category_id": 1, "iscrowd": 0},
+            # a crowd's box covers a group of people, not one object: left out
+            {"id": 3, "image_id": 7, "bbox": [0, 0, 90, 90], "category_id": 1, "iscrowd": 1},
         ],
         "categories": [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}],
     }

@@ -319,7 +319,13 @@ def run(args) -> None:
                 "deformation than to noise of equal norm); stride s: input pixels per feature "
                 "pixel, s²: shifted copies full translation invariance needs there"
             )
-        print(f"wrote {out}/sensitivity.csv, per_image.csv, sensitivity.png, config.json")
+        written = ["sensitivity.csv", "per_image.csv", "deformations.pt"]
+        if result.worst_params is not None:
+            written += ["worst_deformations.pt", "worst_case.png"]
+        if flip is not None:
+            written += ["flip.csv", "robustness.png"]
+        written += ["sensitivity.png", "config.json", "section.json"]
+        print(f"wrote {out}/: {', '.join(written)}")
 
 
 def _minimal_flips(args, model, images, indices, labels, normalize, deformation, out):

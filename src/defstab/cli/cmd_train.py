@@ -193,7 +193,9 @@ def run(args) -> None:
         "data": data.record(),
         "data_name": first.name,
         "train_images": len(first),
-        "test_images": len(test_data),
+        # the images each evaluation reads (a seeded subset with --test-images)
+        "test_images": min(cfg.test_images or len(test_data), len(test_data)),
+        "test_set_images": len(test_data),
         "random_labels": args.random_labels,
         "templates": args.templates,
         "normalize": norm_name,

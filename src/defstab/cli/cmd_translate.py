@@ -330,4 +330,7 @@ def run(args) -> None:
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
             )
         )
-    print(f"wrote {out}/summary.csv, per_step.csv and figures")
+    written = ["summary.csv", "per_step.csv"]
+    written += ["worst_shift.csv"] if args.worst_shift is not None else []
+    written += ["layers.csv"] if args.layers else []
+    print(f"wrote {out}/: {', '.join([*written, *figures, 'config.json', 'section.json'])}")

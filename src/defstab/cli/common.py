@@ -20,7 +20,7 @@ def add_model_args(p, checkpoint: bool = True, scores: bool = False) -> None:
         "--model",
         default=None,
         help="registry name (see 'defstab models'), torchvision:NAME, timm:NAME, "
-        "or path/to/file.py:factory (not needed with --run)",
+        "or path/to/file.py:factory" + (" (not needed with --run)" if checkpoint else ""),
     )
     if checkpoint:
         p.add_argument(
@@ -204,7 +204,9 @@ def _resolve_run(args):
         "checkpoint": str(info["checkpoint"]),
         "step": info["step"],
         "normalize_trained": info.get("normalize"),
-        "weights": f"trained: {info['checkpoint']} (step {info['step']})",
+        "weights": f"trained: {info['checkpoint']} (step {info['step']})"
+        if info["step"] > 0
+        else f"at initialisation: {info['checkpoint']} (step 0, before any training)",
     }
     return model, settings
 
@@ -218,5 +220,10 @@ def weights_caveat(settings: dict) -> str | None:
         return (
             "RANDOM WEIGHTS: this model was not trained and no checkpoint was loaded "
             "(--checkpoint, --run or --pretrained); the numbers describe an untrained network."
+        )
+    if settings.get("run") and settings.get("step") == 0:
+        return (
+            "AT INITIALISATION: step 0 of the train folder is the network before any "
+            "training step; the numbers describe an untrained network."
         )
     return None

@@ -149,7 +149,8 @@ def read_voc(folder: str | Path) -> Boxes:
 
 
 def read_coco(path: str | Path) -> Boxes:
-    """A COCO instances file (crowd annotations included; their boxes are boxes too)."""
+    """A COCO instances file. Crowd annotations (``iscrowd`` = 1) are left out: their box
+    covers a group of objects, not one object's position and size."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -164,6 +165,8 @@ def read_coco(path: str | Path) -> Boxes:
         names = {c["id"]: c["name"] for c in data.get("categories", [])}
         records = []
         for a in data["annotations"]:
+            if a.get("iscrowd", 0):
+                continue
             x, y, bw, bh = (float(v) for v in a["bbox"])
             w, h = sizes[a["image_id"]]
             label = names.get(a.get("category_id"), str(a.get("category_id", "?")))
