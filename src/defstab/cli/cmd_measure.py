@@ -71,6 +71,14 @@ def add_parser(sub):
         "--flip-max", type=float, default=None, help="--min-flip search up to C (default 2×C)"
     )
     p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument(
+        "--ram-budget",
+        type=float,
+        default=3.0,
+        metavar="GIB",
+        help="RAM for the undeformed representations the exact median needs (default 3 GiB); "
+        "the rest goes to a temporary file in TMPDIR",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--quiet", action="store_true")
@@ -78,6 +86,8 @@ def add_parser(sub):
 
 
 def run(args) -> None:
+    import math
+
     import torch
 
     from defstab.cli.common import (
@@ -104,6 +114,8 @@ def run(args) -> None:
     out = check_out_folder(args.out)
     if args.images < 2:
         raise ValueError(f"--images must be at least 2, got {args.images}.")
+    if not (args.ram_budget >= 0 and math.isfinite(args.ram_budget)):
+        raise ValueError(f"--ram-budget must be a finite number of GiB ≥ 0, got {args.ram_budget}.")
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}.")
     replay = _read_deformations(args.deformations) if args.deformations else None
@@ -183,6 +195,7 @@ def run(args) -> None:
         noise_control=not args.no_noise,
         preprocess=normalize,
         batch_size=args.batch_size,
+        store_bytes=int(args.ram_budget * 2**30),
         progress=not args.quiet,
         tokens=args.tokens,
         worst_case=worst_case,

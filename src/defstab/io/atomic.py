@@ -8,33 +8,94 @@ the old file or none, never a truncated one that looks complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+#: What each refusal of the file system means for the user, by errno name.
+_ADVICE = {
+    "ENOSPC": "the disk is full",
+    "EDQUOT": "the disk quota is used up",
+    "EFBIG": "the file would be larger than this system allows (see ulimit -f)",
+    "EROFS": "the file system is read-only",
+    "EACCES": "there is no permission to write there",
+    "EPERM": "there is no permission to write there",
+    "ENOENT": "the folder was removed while the command ran",
+    "ENOTDIR": "a part of the path is a file, not a folder",
+}
+
+
+class StorageError(OSError):
+    """A write the file system refused, said in one sentence that names the path and the
+    OS error. Nothing was replaced: the file that was there (an earlier checkpoint, a
+    finished result) is intact, and rerunning the same command resumes."""
+
+    def __init__(self, path, code: int | None, detail: str):
+        super().__init__(code, detail)
+        name = errno.errorcode.get(code, "") if code is not None else ""
+        why = _ADVICE.get(name, detail)
+        self.sentence = (
+            f"could not write {path}: {why} ({detail}{', ' + name if name else ''}); "
+            "what was written before is intact — free space or fix the folder, then rerun "
+            "the same command to resume."
+        )
+
+    def __str__(self) -> str:
+        return self.sentence
+
+
+def storage_error(path, exc: BaseException) -> StorageError | None:
+    """``exc`` as a :class:`StorageError` for ``path`` if it is a refusal of the file
+    system: an ``OSError`` with an errno, or a library's error that carries one in its
+    message (safetensors says ``I/O error: File too large (os error 27)``); else None."""
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return StorageError(path, exc.errno, exc.strerror or os.strerror(exc.errno))
+    found = re.search(r"os error (\d+)|code: (\d+)", str(exc))
+    if found:
+        code = int(found.group(1) or found.group(2))
+        return StorageError(path, code, os.strerror(code))
+    return None
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` on success."""
+    """Yield a temporary path beside ``path``; rename it to ``path`` on success.
+
+    A write the file system refuses (disk full, file too large, read-only, removed folder)
+    ends as one :class:`StorageError`; the temporary file is removed and ``path`` keeps
+    what it held.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent
-    )
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent
+        )
+        os.close(fd)
+    except OSError as e:
+        raise storage_error(path, e) from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         # mkstemp makes 0600 (and some writers recreate the file): results are for sharing
         os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
+    except Exception as e:
+        refused = storage_error(path, e)
+        if refused is None:
+            raise
+        raise refused from None
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        with contextlib.suppress(OSError):
+            tmp_path.unlink(missing_ok=True)
 
 
 def _umask() -> int:

@@ -10,6 +10,7 @@ bounded whatever the model.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 
@@ -37,7 +38,13 @@ class _SpilledLayer:
     def write_rows(self, start: int, rows: np.ndarray) -> None:
         for c0, c1 in self._slabs():
             block = np.ascontiguousarray(rows[:, c0:c1])
-            os.pwrite(self.fd, block.data, self.offset + (c0 * self.n + start * (c1 - c0)) * 4)
+            at = self.offset + (c0 * self.n + start * (c1 - c0)) * 4
+            try:
+                written = os.pwrite(self.fd, block.data, at)
+            except OSError as e:
+                raise _spill_error(e) from None
+            if written != block.nbytes:  # a full disk can also end a write short
+                raise _spill_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
 
     def read_slab(self, c0: int, c1: int) -> np.ndarray:
         out = np.empty((self.n, c1 - c0), dtype=np.float32)
@@ -46,6 +53,14 @@ class _SpilledLayer:
         if got != nbytes:
             raise OSError(f"short read from the spill file ({got} of {nbytes} bytes).")
         return out
+
+
+def _spill_error(e: OSError):
+    """A refused write of the spill file, as one sentence that says what the file is."""
+    from defstab.io.atomic import storage_error
+
+    where = f"the spill file of measure in {tempfile.gettempdir()} (representations beyond RAM)"
+    return storage_error(where, e)
 
 
 class RepresentationStore:
@@ -71,7 +86,10 @@ class RepresentationStore:
                 used += size
                 continue
             if self._file is None:
-                self._file = tempfile.TemporaryFile(prefix="defstab-spill-", dir=spill_dir)
+                try:
+                    self._file = tempfile.TemporaryFile(prefix="defstab-spill-", dir=spill_dir)
+                except OSError as e:
+                    raise _spill_error(e) from None
             self.arrays[layer] = _SpilledLayer(self._file.fileno(), offset, n, features[layer])
             offset += size
             self.spilled.append(layer)
