@@ -44,7 +44,7 @@ def test_deform_writes_figure(tmp_path, capsys):
     [
         (["deform", "missing.png"], "not found"),
         (["deform", "{a}", "--grid", "1"], "grid"),
-        (["deform", "{a}", "--max-disp", "-2"], "max_disp"),
+        (["deform", "{a}", "--max-disp", "-2"], "--max-disp"),
         (["deform", "{a}", "-o", "fig.bmp"], "figure file"),
         (["deform", "{bad}"], "cannot read"),
         (["models", "nothing*"], "no registered model"),

@@ -92,8 +92,8 @@ CASES = {
         lambda r: measure(r, "--data", str(r / "tiny.npy")),
         "cannot run on inputs of shape (3, 5, 5)",
     ),
-    "measure grid of 1": (lambda r: measure(r, "--grid", "1"), "grid"),
-    "measure negative displacement": (lambda r: measure(r, "--max-disp", "-1"), "max_disp"),
+    "measure grid of 1": (lambda r: measure(r, "--grid", "1"), "--grid must be at least 2"),
+    "measure negative displacement": (lambda r: measure(r, "--max-disp", "-1"), "--max-disp"),
     "measure GPU that is not there": (lambda r: measure(r, "--device", "cuda"), "no GPU"),
     "measure unknown device": (lambda r: measure(r, "--device", "tpu9"), "unknown device"),
     "measure batch size 0": (lambda r: measure(r, "--batch-size", "0"), "--batch-size"),
@@ -135,6 +135,22 @@ CASES = {
     "smoothness --out is a file": (
         lambda r: ["smoothness", "--model", "vgg_cifar_maxpool", "--out", str(r / "a_file")],
         "is a file",
+    ),
+    "smoothness of a filter too wide for the network's maps": (
+        lambda r: ["smoothness", "--model", "vgg_cifar_maxblurpool7", "--out", str(r / "sm7")],
+        "cannot run on its native 32×32 px",
+    ),
+    "smoothness --width 0": (
+        lambda r: [
+            "smoothness",
+            "--model",
+            "vgg_cifar_maxpool",
+            "--width",
+            "0",
+            "--out",
+            str(r / "sm0"),
+        ],  # fmt: skip
+        "--width must be positive",
     ),
     "smoothness checkpoint of another model": (
         lambda r: [

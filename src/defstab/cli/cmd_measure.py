@@ -86,8 +86,6 @@ def add_parser(sub):
 
 
 def run(args) -> None:
-    import math
-
     import torch
 
     from defstab.cli.common import (
@@ -114,10 +112,6 @@ def run(args) -> None:
     out = check_out_folder(args.out)
     if args.images < 2:
         raise ValueError(f"--images must be at least 2, got {args.images}.")
-    if not (args.ram_budget >= 0 and math.isfinite(args.ram_budget)):
-        raise ValueError(f"--ram-budget must be a finite number of GiB ≥ 0, got {args.ram_budget}.")
-    if args.batch_size is not None and args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}.")
     replay = _read_deformations(args.deformations) if args.deformations else None
     if args.force_replay and replay is None:
         raise ValueError("--force-replay goes with --deformations FILE; give the file.")

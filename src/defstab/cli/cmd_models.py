@@ -33,8 +33,6 @@ def run(args) -> None:
     # the architectures as data: no torch import, so the listing answers at once
     from defstab.models.architectures import describe, registered_names
 
-    if not args.width > 0:
-        raise ValueError(f"--width must be positive, got {args.width}.")
     if args.strides:
         return _strides(args)
     names = [n for n in registered_names() if fnmatch.fnmatch(n, args.pattern)]
@@ -52,7 +50,8 @@ def run(args) -> None:
     if sized:
         print(
             "blurpool (3 taps) and maxblurpool (4 taps, Zhang 2019's default) take another "
-            f"filter size 1…7 as a suffix, e.g. {sized[0]}5."
+            f"filter size 1…7 as a suffix, e.g. {sized[0]}5 (a size too wide for the "
+            "network's smallest maps is refused when the model is built)."
         )
 
 

@@ -92,7 +92,7 @@ def add_parser(sub):
 def run(args) -> None:
     import torch
 
-    from defstab.cli.common import check_out_folder, check_positive, model_kwargs, use_class_scores
+    from defstab.cli.common import check_out_folder, model_kwargs, use_class_scores
     from defstab.data.labels import with_random_labels
     from defstab.data.normalize import default_normalization, make_normalize
     from defstab.data.spec import DataSpec
@@ -107,12 +107,8 @@ def run(args) -> None:
     out = check_out_folder(args.out)
     if not args.model:
         raise ValueError("give --model NAME (see 'defstab models').")
-    for option in ("epochs", "batch_size", "per_class", "train_images", "test_images"):
-        check_positive(getattr(args, option), "--" + option.replace("_", "-"))
     if args.no_augment and args.augment_shift is not None:
         raise ValueError("--no-augment and --augment-shift contradict each other; give one.")
-    if args.augment_shift is not None and args.augment_shift < 0:
-        raise ValueError(f"--augment-shift must be ≥ 0 pixels, got {args.augment_shift}.")
     data = DataSpec.parse(args.data)
     device = pick_device(args.device)
     family = model_family(args.model)

@@ -87,7 +87,6 @@ def run(args) -> None:
 
     from defstab.cli.common import (
         check_out_folder,
-        check_positive,
         pick_device,
         resolve_model,
         use_class_scores,
@@ -107,11 +106,6 @@ def run(args) -> None:
     from defstab.translate.presets import describe, get_preset, reference_note
 
     out = check_out_folder(args.out)
-    check_positive(args.images, "--images")
-    for option in ("steps", "crop_size", "source_size", "window", "pairs_per_batch"):
-        value = getattr(args, option)
-        if value is not None and value < 1:
-            raise ValueError(f"--{option.replace('_', '-')} must be at least 1, got {value}.")
     try:
         sizes = [int(s) for s in args.object_size.split(",")] if args.object_size else None
     except ValueError:
@@ -244,8 +238,6 @@ def run(args) -> None:
     if args.worst_shift is not None:
         from defstab.translate.analysis import worst_shift
 
-        if args.worst_shift < 1:
-            raise ValueError(f"--worst-shift must be at least 1, got {args.worst_shift}.")
         side = min(crop, source - 2 * args.worst_shift)
         found = worst_shift(model, images, side, args.worst_shift, pre, progress=not args.quiet)
         summary.append(

@@ -112,11 +112,6 @@ def check_out_folder(path: str | Path, option: str = "--out") -> Path:
     return out
 
 
-def check_positive(value, option: str) -> None:
-    if value is not None and value < 1:
-        raise ValueError(f"{option} must be at least 1, got {value}.")
-
-
 def warn(message: str) -> None:
     """A warning on stderr: the command goes on."""
     print(f"defstab: warning: {message}", file=sys.stderr)

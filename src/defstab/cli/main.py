@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from defstab import __version__
+from defstab.cli.ranges import check_option_ranges
 from defstab.errors import FindingError
 
 # Startup cost: the command modules import nothing heavy at module level (their HELP line
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(chosen_command(argv) or "")
     args = parser.parse_args(argv)
     try:
+        check_option_ranges(args)  # one table for every command (defstab.cli.ranges)
         args._run(args)
     except (ValueError, OSError, FloatingPointError) as e:
         # user mistakes and file problems: one sentence, no traceback
