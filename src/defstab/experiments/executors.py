@@ -156,9 +156,9 @@ def _serial(plan, out, cache, progress, label, processes) -> list[dict]:
     """In this process, one run after another: a run's error is the command's error."""
     runs = plan
     if progress:
-        from tqdm.auto import tqdm
+        from defstab.progress import progress
 
-        runs = tqdm(plan, desc=label, unit="run", dynamic_ncols=True)
+        runs = progress(plan, desc=label or "runs", unit="run")
     results = []
     for spec in runs:
         if progress:
@@ -173,9 +173,9 @@ class _Progress:
     def __init__(self, total: int, done: int, show: bool, label: str | None = None):
         self.bar = None
         if show:
-            from tqdm.auto import tqdm
+            from defstab.progress import progress
 
-            self.bar = tqdm(total=total, initial=done, desc=label, unit="run", dynamic_ncols=True)
+            self.bar = progress(total=total, initial=done, desc=label or "runs", unit="run")
         self.done = done
 
     def update(self, done: int, running: int, queued: int, failed: int) -> None:

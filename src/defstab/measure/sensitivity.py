@@ -310,9 +310,9 @@ def measure_sensitivity(
         with RepresentationStore(n, features, store_bytes, spill_dir) as store:
             chunks = range(0, n, batch_size)
             if progress:
-                from tqdm.auto import tqdm
+                from defstab.progress import progress
 
-                chunks = tqdm(chunks, desc="measuring", unit="chunk", leave=False)
+                chunks = progress(chunks, desc="measuring", unit="chunk", leave=False)
             for start in chunks:
                 rows = slice(start, min(start + batch_size, n))
                 b = rows.stop - rows.start

@@ -238,9 +238,9 @@ def train(
     t0 = time.perf_counter()
     bar = None
     if not quiet and main:
-        from tqdm.auto import tqdm
+        from defstab.progress import progress
 
-        bar = tqdm(total=total, initial=step, desc="training", unit="step", dynamic_ncols=True)
+        bar = progress(total=total, initial=step, desc="training", unit="step")
     seen, step_seconds = 0, 0.0
     while step < total and not reached:
         t_step = time.perf_counter()

@@ -104,9 +104,9 @@ def classify_frames(
     outs = []
     starts = range(0, flat.shape[0], batch_size)
     if progress:
-        from tqdm.auto import tqdm
+        from defstab.progress import progress
 
-        starts = tqdm(starts, desc="classifying frames", unit="batch", leave=False)
+        starts = progress(starts, desc="classifying frames", unit="batch", leave=False)
     with evaluation_mode(model):
         for i in starts:
             x = flat[i : i + batch_size].to(device)
