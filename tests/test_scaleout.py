@@ -199,3 +199,60 @@ def test_scaleout_mistakes_get_one_sentence(tmp_path, capsys, monkeypatch):
         assert main([*base, *extra]) == 2, extra
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (extra, err)
+
+
+def test_ray_at_a_closed_port_ends_in_one_sentence_within_the_timeout(tmp_path, capsys):
+    pytest.importorskip("ray")
+    port = _free_port()  # nothing listens there
+    t0 = time.monotonic()
+    argv = [*ARGV, "--executor", "ray", "--address", f"127.0.0.1:{port}",
+            "--connect-timeout", "2", "--out", str(tmp_path / "o")]  # fmt: skip
+    assert main(argv) == 2
+    elapsed = time.monotonic() - t0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"no Ray cluster answers at 127.0.0.1:{port} after 2 s" in err[0]
+    assert 2 <= elapsed < 20  # waited the timeout, not Ray's minutes of retries
+
+
+@pytest.mark.slow
+def test_ray_head_killed_mid_experiment_keeps_finished_runs_and_the_rerun_resumes(tmp_path):
+    pytest.importorskip("ray")
+    ray_bin = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", HOME=str(tmp_path / "home"))
+
+    def start_head(port):
+        start = [ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--port",
+                 str(port), "--num-cpus", "1", "--include-dashboard", "false",
+                 "--disable-usage-stats"]  # fmt: skip
+        subprocess.run(start, check=True, capture_output=True, env=env, timeout=180)
+
+    def stop_heads():
+        subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env, timeout=120)
+
+    port, out = _free_port(), tmp_path / "ray"
+    # runs long enough (a few seconds each, one at a time) for the cluster to go mid-way
+    argv = [sys.executable, "-m", "defstab.cli.main", *ARGV, "--seeds", "3", "--per-class",
+            "40", "--epochs", "3", "--executor",
+            "ray", "--address", f"127.0.0.1:{port}", "--connect-timeout", "5",
+            "--out", str(out)]  # fmt: skip
+    start_head(port)
+    try:
+        driver = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+        done = out / "measurements"
+        deadline = time.time() + 240
+        while not list(done.glob("*/result.json")) and time.time() < deadline:
+            time.sleep(0.5)
+        stop_heads()  # the cluster disappears mid-experiment
+        t0 = time.time()
+        _, err = driver.communicate(timeout=180)
+        assert driver.returncode == 2 and time.time() - t0 < 60
+        assert "stopped answering" in err and "rerun the same command" in err
+        assert "Traceback" not in err
+        kept = len(list(done.glob("*/result.json")))
+        assert kept >= 1
+        start_head(port)
+        again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert (out / "pooling" / "experiment.json").is_file()
+    finally:
+        stop_heads()

@@ -69,6 +69,14 @@ def add_parser(sub):
     g.add_argument(
         "--address", default=None, help="ray: HOST:PORT of a cluster started with 'ray start'"
     )
+    g.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="ray: seconds to wait for the cluster at --address, at the start and whenever "
+        "it stops answering (default 30)",
+    )
     g.add_argument("--cpus-per-run", type=int, default=1, help="ray/slurm: CPUs (torch threads)")
     g.add_argument(
         "--gpus-per-run",
@@ -137,6 +145,7 @@ def executor_config(args):
         slurm_time_min=args.slurm_time,
         slurm_cluster=args.slurm_cluster,
         slurm_parameters=params,
+        connect_timeout_s=args.connect_timeout,
     )
 
 

@@ -97,6 +97,7 @@ RANGES: dict[str, Range] = {
     "gpus_per_run": AT_LEAST_0,
     "processes_per_run": AT_LEAST_0,
     "slurm_time": AT_LEAST_1,
+    "connect_timeout": POSITIVE,
 }
 
 #: Seeds beyond this do not fit torch's 64-bit seed.

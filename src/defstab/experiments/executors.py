@@ -14,6 +14,7 @@ engines are the standard library's process pool, Ray and submitit.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -44,6 +45,8 @@ class ExecutorConfig:
             jobs run on this machine, to try the flow without a cluster).
         slurm_parameters: any other submitit parameter (``update_parameters``), e.g.
             ``{"slurm_account": "lab", "mem_gb": 32}``.
+        connect_timeout_s: how long to wait for a Ray cluster at ``address`` to answer, at
+            the start and whenever it stops answering mid-experiment; then one sentence.
     """
 
     kind: str = "local"
@@ -56,6 +59,7 @@ class ExecutorConfig:
     slurm_time_min: int = 240
     slurm_cluster: str = "slurm"
     slurm_parameters: dict = field(default_factory=dict)
+    connect_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.kind not in EXECUTORS:
@@ -64,6 +68,8 @@ class ExecutorConfig:
             raise ValueError("workers and cpus per run must be ≥ 1, GPUs per run ≥ 0.")
         if self.processes_per_run < 0:
             raise ValueError(f"processes per run must be ≥ 0, got {self.processes_per_run}.")
+        if not self.connect_timeout_s > 0:
+            raise ValueError(f"the connect timeout must be > 0 s, got {self.connect_timeout_s}.")
         if self.slurm_time_min < 1:
             raise ValueError(f"the Slurm time limit must be ≥ 1 minute, got {self.slurm_time_min}.")
 
@@ -192,18 +198,22 @@ class _Progress:
 
 
 def _watch(
-    handles: dict, is_done, count_running, result_of, progress: _Progress, cancel=None
+    handles: dict, is_done, count_running, result_of, progress: _Progress, cancel=None, alive=None
 ) -> dict:
     """Poll ``handles`` {key: handle} until all ended; returns {key: error line}.
 
     ``count_running(pending handles)`` says how many of them run now (the rest wait);
     on Ctrl-C, ``cancel(handle)`` stops each unfinished one (so that a rerun never has two
-    jobs working on one run folder) before the interruption propagates."""
+    jobs working on one run folder) before the interruption propagates. ``alive()``, if
+    given, is called every poll and raises when the cluster is gone (finished runs are
+    already in their folders)."""
     failures: dict[str, str] = {}
     pending = dict(handles)
     base = progress.done
     try:
         while pending:
+            if alive is not None:
+                alive(len(handles) - len(pending) - len(failures))
             for key in [k for k, h in pending.items() if is_done(h)]:
                 try:
                     result_of(pending.pop(key))
@@ -261,6 +271,13 @@ def _ray(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
             "--executor ray needs Ray: pip install 'defstab[ray]' (or pip install ray)."
         ) from None
     started_here = not ray.is_initialized()
+    watchdog = None
+    if started_here and executor.address:
+        watchdog = _Reachable(executor.address, executor.connect_timeout_s, len(todo))
+        watchdog.wait_until_open()
+        # Ray ends a driver whose cluster is gone after this long: let the watchdog speak first
+        reconnect = str(int(max(60, 2 * executor.connect_timeout_s)))
+        os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", reconnect)
     if started_here:
         try:
             ray.init(
@@ -268,6 +285,7 @@ def _ray(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
                 num_cpus=None if executor.address else os.cpu_count(),
                 include_dashboard=False,
                 log_to_driver=False,
+                logging_level=logging.WARNING,  # not Ray's connection chatter in the log
             )
         except ConnectionError as e:
             raise ValueError(
@@ -296,10 +314,72 @@ def _ray(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
             ray.get,
             progress,
             cancel=lambda ref: ray.cancel(ref, force=True),
+            alive=watchdog.check if watchdog is not None else None,
         )
+    except ClusterGone:
+        started_here = False  # a shutdown would wait for the lost cluster: the exit ends it
+        raise
     finally:
         if started_here:
             ray.shutdown()
+
+
+class ClusterGone(ValueError):
+    """The Ray cluster stopped answering; finished runs are kept, a rerun resumes."""
+
+
+class _Reachable:
+    """Whether the Ray head at ``HOST:PORT`` accepts connections: waited for at the start
+    (a mistyped port ends in one sentence after ``timeout`` seconds, instead of Ray's
+    minutes of retries), and checked while the runs go on."""
+
+    def __init__(self, address: str, timeout: float, total: int):
+        self.address, self.timeout, self.total = address, timeout, total
+        target = address.removeprefix("ray://")
+        host, _, port = target.rpartition(":")
+        self.host, self.port = (host or "127.0.0.1"), (int(port) if port.isdigit() else None)
+        self.down_since = None
+        self.last_probe = 0.0
+
+    def _open(self, timeout: float) -> str | None:
+        """None if a connection opens, else why not."""
+        import socket
+
+        if self.port is None:
+            return None  # no port to probe: Ray's own resolution decides
+        try:
+            with socket.create_connection((self.host, self.port), timeout=max(0.1, timeout)):
+                return None
+        except OSError as e:
+            return e.strerror or type(e).__name__
+
+    def wait_until_open(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        while (why := self._open(min(5.0, self.timeout))) is not None:
+            if time.monotonic() >= deadline:
+                raise ValueError(
+                    f"no Ray cluster answers at {self.address} after {self.timeout:g} s "
+                    f"({why}); check the address and that 'ray start --head --port "
+                    f"{self.port}' runs there, or give a longer --connect-timeout."
+                )
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+    def check(self, finished: int) -> None:
+        now = time.monotonic()
+        if now - self.last_probe < 2.0:  # a cheap probe, not every poll
+            return
+        self.last_probe = now
+        why = self._open(min(5.0, self.timeout))
+        if why is None:
+            self.down_since = None
+            return
+        self.down_since = self.down_since or now
+        if now - self.down_since >= self.timeout:
+            raise ClusterGone(
+                f"the Ray cluster at {self.address} stopped answering ({why}) for "
+                f"{self.timeout:g} s: {finished} of {self.total} runs had finished and are "
+                "kept; restart the cluster and rerun the same command to resume."
+            )
 
 
 def _slurm(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
