@@ -256,3 +256,23 @@ def test_ray_head_killed_mid_experiment_keeps_finished_runs_and_the_rerun_resume
         assert (out / "pooling" / "experiment.json").is_file()
     finally:
         stop_heads()
+
+
+def test_slurm_that_does_not_answer_ends_in_one_sentence(tmp_path, capsys, monkeypatch):
+    """A fake Slurm on PATH: one whose controller hangs, then none at all."""
+    pytest.importorskip("submitit")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool, body in (("sbatch", "exit 1"), ("squeue", "sleep 60")):
+        (bin_dir / tool).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    argv = [*ARGV, "--executor", "slurm", "--connect-timeout", "1", "--out", str(tmp_path / "o")]
+    t0 = time.monotonic()
+    assert main(argv) == 2
+    assert time.monotonic() - t0 < 15
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Slurm did not answer within 1 s" in err[0]
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    assert main(argv) == 2
+    assert "needs Slurm's sbatch and squeue" in capsys.readouterr().err

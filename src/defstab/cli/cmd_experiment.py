@@ -75,7 +75,7 @@ def add_parser(sub):
         default=30.0,
         metavar="S",
         help="ray: seconds to wait for the cluster at --address, at the start and whenever "
-        "it stops answering (default 30)",
+        "it stops answering; slurm: for the controller to answer (default 30)",
     )
     g.add_argument("--cpus-per-run", type=int, default=1, help="ray/slurm: CPUs (torch threads)")
     g.add_argument(

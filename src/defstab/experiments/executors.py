@@ -324,6 +324,35 @@ def _ray(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
             ray.shutdown()
 
 
+def _slurm_answers(timeout: float) -> None:
+    """Ask Slurm for this user's queue before submitting: a machine without Slurm, or a
+    controller that does not answer, ends in one sentence after at most ``timeout``
+    seconds (sbatch itself would retry for minutes)."""
+    import shutil
+    import subprocess
+
+    missing = [tool for tool in ("sbatch", "squeue") if shutil.which(tool) is None]
+    if missing:
+        raise ValueError(
+            f"--executor slurm needs Slurm's {' and '.join(missing)} on this machine's PATH; "
+            "run on a login node of the cluster, or try the flow here with "
+            "--slurm-cluster local."
+        )
+    try:
+        answer = subprocess.run(
+            ["squeue", "--me", "--noheader"], capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        raise ValueError(
+            f"Slurm did not answer within {timeout:g} s (squeue --me); check that the "
+            "controller (slurmctld) is up and reachable from here, or give a longer "
+            "--connect-timeout."
+        ) from None
+    if answer.returncode != 0:
+        first = (answer.stderr.strip().splitlines() or ["no message"])[0]
+        raise ValueError(f"Slurm refused to answer (squeue --me: {first}).")
+
+
 class ClusterGone(ValueError):
     """The Ray cluster stopped answering; finished runs are kept, a rerun resumes."""
 
@@ -390,6 +419,8 @@ def _slurm(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
             "--executor slurm needs submitit: pip install 'defstab[slurm]' (or pip install "
             "submitit)."
         ) from None
+    if executor.slurm_cluster == "slurm":
+        _slurm_answers(executor.connect_timeout_s)
     logs = Path(out) / "slurm-logs"
     pool = submitit.AutoExecutor(folder=logs, cluster=executor.slurm_cluster)
     params = {
