@@ -187,7 +187,7 @@ def test_measure_cli_worst_case_and_replay(tmp_path, capsys):
     assert replayed == pytest.approx(worst, rel=1e-4, abs=1e-6)
     # mistakes: one sentence, exit 2
     assert main([*base, "--worst-case", "--attack-steps", "0", "--out", str(tmp_path / "e")]) == 2
-    assert "attack steps" in capsys.readouterr().err
+    assert "--attack-steps must be at least 1" in capsys.readouterr().err
     assert (
         main(
             [
