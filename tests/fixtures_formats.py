@@ -54,3 +54,11 @@ def write_image_folder(
             arr = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
             Image.fromarray(arr).save(root / c / f"{i:03d}.png")
     return root
+
+
+def write_train_test_tree(root: Path, per_class: int = 2, size=(32, 32)) -> Path:
+    """``root/train/<class>/`` and ``root/test/<class>/`` image folders, as ``defstab
+    train --data folder:ROOT`` reads them; returns ``root``."""
+    for split in ("train", "test"):
+        write_image_folder(root / split, per_class=per_class, size=size)
+    return root

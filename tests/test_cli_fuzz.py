@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from defstab.cli.main import build_parser, main
-from fixtures_formats import write_image_folder
+from fixtures_formats import write_image_folder, write_train_test_tree
 
 #: Files whose presence would make a failed run look finished.
 RESULT_FILES = ("config.json", "sensitivity.csv", "smoothness.csv", "summary.csv",
@@ -40,8 +40,7 @@ TEXT = st.sampled_from(["", "x", "/nonexistent/file", "folder:/nonexistent", "a,
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     imgs = write_image_folder(root / "imgs", per_class=2, size=(32, 32))
-    for split in ("train", "test"):
-        write_image_folder(root / "tree" / split, per_class=2, size=(32, 32))
+    write_train_test_tree(root / "tree", per_class=2)
     # something to report on
     assert main(["smoothness", "--model", "vgg_cifar_maxpool", "--width", "0.125",
                  "--out", str(root / "reportable" / "smoothness")]) == 0  # fmt: skip

@@ -13,7 +13,7 @@ import torch
 from defstab.cli.main import main
 from defstab.io.tables import read_csv
 from defstab.models.outputs import class_scores, output_contract
-from fixtures_formats import write_image_folder
+from fixtures_formats import write_image_folder, write_train_test_tree
 
 MODELS = '''
 import collections
@@ -90,8 +90,7 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("outputs")
     (root / "nets.py").write_text(MODELS)
     data = write_image_folder(root / "imgs", per_class=3, size=(32, 32))
-    for split in ("train", "test"):  # a train/test tree for `defstab train`
-        write_image_folder(root / "tree" / split, per_class=2, size=(32, 32))
+    write_train_test_tree(root / "tree", per_class=2)
     return root, f"folder:{data}"
 
 

@@ -11,7 +11,7 @@ import pytest
 from defstab.cli.main import main
 from defstab.io.tables import read_csv
 from defstab.plotting.report import format_cell
-from fixtures_formats import write_image_folder
+from fixtures_formats import write_image_folder, write_train_test_tree
 
 
 class Tables(HTMLParser):
@@ -44,8 +44,7 @@ class Tables(HTMLParser):
 def results(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     data = write_image_folder(root / "imgs", per_class=3, size=(32, 32))
-    for split in ("train", "test"):
-        write_image_folder(root / "tree" / split, per_class=2, size=(32, 32))
+    write_train_test_tree(root / "tree", per_class=2)
     model = ["--model", "vgg_cifar_maxpool", "--width", "0.125"]
     out = root / "results"
     commands = {

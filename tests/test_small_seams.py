@@ -10,7 +10,7 @@ import re
 import pytest
 
 from defstab.cli.main import main
-from fixtures_formats import write_image_folder
+from fixtures_formats import write_train_test_tree
 
 MODEL = ["--model", "vgg_cifar_maxpool", "--width", "0.125"]
 
@@ -18,8 +18,7 @@ MODEL = ["--model", "vgg_cifar_maxpool", "--width", "0.125"]
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("seams")
-    for split in ("train", "test"):
-        write_image_folder(root / "tree" / split, per_class=3, size=(32, 32))
+    write_train_test_tree(root / "tree", per_class=3)
     run = root / "run"
     argv = ["train", *MODEL, "--data", f"folder:{root / 'tree'}", "--epochs", "1",
             "--batch-size", "4", "--test-images", "4", "--quiet", "--out", str(run)]  # fmt: skip
