@@ -34,3 +34,26 @@ def test_checkpoint_metadata_is_standard_json(tmp_path):
         header = f.metadata()["defstab"]
     assert json.loads(header, parse_constant=_refuse) == {"step": 3, "test_acc": None}
     assert read_checkpoint(path)[1]["test_acc"] is None
+
+
+def test_run_keys_refuse_non_finite_settings_and_keep_finite_keys():
+    import hashlib
+    import json
+
+    import pytest
+
+    from defstab.experiments.runs import _digest
+
+    fields = {"width": 0.25, "seed": 3, "data": "synthetic"}
+    # the key of finite settings is unchanged by the strict encoding (finished runs resume)
+    legacy = hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+    assert _digest(fields) == legacy[:10]
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        _digest({"width": float("nan")})
+
+
+def test_train_folder_compares_nan_settings_as_config_json_holds_them():
+    from defstab.train.folder import differences
+
+    assert differences({"train": {"lr": None}}, {"train": {"lr": float("nan")}}) == []
+    assert differences({"train": {"lr": 0.1}}, {"train": {"lr": 0.2}}) == ["train.lr: 0.1 → 0.2"]

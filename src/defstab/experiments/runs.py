@@ -37,7 +37,12 @@ NETWORKS, MEASUREMENTS = "networks", "measurements"
 
 
 def _digest(fields: dict) -> str:
-    blob = json.dumps(fields, sort_keys=True, default=str)
+    """A run's key: the hash of its settings as standard JSON (the same text as before for
+    finite numbers; a NaN or infinite setting would name no reproducible run)."""
+    try:
+        blob = json.dumps(fields, sort_keys=True, default=str, allow_nan=False)
+    except ValueError:
+        raise ValueError(f"a run setting is NaN or infinite: {fields}.") from None
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
@@ -133,7 +138,10 @@ class DataCache:
         data = DataSpec.parse(spec.data)
         synthetic = data.kind == "synthetic"
         key = json.dumps(
-            [data.text, opts, spec.seed if synthetic else 0], sort_keys=True, default=str
+            [data.text, opts, spec.seed if synthetic else 0],
+            sort_keys=True,
+            default=str,
+            allow_nan=False,
         )
         if key not in self._cache:
             self._cache[key] = self._load(data, opts, spec.seed if synthetic else 0)

@@ -8,7 +8,7 @@ import html
 import json
 from pathlib import Path
 
-from defstab.io.atomic import write_text
+from defstab.io.atomic import strict_json, write_text
 from defstab.io.tables import read_csv
 
 CSS = """
@@ -172,7 +172,11 @@ def _experiment_section(folder: Path, meta: dict) -> str:
             + "</details>"
         )
     made_by = sorted(
-        {json.dumps(r["provenance"], sort_keys=True) for r in runs if r.get("provenance")}
+        {
+            json.dumps(r["provenance"], sort_keys=True, allow_nan=False)
+            for r in runs
+            if r.get("provenance")
+        }
     )
     if made_by:
         parts.append(
@@ -192,7 +196,10 @@ def _experiment_section(folder: Path, meta: dict) -> str:
     parts.append(
         "<details><summary>settings</summary>"
         + _table(
-            [{"setting": k, "value": json.dumps(v)} for k, v in settings.items()],
+            [
+                {"setting": k, "value": json.dumps(strict_json(v), default=str, allow_nan=False)}
+                for k, v in settings.items()
+            ],
             ["setting", "value"],
         )
         + "</details>"

@@ -11,6 +11,8 @@ import json
 import shutil
 from pathlib import Path
 
+from defstab.io.atomic import strict_json
+
 #: Settings that may change between a run and its resumption (where it runs, not what).
 NOT_DEFINING = {"versions", "data_name", "device", "amp", "command", "distributed", "output"}
 RUN_FILES = ("checkpoints", "history.csv", "train_summary.json", "config.json")
@@ -30,7 +32,9 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def differences(old: dict, new: dict) -> list[str]:
     """``"key: old → new"`` for every defining setting that differs."""
-    a, b = _flatten(old), _flatten(json.loads(json.dumps(new, default=str)))
+    # the new settings as config.json would hold them (write_json: NaN → null)
+    as_written = json.dumps(strict_json(new), default=str, allow_nan=False)
+    a, b = _flatten(old), _flatten(json.loads(as_written))
     return [
         f"{k}: {a.get(k, '(unset)')} → {b.get(k, '(unset)')}"
         for k in sorted(set(a) | set(b))
