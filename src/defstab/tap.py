@@ -266,14 +266,11 @@ def infos_from_shapes(
             out[name] = LayerInfo(name, shape, None, None, "not a map")
         elif measured is None and _is_patch_embedding(modules.get(name), patch):
             out[name] = LayerInfo(name, shape, shape[0], patch, "patch size")
-        elif measured is None:
-            width = input_shape[-1]
-            out[name] = LayerInfo(
-                name, shape, shape[0], max(1, round(width / shape[-1])), "inferred"
-            )
         else:
-            stride, channel_dim, source = measured[name]
-            if source == "inferred":
+            stride, channel_dim, source = (
+                measured[name] if measured is not None else (None, 0, "inferred")
+            )
+            if source == "inferred":  # no module tells: input width / map width
                 stride = max(1, round(input_shape[-1] / shape[-1]))
             out[name] = LayerInfo(name, shape, shape[channel_dim], stride, source)
     return out
@@ -281,7 +278,7 @@ def infos_from_shapes(
 
 def grid_strides(
     model: nn.Module, names: list[str], input_shape: tuple[int, int, int]
-) -> dict[str, tuple[int | None, int]] | None:
+) -> dict[str, tuple[int | None, int, str]] | None:
     """The cumulative stride of each named layer's map from the network's own arithmetic.
 
     Runs the model on the ``meta`` device (shapes only: no memory, no arithmetic) at the
@@ -305,29 +302,36 @@ def grid_strides(
     out = {}
     for name in names:
         a, b = first[name], grown[name]
-        changed = [i for i in range(len(a)) if a[i] != b[i]]
-        channel_dim = next(i for i in range(len(a)) if i not in changed[-2:]) if a else 0
+        changed = [i for i in range(len(a)) if a[i] != b[i]]  # the spatial dimensions
+        growth = b[changed[-1]] - a[changed[-1]] if changed else 0
         if not changed:
             out[name] = (None, 0, "global pool")
-            continue
-        growth = b[changed[-1]] - a[changed[-1]]
-        if growth <= 0 or GRID_STEP % growth or len(changed) != 2:
+        elif len(changed) != 2 or growth <= 0 or GRID_STEP % growth:
             out[name] = (None, 0, "inferred")  # not a plain grid: no module tells
-        else:
+        else:  # the one dimension that did not grow holds the channels
+            channel_dim = next(i for i in range(3) if i not in changed)
             out[name] = (GRID_STEP // growth, channel_dim, "network")
     return out
+
+
+def meta_forward(model: nn.Module, input_shape: tuple[int, ...]):
+    """``model`` on one input of ``input_shape`` (C, H, W) on the ``meta`` device: shapes
+    only, no memory, no arithmetic; the model's own weights are not touched or copied
+    (its forward hooks fire as usual). Errors of the model propagate."""
+    from torch.func import functional_call
+
+    state = {
+        k: torch.empty_like(v, device="meta")
+        for k, v in [*model.named_parameters(), *model.named_buffers()]
+    }
+    with torch.no_grad():
+        return functional_call(model, state, (torch.empty(1, *input_shape, device="meta"),))
 
 
 def _meta_shapes(model: nn.Module, names: list[str], input_shape) -> dict | None:
     """{name: output shape without the batch} of one meta-device forward, or None if the
     model cannot run there."""
-    from torch.func import functional_call
-
     modules = dict(model.named_modules())
-    state = {
-        k: torch.empty_like(v, device="meta")
-        for k, v in [*model.named_parameters(), *model.named_buffers()]
-    }
     shapes: dict[str, tuple[int, ...]] = {}
     last = names[-1]
 
@@ -342,8 +346,8 @@ def _meta_shapes(model: nn.Module, names: list[str], input_shape) -> dict | None
 
     handles = [modules[n].register_forward_hook(make_hook(n)) for n in names]
     try:
-        with evaluation_mode(model), torch.no_grad():
-            functional_call(model, state, (torch.empty(1, *input_shape, device="meta"),))
+        with evaluation_mode(model):
+            meta_forward(model, input_shape)
     except _StopForward:
         pass
     except Exception:  # a fixed-size model, a data-dependent op: the meta run cannot say

@@ -78,19 +78,13 @@ def check_native_size(name: str, model: nn.Module) -> None:
     """Refuse, in one sentence, a network that cannot run on inputs of its own native size
     (e.g. a blur filter wider than the small maps it must pad), found by a shapes-only
     forward pass on the ``meta`` device (no memory, no arithmetic)."""
-    import torch
-    from torch.func import functional_call
+    from defstab.tap import meta_forward
 
     size, channels = getattr(model, "input_size", None), getattr(model, "in_channels", None)
     if not (isinstance(size, int) and isinstance(channels, int)):
         return
-    state = {
-        k: torch.empty_like(v, device="meta")
-        for k, v in [*model.named_parameters(), *model.named_buffers()]
-    }
     try:
-        with torch.no_grad():
-            functional_call(model, state, (torch.empty(1, channels, size, size, device="meta"),))
+        meta_forward(model, (channels, size, size))
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
-import torch
 from torch import nn
 
 
@@ -21,7 +18,8 @@ def count_flops(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
     Args:
         input_shape: (C, H, W).
     """
-    meta = copy.deepcopy(model).to("meta")
+    from defstab.tap import meta_forward
+
     total = 0
 
     def hook(module, inputs, output):
@@ -34,12 +32,11 @@ def count_flops(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
 
     handles = [
         m.register_forward_hook(hook)
-        for m in meta.modules()
+        for m in model.modules()
         if isinstance(m, nn.Conv2d | nn.Linear)
     ]
     try:
-        with torch.no_grad():
-            meta(torch.empty(1, *input_shape, device="meta"))
+        meta_forward(model, input_shape)
     finally:
         for h in handles:
             h.remove()
