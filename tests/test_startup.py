@@ -20,7 +20,16 @@ print("HEAVY:", ",".join(heavy))
 """
 
 
-@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["models"], ["models", "--help"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--version"],
+        ["--help"],
+        ["models"],
+        ["models", "--help"],
+        ["models", "vgg_cifar_maxpool", "--strides"],
+    ],
+)
 def test_cli_startup_imports_no_torch(argv):
     out = subprocess.run(
         [sys.executable, "-c", PROBE.format(argv=argv)], capture_output=True, text=True

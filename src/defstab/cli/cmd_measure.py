@@ -94,6 +94,7 @@ def run(args) -> None:
         resolve_model,
         use_class_scores,
         warn,
+        warn_inferred_strides,
         weights_caveat,
     )
     from defstab.data.normalize import default_normalization, make_normalize
@@ -196,11 +197,7 @@ def run(args) -> None:
     )
     for layer, note in result.meta["tuple_outputs"].items():
         warn(f"layer {layer} returns a tuple; its {note} is measured.")
-    inferred = [n for n, src in result.meta["stride_sources"].items() if src == "inferred"]
-    if inferred:
-        from defstab.models.strides import STRIDES_INFERRED
-
-        warn(STRIDES_INFERRED.format(layers=", ".join(inferred)))
+    warn_inferred_strides(n for n, s in result.meta["stride_sources"].items() if s == "inferred")
     random_note = weights_caveat(model_settings)
     flip = None
     if args.min_flip:

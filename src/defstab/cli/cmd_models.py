@@ -56,9 +56,7 @@ def run(args) -> None:
 
 
 def _strides(args) -> None:
-    from defstab.cli.common import warn
     from defstab.models.architectures import registered_names
-    from defstab.models.strides import STRIDES_INFERRED
 
     if ":" in args.pattern:  # torchvision:NAME, timm:NAME — needs torch
         tables = [(args.pattern, _measured_strides(args.pattern, args.image_size))]
@@ -86,8 +84,10 @@ def _strides(args) -> None:
             c, size, s, copies = ("-" if v is None else str(v) for v in cells)
             print(f"  {r['layer']:{width}s} {c:>8s} {size:>5s} {s:>8s} {copies:>9s}  {r['source']}")
         inferred = [r["layer"] for r in rows if r["source"] == "inferred"]
-        if inferred:
-            warn(STRIDES_INFERRED.format(layers=", ".join(inferred)))
+        if inferred:  # only measured tables: the registry's answer imports nothing heavy
+            from defstab.cli.common import warn_inferred_strides
+
+            warn_inferred_strides(inferred)
     print(
         "s: cumulative stride (input pixels per feature pixel). A shift of k px moves the "
         "feature map exactly only when s divides k; full invariance there needs all s² "

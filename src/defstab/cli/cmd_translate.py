@@ -91,6 +91,7 @@ def run(args) -> None:
         resolve_model,
         use_class_scores,
         warn,
+        warn_inferred_strides,
         weights_caveat,
     )
     from defstab.data.normalize import default_normalization, make_normalize
@@ -104,6 +105,7 @@ def run(args) -> None:
     from defstab.translate import PROTOCOLS, layer_shift_analysis, run_protocol
     from defstab.translate.analysis import PATH_PROTOCOLS
     from defstab.translate.presets import describe, get_preset, reference_note
+    from defstab.translate.protocols import resize
 
     out = check_out_folder(args.out)
     try:
@@ -178,8 +180,6 @@ def run(args) -> None:
             "give them as a folder:PATH (resized and centre-cropped, as --image-size says)."
         )
     if images.shape[-1] != source or images.shape[-2] != source:
-        from defstab.translate.protocols import resize
-
         native_px = images.shape[-1]
         if source > 2 * native_px or native_px > 2 * source:
             warn(
@@ -199,8 +199,6 @@ def run(args) -> None:
     )
     pre = make_normalize(norm, images.shape[1])
     pre = pre.to(device) if pre is not None else None
-    from defstab.translate.protocols import resize
-
     probe = resize(images[:2], canvas).to(device)  # shaped like every frame to come
     use_class_scores(model, pre(probe) if pre is not None else probe, args, settings)
     has_labels = len(data.classes) > 1
@@ -266,11 +264,7 @@ def run(args) -> None:
         figures.append("measures_vs_size.png")
     if args.layers:
         rows = layer_shift_analysis(model, images, crop, steps, preprocess=pre)
-        inferred = sorted({r["layer"] for r in rows if r["stride_source"] == "inferred"})
-        if inferred:
-            from defstab.models.strides import STRIDES_INFERRED
-
-            warn(STRIDES_INFERRED.format(layers=", ".join(inferred)))
+        warn_inferred_strides(r["layer"] for r in rows if r["stride_source"] == "inferred")
         write_csv(out / "layers.csv", rows)
         layer_shift_figure(
             rows, out / "layers.png", f"{model_name}: shifts vs cumulative stride{mark}"

@@ -117,6 +117,15 @@ def warn(message: str) -> None:
     print(f"defstab: warning: {message}", file=sys.stderr)
 
 
+def warn_inferred_strides(layers) -> None:
+    """Say which layers' strides could only be inferred (input width / map width)."""
+    from defstab.models.strides import STRIDES_INFERRED
+
+    layers = list(dict.fromkeys(layers))
+    if layers:
+        warn(STRIDES_INFERRED.format(layers=", ".join(layers)))
+
+
 def resolve_model(args, in_channels: int | None = None):
     """(model, settings) from the model arguments; loads the checkpoint if given.
 
