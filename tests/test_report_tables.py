@@ -121,6 +121,8 @@ def test_captions_say_what_is_drawn(results):
     assert "euclidean distance" in html
     assert "±2 std over seeds" not in html  # nothing here has seeds
     assert "None" not in html
+    made_by = html.split("<p>Made by ", 1)[1].split("</p>", 1)[0]
+    assert "torch " in made_by and "defstab " in made_by  # versions of command-only reports
 
 
 def test_inline_tables_show_the_union_of_columns():

@@ -225,6 +225,17 @@ def _extra_section(folder: Path, meta: dict) -> str:
     return "\n".join(parts)
 
 
+def _versions(folder: Path, meta: dict) -> dict:
+    """The library versions behind a section: an experiment records them in its
+    experiment.json, a command in the config.json beside its section.json."""
+    if meta.get("versions"):
+        return meta["versions"]
+    try:
+        return json.loads((folder / "config.json").read_text()).get("versions") or {}
+    except (OSError, ValueError):
+        return {}
+
+
 def find_sections(root: Path) -> list[tuple[Path, dict]]:
     found = []
     for name in ("section.json", "experiment.json"):
@@ -256,7 +267,7 @@ def write_report(root: str | Path, path: str | Path, title: str = "defstab repor
             f"no defstab results found under {root} (no experiment.json or section.json from "
             "experiment, demo, train, measure, smoothness or translate)."
         )
-    versions = next((m.get("versions") for _, m in sections if m.get("versions")), {})
+    versions = next((v for folder, m in sections if (v := _versions(folder, m))), {})
     body = [
         f"<h1>{html.escape(title)}</h1>",
         "<p>Sensitivity: the distance d(r(x), r(τx)) between a layer's representations of an "

@@ -80,7 +80,9 @@ def layer_shift_figure(rows: list[dict], path: str | Path, title: str = "") -> P
         ax.set_xticks(
             x, [n.removeprefix("features.") for n in layers], rotation=60, ha="right", fontsize=7
         )
-        ax.set_ylabel(f"normalized cosine distance ({key})")
+        # the measure as the panel's title: a long vertical label would run into the title
+        ax.set_title(key, fontsize=9)
+        ax.set_ylabel("normalized cosine distance")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
