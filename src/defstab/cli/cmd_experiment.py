@@ -10,6 +10,7 @@ HELP = "run one of the papers' experiments (E1–E5, antialias, worst-case, augm
 
 def add_parser(sub):
     from defstab.experiments.registry import get_experiment, list_experiments
+    from defstab.train.precision import PRECISIONS
 
     names = list_experiments()
     p = sub.add_parser(
@@ -43,6 +44,13 @@ def add_parser(sub):
         ("per-class", int),
     ]:
         p.add_argument(f"--{name}", type=typ, default=None, help="override the preset")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="training precision (default: the preset's; quick: auto = bf16 where the "
+        "machine computes it, paper: fp32); part of each network's key",
+    )
     p.add_argument(
         "--epochs-sweep",
         default=None,
@@ -159,6 +167,7 @@ def run(args) -> None:
         "train_images": args.train_images,
         "test_images": args.test_images,
         "per_class": args.per_class,
+        "precision": args.precision,
     }
     epochs_key = get_experiment(args.name).epochs_key
     if epochs_key != "epochs" and args.epochs is not None:

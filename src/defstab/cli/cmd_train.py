@@ -10,6 +10,7 @@ HELP = "train with checkpoints and a history of stability"  # one line in `defst
 
 def add_parser(sub):
     from defstab.cli.common import add_model_args
+    from defstab.train.precision import PRECISIONS
 
     p = sub.add_parser("train", help=HELP)
     add_model_args(p, checkpoint=False, scores=True)
@@ -70,6 +71,14 @@ def add_parser(sub):
     p.add_argument("--normalize", default=None, help="imagenet, cifar10, mnist or none")
     p.add_argument("--image-size", type=int, default=None)
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="fp32, or bf16 autocast (CPUs with bf16 dot products, GPUs from Ampere on); "
+        "auto (default) = bf16 where the device computes it, else fp32 (said on stderr). "
+        "Recorded in config.json as the precision used",
+    )
     p.add_argument(
         "--out", required=True, help="run folder (resumed if it holds this run's checkpoints)"
     )
@@ -169,7 +178,12 @@ def run(args) -> None:
         augment=False if args.no_augment else (True if args.augment_shift is not None else None),
         augment_shift=args.augment_shift,
         target_train_acc=args.target_train_acc,
+        precision=args.precision,
     )
+    # the precision used, not "auto", is what config.json records and a resume compares
+    cfg, note = cfg.resolved(device)
+    if note:
+        print(f"defstab: {note}", file=sys.stderr)
     norm_name = args.normalize or default_normalization(family, data)
     normalize = make_normalize(norm_name, first.channels)
     output = {}  # where the class scores sit in the model's output

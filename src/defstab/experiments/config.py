@@ -55,6 +55,11 @@ class ExperimentConfig:
             if self.seeds < 1:
                 raise ValueError(f"seeds must be positive, got {self.seeds}.")
             s["seeds"] = self.seeds
+        if s.get("precision") == "auto":  # resolved here: the network keys name what is used
+            from defstab.tap import pick_device
+            from defstab.train.precision import resolve_precision
+
+            s["precision"], _ = resolve_precision("auto", pick_device("auto"))
         return s
 
     def data_spec(self) -> DataSpec:
@@ -70,6 +75,7 @@ def train_settings(s: dict, seed: int, epochs: int, augment: bool) -> dict:
         "epochs": epochs,
         "batch_size": s["batch_size"],
         "lr": s["lr"],
+        "precision": s.get("precision", "fp32"),
         "seed": seed,
         "augment": augment,
         "probe_images": s["probe_images"],

@@ -66,8 +66,9 @@ class NetworkSpec:
     data_options: dict[str, Any]
     train: dict[str, Any] | None
 
-    #: Bumped when what training produces changes.
-    VERSION = 1
+    #: Bumped when what training produces changes (2: channels-last training, the
+    #: precision recorded in ``train``).
+    VERSION = 2
 
     def digest(self) -> str:
         return _digest(asdict(self) | {"version": self.VERSION})

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+
+from defstab.train.precision import PRECISIONS, resolve_precision
 
 
 @dataclass
@@ -29,7 +31,9 @@ class TrainConfig:
     probe_max_disp: float | None = None
     test_images: int | None = None  # evaluate on a subset of the test set (None = all)
     device: str = "auto"
-    amp: bool = True  # mixed precision (bf16) and channels_last on GPU; ignored on CPU
+    # "fp32", or "bf16" autocast (a recorded setting, part of a network's key); "auto" is
+    # resolved to one of them before a run starts (see defstab.train.precision)
+    precision: str = "fp32"
     # stop at the end of the first epoch whose training-set accuracy (eval mode, the same
     # images and labels) reaches this; ``epochs`` is then the cap (the lr schedule spans it)
     target_train_acc: float | None = None
@@ -55,11 +59,22 @@ class TrainConfig:
             raise ValueError(
                 f"augment_shift must be an integer ≥ 0 (pixels), got {self.augment_shift!r}."
             )
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}."
+            )
         if self.checkpoints_per_octave < 1 or self.probe_images < 2:
             raise ValueError("checkpoints_per_octave must be ≥ 1 and probe_images ≥ 2.")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def resolved(self, device) -> tuple[TrainConfig, str | None]:
+        """This config with ``precision`` resolved for ``device`` (``auto`` → what is
+        used), and the fallback note of ``auto``, if any. Raises ValueError for bf16 on a
+        device without it."""
+        precision, note = resolve_precision(self.precision, device)
+        return replace(self, precision=precision), note
 
 
 def default_config(data_kind: str, **overrides) -> TrainConfig:

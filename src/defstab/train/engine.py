@@ -9,6 +9,7 @@ uninterrupted run would.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from defstab.metrics import filter_smoothness
 from defstab.models.outputs import class_scores
 from defstab.tap import evaluation_mode, pick_device
 from defstab.train.config import TrainConfig, checkpoint_steps
+from defstab.train.precision import autocast
 
 CKPT_DIR = "checkpoints"
 
@@ -56,10 +58,14 @@ def _lr_at(cfg: TrainConfig, step: int, total: int) -> float:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, data: ImageDataset, preprocess=None, batch_size: int = 256, device=None
+    model: nn.Module, data: ImageDataset, preprocess=None, batch_size: int = 500, device=None
 ) -> float:
-    """Top-1 accuracy of ``model`` (eval mode, mode restored) on ``data``."""
+    """Top-1 accuracy of ``model`` (eval mode, mode restored) on ``data``, in fp32.
+
+    Batches are laid out as the model's convolution weights are (channels-last during
+    training), so the evaluations at checkpoints run at the training layout's speed."""
     device = device or next(model.parameters()).device
+    layout = _memory_format(model)
     correct = 0
     with evaluation_mode(model):
         for s in range(0, len(data), batch_size):
@@ -67,8 +73,20 @@ def evaluate(
             x = data.images(idx).to(device)
             if preprocess is not None:
                 x = preprocess(x)
+            if x.dim() == 4:
+                x = x.contiguous(memory_format=layout)
             correct += int((class_scores(model(x)).argmax(1).cpu() == data.labels[idx]).sum())
     return correct / len(data)
+
+
+def _memory_format(model: nn.Module) -> torch.memory_format:
+    """channels_last if the model's first 4-d weight is stored so, else contiguous."""
+    for p in model.parameters():
+        if p.dim() == 4:
+            if p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous():
+                return torch.channels_last
+            break
+    return torch.contiguous_format
 
 
 def _optimizer_state_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
@@ -124,7 +142,9 @@ def train(
         train_data: an ImageDataset, or an object with ``for_epoch(epoch) -> ImageDataset``
             (synthetic tasks regenerated every epoch).
         test_data: held-out images for accuracy and the sensitivity probe.
-        config: :class:`TrainConfig`.
+        config: :class:`TrainConfig`; ``precision="auto"`` is resolved here (bf16 where
+            the device computes it); callers that record the config resolve it first
+            (:meth:`TrainConfig.resolved`).
         out: run folder: ``checkpoints/step_*.safetensors``, ``history.csv``. An existing
             folder with checkpoints is resumed from the last one.
         preprocess: normalisation applied to every batch (after augmentation).
@@ -147,10 +167,13 @@ def train(
                 "global batch is split over them."
             )
     main = ddp is None or ddp.is_main  # only the main process evaluates and writes
-    use_amp = cfg.amp and device.type == "cuda"
-    model = model.to(device)
-    if use_amp:
-        model = model.to(memory_format=torch.channels_last)
+    cfg, note = cfg.resolved(device)  # "auto" → fp32 or bf16; bf16 without support raises
+    if note and main and not quiet:
+        print(f"defstab: {note}", file=sys.stderr)
+    # channels-last on CPU and GPU: oneDNN and cuDNN convolve NHWC faster (1.2× in fp32
+    # here, more in bf16; benchmarks/bench_train.py). Elementwise results are the same;
+    # a convolution's rounding may differ from NCHW, deterministically.
+    model = model.to(device).to(memory_format=torch.channels_last)
     net = ddp.wrap(model) if ddp is not None else model
     epoch_data = (
         train_data.for_epoch if hasattr(train_data, "for_epoch") else (lambda e: train_data)
@@ -257,12 +280,12 @@ def train(
             x, y = x[rows], y[rows]
         if preprocess is not None:
             x = preprocess(x)
-        if use_amp:
+        if x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         for group in opt.param_groups:
             group["lr"] = _lr_at(cfg, step, total)
         net.train()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+        with autocast(device, cfg.precision):
             logits = class_scores(net(x))
             if ddp is None:
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
@@ -305,7 +328,7 @@ def train(
             break
     if bar is not None:
         bar.close()
-    model.eval()
+    model.to(memory_format=torch.contiguous_format).eval()  # as it came, for measurements
     if out is not None and main:
         write_json(
             out / "train_summary.json",
