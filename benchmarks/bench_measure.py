@@ -8,7 +8,7 @@ For 128 images at every layer of the paper's CIFAR VGG (32×32) and ImageNet VGG
     pairwise median) without and with the noise control (which adds a third pass).
 Each variant runs in its own process so that its peak memory (max RSS) is its own.
 
-Run: python benchmarks/bench_measure.py [--images 128] [--only cifar|imagenet]
+Run: python benchmarks/bench_measure.py [--images 128] [--only cifar|imagenet] [--device cuda]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch
 CASES = {"cifar": ("vgg_cifar_maxpool", 32), "imagenet": ("vgg_imagenet_maxpool", 224)}
 
 
-def worker(case: str, mode: str, images: int, threads: int) -> dict:
+def worker(case: str, mode: str, images: int, threads: int, device: str = "cpu") -> dict:
     from defstab.deform import random_tps
     from defstab.measure import DeformationSpec, measure_sensitivity
     from defstab.measure.sensitivity import ACTIVATION_BYTES
@@ -33,8 +33,8 @@ def worker(case: str, mode: str, images: int, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     name, size = CASES[case]
-    model = create_model(name, seed=0).eval()
-    x = torch.rand(images, 3, size, size, generator=torch.Generator().manual_seed(0))
+    model = create_model(name, seed=0).eval().to(device)
+    x = torch.rand(images, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
     spec = DeformationSpec.paper(size)
     # the measurement's own chunk size (2 copies per chunk without noise, 3 with)
     largest = max(p.numel() for p in _activations(model, x[:1]))
@@ -46,6 +46,8 @@ def worker(case: str, mode: str, images: int, threads: int) -> dict:
             for s in range(0, images, batch):
                 model(x[s : s + batch])
                 model(tx[s : s + batch])
+        if x.is_cuda:
+            torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
     else:
         t0 = time.perf_counter()
@@ -80,10 +82,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--only", choices=list(CASES))
     ap.add_argument("--modes", default="bare,measure,noise", help="which variants to run")
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--worker", nargs=2, metavar=("CASE", "MODE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(*args.worker, args.images, args.threads)))
+        print(json.dumps(worker(*args.worker, args.images, args.threads, args.device)))
         return
     print(f"torch {torch.__version__}, {args.threads} threads, {args.images} images, float32")
     header = ["network".ljust(10), "mode".ljust(22), "batch".rjust(5), "seconds".rjust(8)]
@@ -101,6 +104,8 @@ def main() -> None:
                 str(args.images),
                 "--threads",
                 str(args.threads),
+                "--device",
+                args.device,
             ]
             r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
             bare = bare or r["seconds"]
