@@ -79,11 +79,14 @@ def apply_tps(
     disp = displacements.to(device=images.device, dtype=images.dtype)
     tps._check_displacements(disp)
     identity = ~disp.detach().reshape(disp.shape[0], -1).any(dim=1)
+    if not bool(identity.any()):  # the usual case: one check here instead of one per chunk
+        identity = None
     chunk_size = chunk_size or images.shape[0]
     outs = []
     for i in range(0, images.shape[0], chunk_size):
         sl = slice(i, i + chunk_size)
-        outs.append(sample(images[sl], tps._apply_block(disp[sl], True), padding, identity[sl]))
+        keep = None if identity is None else identity[sl]
+        outs.append(sample(images[sl], tps._apply_block(disp[sl], True), padding, keep))
     return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 

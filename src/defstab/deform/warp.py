@@ -74,15 +74,16 @@ def identity_grid(size: tuple[int, int], device, dtype) -> torch.Tensor:
 
 
 def sample(
-    images: torch.Tensor, grid: torch.Tensor, padding: str, identity: torch.Tensor
+    images: torch.Tensor, grid: torch.Tensor, padding: str, identity: torch.Tensor | None
 ) -> torch.Tensor:
-    """grid_sample on a normalized grid; images flagged in ``identity`` (N,) are copied.
+    """grid_sample on a normalized grid; images flagged in ``identity`` (N,) are copied
+    (None: no image is).
 
     grid_sample's round trip through the [-1, 1] frame is off by ~1e-7 at integer
     positions; an image whose field is identically zero must come back bit-exact (zero
     deformation => zero sensitivity), so those are copied through.
     """
     out = F.grid_sample(images, grid, mode="bilinear", padding_mode=padding, align_corners=True)
-    if bool(identity.any()):
+    if identity is not None and bool(identity.any()):
         out = torch.where(identity.view(-1, 1, 1, 1), images, out)
     return out
