@@ -4,6 +4,8 @@ For 128 images at every layer of the paper's CIFAR VGG (32×32) and ImageNet VGG
 (224×224), compares in one run:
   * bare: two forward passes (x and τx, eval, no_grad, the measurement's batch size),
     τx precomputed;
+  * floor: the bare passes plus every layer's clean rows kept in RAM and its Gram matrix
+    (the exact pairwise median's unavoidable work);
   * defstab: ``measure_sensitivity`` (deformation, hooks, per-image distances, exact
     pairwise median) without and with the noise control (which adds a third pass).
 Each variant runs in its own process so that its peak memory (max RSS) is its own.
@@ -25,7 +27,9 @@ import torch
 CASES = {"cifar": ("vgg_cifar_maxpool", 32), "imagenet": ("vgg_imagenet_maxpool", 224)}
 
 
-def worker(case: str, mode: str, images: int, threads: int, device: str = "cpu") -> dict:
+def worker(
+    case: str, mode: str, images: int, threads: int, device: str = "cpu", width: float = 1.0
+) -> dict:
     from defstab.deform import random_tps
     from defstab.measure import DeformationSpec, measure_sensitivity
     from defstab.measure.sensitivity import ACTIVATION_BYTES
@@ -33,19 +37,35 @@ def worker(case: str, mode: str, images: int, threads: int, device: str = "cpu")
 
     torch.set_num_threads(threads)
     name, size = CASES[case]
-    model = create_model(name, seed=0).eval().to(device)
+    model = create_model(name, seed=0, width=width).eval().to(device)
     x = torch.rand(images, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
     spec = DeformationSpec.paper(size)
     # the measurement's own chunk size (2 copies per chunk without noise, 3 with)
     largest = max(p.numel() for p in _activations(model, x[:1]))
     batch = max(1, min(64, ACTIVATION_BYTES // (largest * (3 if mode == "noise" else 2) * 4)))
-    if mode == "bare":
+    if mode in ("bare", "floor"):
         tx, _ = random_tps(x, spec.grid, spec.max_disp, torch.Generator().manual_seed(1))
+        layers = list(model.features.children())
         t0 = time.perf_counter()
         with torch.no_grad():
-            for s in range(0, images, batch):
-                model(x[s : s + batch])
-                model(tx[s : s + batch])
+            if mode == "bare":
+                for s in range(0, images, batch):
+                    model(x[s : s + batch])
+                    model(tx[s : s + batch])
+            else:  # + each layer's clean rows kept in RAM and its Gram matrix: the exact
+                # median's own work (what any exact all-pairs median has to do)
+                kept = [[] for _ in layers]
+                hooks = [m.register_forward_hook(lambda m, i, o, k=k: k.append(o.flatten(1)))
+                         for m, k in zip(layers, kept, strict=True)]  # fmt: skip
+                for s in range(0, images, batch):
+                    model(x[s : s + batch])
+                for h in hooks:
+                    h.remove()
+                for s in range(0, images, batch):
+                    model(tx[s : s + batch])
+                for k in [[x.flatten(1)], *kept]:
+                    rows = torch.cat(k)
+                    rows @ rows.T
         if x.is_cuda:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
@@ -81,42 +101,42 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=128)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--only", choices=list(CASES))
-    ap.add_argument("--modes", default="bare,measure,noise", help="which variants to run")
+    ap.add_argument("--modes", default="bare,floor,measure,noise", help="which variants to run")
+    ap.add_argument("--imagenet-width", type=float, default=0.5, help="ImageNet VGG width")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--worker", nargs=2, metavar=("CASE", "MODE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(*args.worker, args.images, args.threads, args.device)))
+        width = args.imagenet_width if args.worker[0] == "imagenet" else 1.0
+        print(json.dumps(worker(*args.worker, args.images, args.threads, args.device, width)))
         return
-    print(f"torch {torch.__version__}, {args.threads} threads, {args.images} images, float32")
-    header = ["network".ljust(10), "mode".ljust(22), "batch".rjust(5), "seconds".rjust(8)]
-    print(" ".join(header + ["vs bare".rjust(8), "peak RSS".rjust(9)]))
+    print(
+        f"torch {torch.__version__}, {args.device}, {args.threads} threads, {args.images} "
+        f"images, float32; ImageNet VGG width {args.imagenet_width}"
+    )
+    header = ["network".ljust(10), "mode".ljust(36), "batch".rjust(5), "seconds".rjust(8)]
+    print(" ".join(header + ["vs bare".rjust(8), "vs floor".rjust(8), "peak RSS".rjust(9)]))
+    labels = {
+        "bare": "2 bare forward passes",
+        "floor": "floor: 2 passes + clean rows + Grams",
+        "measure": "defstab measure",
+        "noise": "defstab + noise control",
+    }
     for case in [args.only] if args.only else list(CASES):
-        bare = None
+        done = {}
         for mode in args.modes.split(","):
-            cmd = [
-                sys.executable,
-                __file__,
-                "--worker",
-                case,
-                mode,
-                "--images",
-                str(args.images),
-                "--threads",
-                str(args.threads),
-                "--device",
-                args.device,
-            ]
+            cmd = [sys.executable, __file__, "--worker", case, mode, "--images", str(args.images),
+                   "--threads", str(args.threads), "--device", args.device,
+                   "--imagenet-width", str(args.imagenet_width)]  # fmt: skip
             r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-            bare = bare or r["seconds"]
-            label = {
-                "bare": "2 bare forward passes",
-                "measure": "defstab measure",
-                "noise": "defstab + noise control",
-            }[mode]
+            done[mode] = r["seconds"]
+
+            def ratio(base, r=r):
+                return f"{r['seconds'] / done[base]:7.2f}x" if base in done else " " * 8
+
             print(
-                f"{case:10s} {label:22s} {r['batch']:5d} {r['seconds']:8.2f} "
-                f"{r['seconds'] / bare:7.2f}x {r['peak_gib']:8.2f}G",
+                f"{case:10s} {labels[mode]:36s} {r['batch']:5d} {r['seconds']:8.2f} "
+                f"{ratio('bare')} {ratio('floor')} {r['peak_gib']:8.2f}G",
                 flush=True,
             )
 

@@ -8,6 +8,8 @@ two zero vectors is 0, and between a zero and a non-zero vector 1.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 DISTANCES = ("cosine", "euclidean")
@@ -57,5 +59,27 @@ def pairwise_from_gram(gram: torch.Tensor, distance: str) -> torch.Tensor:
 
 
 def median(values: torch.Tensor) -> float:
-    """The median, averaging the two middle values for an even count (as numpy does)."""
-    return float(torch.quantile(values.double(), 0.5))
+    """The median, averaging the two middle values for an even count (as numpy does).
+
+    Selection, not a sort: two ``kthvalue`` calls (linear time) instead of the full sort of
+    ``torch.quantile``, whose interpolation (``lerp`` at ½) it repeats bit for bit. At
+    N = 512 images a layer has 130,816 pairs; the sort was 8% of a whole measurement.
+    """
+    v = values.double().flatten()
+    m = v.numel()
+    if m == 0:
+        raise ValueError("the median of no values is undefined.")
+    if torch.isnan(v).any():
+        return math.nan  # as quantile and numpy
+    lo = v.kthvalue((m + 1) // 2).values
+    if m % 2:
+        return float(lo)
+    return float(torch.lerp(lo, v.kthvalue(m // 2 + 1).values, 0.5))
+
+
+def mean_squared_pair_distance(gram: torch.Tensor) -> float:
+    """Mean of ‖rᵢ − rⱼ‖² over the pairs i < j, from the Gram matrix G = R Rᵀ, in O(N²):
+    Σ_{i<j} ‖rᵢ − rⱼ‖² = N·tr(G) − ΣG (no pair is formed)."""
+    g = gram.double()
+    n = g.shape[0]
+    return float((n * torch.trace(g) - g.sum()) / (n * (n - 1) / 2))
