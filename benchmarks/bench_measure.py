@@ -131,7 +131,7 @@ def main() -> None:
             r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
             done[mode] = r["seconds"]
 
-            def ratio(base, r=r):
+            def ratio(base, r=r, done=done):
                 return f"{r['seconds'] / done[base]:7.2f}x" if base in done else " " * 8
 
             print(
