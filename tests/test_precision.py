@@ -100,3 +100,20 @@ def test_precision_is_part_of_every_network_key(tmp_path):
     fp32, bf16 = networks("fp32"), networks("bf16")
     assert fp32 and len(fp32) == len(bf16) and not fp32 & bf16
     assert networks("fp32") == fp32  # and the key is stable
+
+
+def _experiment(out, *extra):
+    return ["experiment", "synthetic", "--seeds", "1", "--width", "0.125", "--epochs", "1",
+            "--per-class", "10", "--images", "4", "--quiet", "--out", str(out), *extra]  # fmt: skip
+
+
+def test_experiment_records_the_precision_of_its_networks(tmp_path):
+    assert main(_experiment(tmp_path, "--precision", "fp32")) == 0
+    configs = [json.loads(p.read_text()) for p in (tmp_path / "networks").glob("*/network.json")]
+    assert configs and all(c["spec"]["train"]["precision"] == "fp32" for c in configs)
+
+
+def test_experiment_in_bf16_without_support_stops_before_any_run(tmp_path, no_bf16, capsys):
+    assert main(_experiment(tmp_path, "--precision", "bf16")) == 2
+    assert "no bf16 dot products" in capsys.readouterr().err
+    assert not (tmp_path / "networks").exists()

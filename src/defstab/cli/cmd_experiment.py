@@ -200,6 +200,12 @@ def run(args) -> None:
                 f"--archs: unknown downsampling type {', '.join(bad)}; choose from "
                 f"{', '.join(DOWNSAMPLING)}."
             )
+    if args.precision == "bf16" and cfg.executor.kind == "local":
+        # the runs train here: say now, not once per failed run, when this machine lacks it
+        from defstab.tap import pick_device
+        from defstab.train.precision import resolve_precision
+
+        resolve_precision("bf16", pick_device("auto"))
     if args.epochs_sweep:
         return _sweep(args, cfg, get_experiment(args.name).epochs_key)
     meta = run_experiment(cfg, quiet=args.quiet)
