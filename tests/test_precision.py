@@ -116,4 +116,4 @@ def test_experiment_records_the_precision_of_its_networks(tmp_path):
 def test_experiment_in_bf16_without_support_stops_before_any_run(tmp_path, no_bf16, capsys):
     assert main(_experiment(tmp_path, "--precision", "bf16")) == 2
     assert "no bf16 dot products" in capsys.readouterr().err
-    assert not (tmp_path / "networks").exists()
+    assert not (tmp_path / "measurements").exists() and not (tmp_path / "synthetic").exists()
