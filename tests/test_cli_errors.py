@@ -173,6 +173,10 @@ CASES = {
     # translate
     "translate unknown protocol": (lambda r: translate(r, "--protocol", "wobble"), "protocol"),
     "translate zero steps": (lambda r: translate(r, "--steps", "0"), "--steps"),
+    "translate fewer scores than classes": (
+        lambda r: translate(r, "--num-classes", "1"),
+        "gives 1 class scores but",
+    ),
     "translate steps beyond the canvas": (lambda r: translate(r, "--steps", "40"), "no crop"),
     "translate object size not a number": (
         lambda r: translate(r, "--object-size", "big"),

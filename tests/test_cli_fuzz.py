@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import io
 import shutil
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -124,6 +125,9 @@ def test_generated_options_end_cleanly(world, tmp_path_factory, command):
             assert len(lines) == 1, (argv, text)
             if out.exists():
                 assert not [f for f in RESULT_FILES if (out / f).exists()], (argv, text)
+        # a failed command leaves nothing behind, not even a folder named in an option
+        assert stray or not Path("/nonexistent").exists(), (argv, "created /nonexistent")
         shutil.rmtree(out, ignore_errors=True)
 
+    stray = Path("/nonexistent").exists()  # a machine that has one: nothing to check
     check()

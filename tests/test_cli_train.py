@@ -79,6 +79,22 @@ def test_download_is_explicit_and_calls_torchvision(tmp_path, monkeypatch):
     assert calls == [(str(tmp_path), True, True), (str(tmp_path), False, True)]
 
 
+def test_a_failed_download_leaves_no_folders_behind(tmp_path, monkeypatch):
+    import torchvision.datasets as tvd
+
+    from defstab.data.download import download
+
+    def offline(root, train, download):
+        raise RuntimeError("no internet")
+
+    monkeypatch.setattr(tvd, "MNIST", offline)
+    with pytest.raises(RuntimeError, match="no internet"):
+        download("mnist", tmp_path / "new" / "root")
+    with pytest.raises(ValueError, match="only cifar10 and mnist"):
+        download("folder", tmp_path / "other")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "data,extra,message",
     [

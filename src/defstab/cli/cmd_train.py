@@ -101,7 +101,12 @@ def add_parser(sub):
 def run(args) -> None:
     import torch
 
-    from defstab.cli.common import check_out_folder, model_kwargs, use_class_scores
+    from defstab.cli.common import (
+        check_out_folder,
+        check_scores_cover,
+        model_kwargs,
+        use_class_scores,
+    )
     from defstab.data.labels import with_random_labels
     from defstab.data.normalize import default_normalization, make_normalize
     from defstab.data.spec import DataSpec
@@ -189,11 +194,7 @@ def run(args) -> None:
     output = {}  # where the class scores sit in the model's output
     probe = first.images(torch.arange(min(2, len(first))))
     outputs = use_class_scores(model, normalize(probe) if normalize else probe, args, output)
-    if outputs < len(first.classes):
-        raise ValueError(
-            f"{args.model} gives {outputs} class scores but {first.name} has "
-            f"{len(first.classes)} classes; give a model with one output per class."
-        )
+    check_scores_cover(outputs, first, args.model)
     config = {
         "command": "train",
         "model": args.model,

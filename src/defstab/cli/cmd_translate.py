@@ -87,6 +87,7 @@ def run(args) -> None:
 
     from defstab.cli.common import (
         check_out_folder,
+        check_scores_cover,
         pick_device,
         resolve_model,
         use_class_scores,
@@ -200,8 +201,10 @@ def run(args) -> None:
     pre = make_normalize(norm, images.shape[1])
     pre = pre.to(device) if pre is not None else None
     probe = resize(images[:2], canvas).to(device)  # shaped like every frame to come
-    use_class_scores(model, pre(probe) if pre is not None else probe, args, settings)
+    scores = use_class_scores(model, pre(probe) if pre is not None else probe, args, settings)
     has_labels = len(data.classes) > 1
+    if has_labels:  # the true class's probability and correctness read its score
+        check_scores_cover(scores, data, model_name)
     random_note = weights_caveat(settings)
     mark = " — RANDOM WEIGHTS" if random_note else ""
     summary, per_step, figures = [], [], []

@@ -80,6 +80,16 @@ def use_class_scores(model, probe, args, settings: dict) -> int:
     return contract.classes
 
 
+def check_scores_cover(scores: int, data, model_name: str) -> None:
+    """One sentence when the model gives fewer class scores than ``data`` has classes (a
+    true label would index past them)."""
+    if scores < len(data.classes):
+        raise ValueError(
+            f"{model_name} gives {scores} class scores but {data.name} has "
+            f"{len(data.classes)} classes; give a model with one output per class."
+        )
+
+
 def add_data_args(p) -> None:
     p.add_argument(
         "--data",

@@ -8,17 +8,26 @@ from pathlib import Path
 
 
 def download(kind: str, root: str | Path) -> Path:
-    """Fetch CIFAR-10 or MNIST (train and test) into ``root``; returns ``root``."""
+    """Fetch CIFAR-10 or MNIST (train and test) into ``root``; returns ``root``.
+
+    A download that fails (no internet, a full disk) removes the folders it created, if
+    they are still empty, so a failed command leaves nothing behind."""
+    if kind not in ("cifar10", "mnist"):
+        raise ValueError(f"only cifar10 and mnist can be downloaded, not {kind!r}.")
     import torchvision.datasets as tvd
 
     root = Path(root)
+    created = [d for d in (root, *root.parents) if not d.exists()]
     root.mkdir(parents=True, exist_ok=True)
-    if kind == "cifar10":
+    reader = tvd.CIFAR10 if kind == "cifar10" else tvd.MNIST
+    try:
         for train in (True, False):
-            tvd.CIFAR10(str(root), train=train, download=True)
-    elif kind == "mnist":
-        for train in (True, False):
-            tvd.MNIST(str(root), train=train, download=True)
-    else:
-        raise ValueError(f"only cifar10 and mnist can be downloaded, not {kind!r}.")
+            reader(str(root), train=train, download=True)
+    except BaseException:
+        for d in created:  # deepest first
+            try:
+                d.rmdir()
+            except OSError:  # not empty (a partial download is torchvision's to resume)
+                break
+        raise
     return root
