@@ -46,9 +46,20 @@ def torchrun(argv, tmp_path):
 def test_two_processes_equal_one_and_resume(tmp_path):
     (tmp_path / "net.py").write_text(NET)
     write_cifar_batches(tmp_path / "cifar", n_per_batch=16)
-    common = ["train", "--model", f"{tmp_path / 'net.py'}:factory", "--data",
-              f"cifar10:{tmp_path / 'cifar'}", "--epochs", "2", "--batch-size", "20",
-              "--precision", "fp32", "--quiet"]  # fmt: skip  (ATOL is fp32's rounding)
+    common = [
+        "train",
+        "--model",
+        f"{tmp_path / 'net.py'}:factory",
+        "--data",
+        f"cifar10:{tmp_path / 'cifar'}",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "20",
+        "--precision",
+        "fp32",
+        "--quiet",
+    ]  # fmt: skip  (ATOL is fp32's rounding)
     assert main([*common, "--out", str(tmp_path / "one")]) == 0
     done = torchrun([*common, "--out", str(tmp_path / "two")], tmp_path)
     assert done.stdout.count("test accuracy") == 1  # rank 0 alone reports
