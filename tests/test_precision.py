@@ -117,3 +117,13 @@ def test_experiment_in_bf16_without_support_stops_before_any_run(tmp_path, no_bf
     assert main(_experiment(tmp_path, "--precision", "bf16")) == 2
     assert "no bf16 dot products" in capsys.readouterr().err
     assert not (tmp_path / "measurements").exists() and not (tmp_path / "synthetic").exists()
+
+
+def test_the_caveat_names_the_precision_and_nothing_for_untrained_runs():
+    from defstab.experiments.runner import training_in_words
+
+    trained = get_experiment("pooling")
+    settings = {"epochs": 8, "train_images": None, "precision": "bf16"}
+    assert training_in_words(trained, settings) == "8 epochs on all training images, in bf16"
+    assert "bf16" not in training_in_words(get_experiment("smooth-init"), settings)
+    assert "bf16" not in training_in_words(trained, settings | {"epochs": 0})

@@ -264,7 +264,8 @@ def _write_section(out: Path, config: dict, result) -> None:
             "title": title,
             "text": [
                 f"{config['train_images']} training images, {config['train']['epochs']} epochs, "
-                f"seed {config['train']['seed']}; step {result.steps}: test accuracy "
+                f"seed {config['train']['seed']}, {config['train']['precision']}; step "
+                f"{result.steps}: test accuracy "
                 f"{last['test_acc']:.3f}."
             ],
             "figures": ["history.png"],

@@ -42,12 +42,16 @@ def machine() -> str:
 
 
 def training_in_words(experiment, settings: dict) -> str:
-    if experiment.describe is not None:
-        return experiment.describe(settings)
-    if not settings["epochs"]:
+    if experiment.describe is None and not settings["epochs"]:
         return "no training (measured at initialisation)"
-    n = settings["train_images"] or "all"
-    return f"{settings['epochs']} epochs on {n} training images"
+    if experiment.describe is not None:
+        text = experiment.describe(settings)
+    else:
+        n = settings["train_images"] or "all"
+        text = f"{settings['epochs']} epochs on {n} training images"
+    precision = settings.get("precision")
+    trained = not text.startswith("no training")
+    return f"{text}, in {precision}" if precision and trained else text
 
 
 def caveats(
