@@ -328,7 +328,7 @@ def train(
             break
     if bar is not None:
         bar.close()
-    model.to(memory_format=torch.contiguous_format).eval()  # as it came, for measurements
+    model.to(memory_format=torch.contiguous_format).eval()  # NCHW again, as measurements read it
     if out is not None and main:
         write_json(
             out / "train_summary.json",
