@@ -108,7 +108,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.worker:
         width = args.imagenet_width if args.worker[0] == "imagenet" else 1.0
-        print(json.dumps(worker(*args.worker, args.images, args.threads, args.device, width)))
+        print(
+            json.dumps(
+                worker(*args.worker, args.images, args.threads, args.device, width), allow_nan=False
+            )
+        )
         return
     print(
         f"torch {torch.__version__}, {args.device}, {args.threads} threads, {args.images} "

@@ -154,7 +154,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.worker:
         seconds = worker(args.worker, float(args.widths), args.steps, args.batch)
-        print(json.dumps({"seconds": seconds}))
+        print(json.dumps({"seconds": seconds}, allow_nan=False))
         return
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)

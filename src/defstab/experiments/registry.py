@@ -12,6 +12,9 @@ from defstab.models.registry import unknown_name_message
 
 _REGISTRY: dict[str, Experiment] = {}
 
+#: how an experiment that trains nothing describes its networks (``Experiment.describe``)
+UNTRAINED = "no training (measured at initialisation)"
+
 
 @dataclass(frozen=True)
 class Experiment:

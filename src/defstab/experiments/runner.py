@@ -11,7 +11,7 @@ from defstab.experiments.config import ExperimentConfig
 from defstab.experiments.executors import run_all
 from defstab.experiments.findings import Evidence
 from defstab.experiments.presets import PAPER_COST
-from defstab.experiments.registry import get_experiment
+from defstab.experiments.registry import UNTRAINED, get_experiment
 from defstab.experiments.runs import TARGET_FIELDS, is_finished
 from defstab.io.atomic import write_json
 from defstab.io.provenance import versions
@@ -43,15 +43,14 @@ def machine() -> str:
 
 def training_in_words(experiment, settings: dict) -> str:
     if experiment.describe is None and not settings["epochs"]:
-        return "no training (measured at initialisation)"
+        return UNTRAINED
     if experiment.describe is not None:
         text = experiment.describe(settings)
     else:
         n = settings["train_images"] or "all"
         text = f"{settings['epochs']} epochs on {n} training images"
     precision = settings.get("precision")
-    trained = not text.startswith("no training")
-    return f"{text}, in {precision}" if precision and trained else text
+    return f"{text}, in {precision}" if precision and text != UNTRAINED else text
 
 
 def caveats(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, replace
 
-from defstab.train.precision import PRECISIONS, resolve_precision
+from defstab.train.precision import check_precision, resolve_precision
 
 
 @dataclass
@@ -59,10 +59,7 @@ class TrainConfig:
             raise ValueError(
                 f"augment_shift must be an integer ≥ 0 (pixels), got {self.augment_shift!r}."
             )
-        if self.precision not in PRECISIONS:
-            raise ValueError(
-                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}."
-            )
+        check_precision(self.precision)
         if self.checkpoints_per_octave < 1 or self.probe_images < 2:
             raise ValueError("checkpoints_per_octave must be ≥ 1 and probe_images ≥ 2.")
 

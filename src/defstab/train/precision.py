@@ -17,6 +17,13 @@ import os
 PRECISIONS = ("fp32", "bf16", "auto")
 
 
+def check_precision(name: str) -> str:
+    """``name`` if it is one of PRECISIONS, else one sentence."""
+    if name not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {name!r}.")
+    return name
+
+
 def bf16_supported(device) -> bool:
     """Whether ``device`` (a torch.device) computes bf16 matrix products in hardware."""
     import torch
@@ -46,9 +53,7 @@ def resolve_precision(requested: str, device) -> tuple[str, str | None]:
     Raises:
         ValueError: ``bf16`` on a device without bf16 support, or an unknown name.
     """
-    if requested not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}.")
-    if requested == "fp32":
+    if check_precision(requested) == "fp32":
         return "fp32", None
     if bf16_supported(device):
         return "bf16", None

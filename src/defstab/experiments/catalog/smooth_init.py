@@ -9,7 +9,7 @@ from defstab.experiments.catalog.pooling import SENSITIVITY_GAP
 from defstab.experiments.config import ExperimentConfig, measure_settings
 from defstab.experiments.figures import layer_curves, shades
 from defstab.experiments.findings import Evidence, finding, layer_mean, per_seed
-from defstab.experiments.registry import Experiment, register_experiment
+from defstab.experiments.registry import UNTRAINED, Experiment, register_experiment
 from defstab.experiments.runs import RunSpec
 from defstab.experiments.statistics import seed_effect
 
@@ -81,7 +81,7 @@ EXPERIMENT = register_experiment(
         figure=figure,
         findings=findings,
         summary="sensitivity at init for Gaussian-smoothed filters (σ sweep)",
-        describe=lambda s: "no training (measured at initialisation)",
+        describe=lambda s: UNTRAINED,
         order=2,
     )
 )
