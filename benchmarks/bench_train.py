@@ -66,8 +66,18 @@ def _sync(device: torch.device) -> None:
 
 def plain_loop(width, x, y, steps, batch, device, fast: bool, compiled: bool = False) -> float:
     """Seconds for ``steps`` SGD steps of a bare loop (fast: channels-last + bf16;
-    compiled: the model under ``torch.compile``, whose first step — the compilation — is
-    returned apart, in ``plain_loop.first_step``)."""
+    compiled: the model under ``torch.compile``); the untimed first step is not counted
+    (:func:`compiled_loop` reports it, the compilation)."""
+    return _plain_loop(width, x, y, steps, batch, device, fast, compiled)[0]
+
+
+def compiled_loop(width, x, y, steps, batch, device) -> tuple[float, float]:
+    """(compile seconds, seconds of ``steps`` steps after it) of the compiled fast loop."""
+    seconds, first = _plain_loop(width, x, y, steps, batch, device, True, True)
+    return first, seconds
+
+
+def _plain_loop(width, x, y, steps, batch, device, fast, compiled) -> tuple[float, float]:
     model = create_model(MODEL, width=width, seed=0).to(device)
     layout = torch.channels_last if fast else torch.contiguous_format
     model = model.to(memory_format=layout)
@@ -89,12 +99,12 @@ def plain_loop(width, x, y, steps, batch, device, fast: bool, compiled: bool = F
     t0 = time.perf_counter()
     step(0)  # first-call allocations and kernel choice (or compilation) are not throughput
     _sync(device)
-    plain_loop.first_step = time.perf_counter() - t0
+    first = time.perf_counter() - t0
     t0 = time.perf_counter()
     for s in range(steps):
         step(s)
     _sync(device)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, first
 
 
 def engine(width, data, steps, batch, device, precision: str) -> float:
@@ -104,11 +114,10 @@ def engine(width, data, steps, batch, device, precision: str) -> float:
         precision=precision, device=str(device),
     )  # fmt: skip
     model = create_model(MODEL, width=width, seed=0)
-    return (
-        train(model, data, data.subset(range(4)), cfg, quiet=True).step_seconds
-        * steps
-        / (steps + 1)
-    )
+    # make_data gives steps + 1 batches, as the plain loop runs one untimed step first; the
+    # engine times all of them, so scale to `steps` (its first step counts: a bias against it)
+    seconds = train(model, data, data.subset(range(4)), cfg, quiet=True).step_seconds
+    return seconds * steps / (steps + 1)
 
 
 def make_data(steps: int, batch: int):
@@ -198,8 +207,7 @@ def bench_width(width: float, args, device: torch.device, peaks: dict[str, float
             best[name] = min(best[name], fn())
     rates = {name: (steps * batch / t, runs[name][0]) for name, t in best.items()}
     if args.compile and "bf16" in peaks:  # once: a recompilation is not what a user pays
-        t = plain_loop(width, x, y, steps, batch, device, True, compiled=True)
-        compile_s = plain_loop.first_step
+        compile_s, t = compiled_loop(width, x, y, steps, batch, device)
         epoch = 391  # CIFAR-10 steps per epoch at batch 128: what the compile time is spread over
         label = f"plain channels-last + bf16 + torch.compile ({compile_s:.0f} s to compile)"
         rates[label] = (steps * batch / t, "bf16")
