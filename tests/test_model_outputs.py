@@ -54,32 +54,12 @@ class Net(nn.Module):
         }[self.wrap]()
 
 
-def tensor():
-    return Net("tensor")
-
-
-def as_dict():
-    return Net("dict")
-
-
-def as_tuple():
-    return Net("tuple")
-
-
-def as_namedtuple():
-    return Net("namedtuple")
-
-
-def as_attribute():
-    return Net("attribute")
-
-
-def ambiguous():
-    return Net("ambiguous")
-
-
-def feature_map():
-    return Net("map")
+# one module-level factory per output kind (defstab loads FILE.py:NAME and calls it)
+FACTORIES = {"tensor": "tensor", "as_dict": "dict", "as_tuple": "tuple",
+             "as_namedtuple": "namedtuple", "as_attribute": "attribute",
+             "ambiguous": "ambiguous", "feature_map": "map"}
+for _name, _wrap in FACTORIES.items():
+    globals()[_name] = lambda _wrap=_wrap: Net(_wrap)
 '''
 
 WRAPPED = ["as_dict", "as_tuple", "as_namedtuple", "as_attribute"]
