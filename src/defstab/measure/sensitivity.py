@@ -30,17 +30,17 @@ import torch
 from torch import nn
 
 from defstab._validate import check_images
+from defstab.data.stream import TensorImages
 from defstab.deform import DeformationSpec, apply_tps
 from defstab.measure.deformations import resolve_deformation
-from defstab.measure.distances import (
-    check_distance,
-    mean_squared_pair_distance,
-    median,
-    paired_distance,
-    pairwise_from_gram,
-)
+from defstab.measure.distances import check_distance, paired_distance
 from defstab.measure.layers import INPUT, prefix_tokens, resolve_layers
-from defstab.measure.store import RepresentationStore
+from defstab.measure.normalizers import (
+    ExactNormalizer,
+    NormalizerStats,
+    SampledNormalizer,
+    resolve_normalizer,
+)
 from defstab.measure.worst_case import WorstCaseTPS, worst_case_displacements
 from defstab.tap import (
     cumulative_strides,
@@ -67,7 +67,7 @@ class SensitivityResult:
         layers: names in forward order (``"input"`` first).
         mean, std: (L,) mean and standard deviation (ddof = 1) over images of the
             normalized distance.
-        per_image: (L, N) normalized distances.
+        per_image: (L, N) normalized distances (NaN for an image that could not be read).
         normalizer: (L,) median distance over all pairs of undeformed images.
         noise_mean, noise_std, noise_per_image: the same for x + η, η Gaussian in the
             network's input space with ‖η‖ = ‖τx − x‖ there, per image (None without the
@@ -79,6 +79,11 @@ class SensitivityResult:
             worst-case deformation (None without ``worst_case``), normalized alike.
         worst_params: (N, k·k, 2) the worst-case displacements (replay them as
             ``deformation``).
+        normalizer_stats: per layer, the median, its 95% interval (sampled mode; None
+            when exact), the number of pairs, and Petrini's mean squared pair distance.
+        pair_distances: (L, N // 2) sampled mode: the distance of pair k, images
+            ``order[2k]`` and ``order[2k + 1]`` (NaN where one could not be read).
+        order: (N,) sampled mode: the processing order (item indices).
         meta: settings (distance, deformation, counts) for tables and reports.
     """
 
@@ -98,11 +103,15 @@ class SensitivityResult:
     worst_std: torch.Tensor | None = None
     worst_per_image: torch.Tensor | None = None
     worst_params: torch.Tensor | None = None
+    normalizer_stats: list[NormalizerStats] | None = None
+    pair_distances: torch.Tensor | None = None
+    order: torch.Tensor | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_images(self) -> int:
-        return self.per_image.shape[1]
+        """Images measured (an image that could not be read has NaN in ``per_image``)."""
+        return int((~torch.isnan(self.per_image[0])).sum())
 
     @property
     def relative_stability(self) -> torch.Tensor | None:
@@ -147,6 +156,11 @@ class SensitivityResult:
                 "n_images": self.n_images,
                 "normalizer": float(self.normalizer[i]),
             }
+            if self.normalizer_stats is not None:
+                stats = self.normalizer_stats[i]
+                row["normalizer_low"] = stats.low  # None (an empty cell) when exact
+                row["normalizer_high"] = stats.high
+                row["normalizer_pairs"] = stats.pairs
             if "strides" in self.meta:
                 stride = self.meta["strides"].get(name)
                 row["stride"] = stride
@@ -201,14 +215,16 @@ def measure_sensitivity(
     tokens: str = "all",
     worst_case: WorstCaseTPS | None = None,
     labels: torch.Tensor | None = None,
+    normalizer: str = "auto",
 ) -> SensitivityResult:
     """Normalized distance between the representations of x and τx, layer by layer.
 
     Args:
         model: any ``nn.Module``; measured in eval mode under no_grad, each module's
             mode restored afterwards.
-        images: (N, C, H, W) images (N ≥ 2) in the range the deformation acts on (e.g.
-            [0, 1]); ``preprocess`` (e.g. mean/std normalisation) is applied after the
+        images: (N, C, H, W) images (N ≥ 2), or a stream of them read chunk by chunk
+            (:class:`~defstab.data.stream.DatasetImages`), in the range the deformation
+            acts on (e.g. [0, 1]); ``preprocess`` (e.g. mean/std normalisation) is applied after the
             deformation, and layer 0 is what the model receives.
         deformation: a :class:`~defstab.deform.DeformationSpec` (one random deformation
             per image from ``generator``; default the paper's setting for the image size),
@@ -238,15 +254,30 @@ def measure_sensitivity(
             same grid, plus ``restarts`` uniform starts drawn after the noise), maximising
             the distance at its ``layer`` (default: the last measured layer) or the loss.
         labels: (N,) true classes, for a worst case on the loss of the true label.
+        normalizer: ``"exact"``: the median over all N(N−1)/2 pairs (every undeformed
+            representation kept: O(N²) time, memory N × layers); ``"sampled"``: the
+            images are processed in a seeded random order and the median is taken over
+            the N // 2 disjoint pairs (2k, 2k + 1) of it, with a 95% order-statistic
+            interval per layer (``normalizer_stats``) — O(N) time, flat memory;
+            ``"auto"`` (default): exact up to
+            :data:`~defstab.measure.normalizers.EXACT_UP_TO` images. Petrini's
+            ``pairs_sq`` is exact in both. Sampled mode draws its noise per position of
+            the order (:class:`PositionNoise`), so its noise values differ from exact
+            mode's; the deformations are the same.
 
     Returns:
         :class:`SensitivityResult`.
     """
-    check_images(images)
-    n = images.shape[0]
+    if hasattr(images, "batches"):  # a stream (defstab.data.stream): read chunk by chunk
+        source = images
+    else:
+        check_images(images)
+        source = TensorImages(images)
+    n = len(source)
     if n < 2:
         raise ValueError("at least 2 images are needed: the normalizer is a median over pairs.")
     check_distance(distance)
+    mode = resolve_normalizer(normalizer, n)
     if tokens not in ("all", "patches"):
         raise ValueError(f"tokens must be 'all' or 'patches', got {tokens!r}.")
     skip = prefix_tokens(model) if tokens == "patches" else 0
@@ -256,12 +287,21 @@ def measure_sensitivity(
     all_modules = dict(model.named_modules())
     modules = {name: all_modules[name] for name in names[1:]}
     device, dtype = model_device_dtype(model)
-    size = tuple(images.shape[-2:])
+    image_shape = source.image_shape
+    size = tuple(image_shape[-2:])
     if deformation is None:
         deformation = DeformationSpec.paper(max(size))
     deform = resolve_deformation(deformation, n, size, generator)
-    # drawn for all images at once, like the deformations: chunking must not change them
-    noise = torch.randn(images.shape, generator=generator) if noise_control else None
+    if mode == "exact":
+        order = None  # positions are items
+        # drawn for all images at once, like the deformations: chunking must not change them
+        all_noise = torch.randn((n, *image_shape), generator=generator) if noise_control else None
+        noise_at = None if all_noise is None else all_noise.__getitem__
+    else:
+        # a seeded random order: the pairs (2k, 2k + 1) of it are random pairs of images
+        order = torch.randperm(n, generator=generator)
+        seed = int(torch.randint(2**62, (1,), generator=generator))
+        noise_at = PositionNoise(seed, image_shape) if noise_control else None
     attack_starts = attack_restarts = None
     if worst_case is not None:
         attack_layer = worst_case.layer or (
@@ -283,7 +323,8 @@ def measure_sensitivity(
     passes = 2 + noise_control + (worst_case is not None)
 
     with evaluation_mode(model):
-        probe = prep(images[:1].to(device, dtype))
+        # shapes only: a grey image, so that no file is read twice
+        probe = prep(torch.full((1, *image_shape), 0.5, device=device, dtype=dtype))
         features = {INPUT: probe[0].numel()}
         tuple_outputs: dict[str, str] = {}
         strides: dict[str, int | None] = {INPUT: 1}
@@ -306,90 +347,110 @@ def measure_sensitivity(
         if batch_size is None:
             largest = max(features.values()) * passes * torch.finfo(dtype).bits // 8
             batch_size = max(1, min(64, ACTIVATION_BYTES // largest))
-        dist_def = torch.zeros(len(names), n, dtype=torch.float64)
-        dist_noise = torch.zeros(len(names), n, dtype=torch.float64) if noise_control else None
+        # per item; NaN stays where an image could not be read
+        dist_def = torch.full((len(names), n), math.nan, dtype=torch.float64)
+        dist_noise = dist_def.clone() if noise_control else None
         # Petrini's squared Euclidean distances, accumulated whatever `distance` is
-        sq_def = torch.zeros(len(names), n, dtype=torch.float64)
-        sq_noise = torch.zeros(len(names), n, dtype=torch.float64) if noise_control else None
-        dist_worst = torch.zeros(len(names), n, dtype=torch.float64) if worst_case else None
+        sq_def = dist_def.clone()
+        sq_noise = dist_def.clone() if noise_control else None
+        dist_worst = dist_def.clone() if worst_case else None
         index = {name: i for i, name in enumerate(names)}
-        with RepresentationStore(n, features, store_bytes, spill_dir) as store:
-            chunks = range(0, n, batch_size)
-            if progress:
-                from defstab.progress import progress
+        pairs = (
+            ExactNormalizer(n, features, store_bytes, spill_dir)
+            if mode == "exact"
+            else SampledNormalizer(n, names, distance)
+        )
+        bar = None
+        if progress:
+            from defstab.progress import progress as progress_bar
 
-                chunks = progress(chunks, desc="measuring", unit="chunk", leave=False)
-            for start in chunks:
-                rows = slice(start, min(start + batch_size, n))
-                b = rows.stop - rows.start
-                x = images[rows].to(device, dtype)
-                x_in, tx_in = prep(torch.cat([x, deform.apply(x, rows)])).split(b)
+            bar = progress_bar(total=n, desc="measuring", unit="img", leave=False)
+        try:
+            for positions, x in source.batches(order, batch_size):
+                items = positions if order is None else order[positions]
+                b = len(positions)
+                x = x.to(device, dtype)
+                x_in, tx_in = prep(torch.cat([x, deform.apply(x, items)])).split(b)
                 parts = [x_in, tx_in]
                 if noise_control:
-                    parts.append(x_in + _matched_noise(x_in, tx_in, noise[rows]))
+                    parts.append(x_in + _matched_noise(x_in, tx_in, noise_at(positions)))
                 if worst_case is not None:
                     worst, _ = worst_case_displacements(
                         model,
                         x,
                         worst_case,
-                        attack_starts[rows],
-                        attack_restarts[:, rows],
-                        labels[rows] if labels is not None else None,
+                        attack_starts[items],
+                        attack_restarts[:, items],
+                        labels[items] if labels is not None else None,
                         preprocess,
                         distance,
                     )
-                    worst_params[rows] = worst.detach().float().cpu()
+                    worst_params[items] = worst.detach().float().cpu()
                     parts.append(prep(apply_tps(x, worst, worst_case.grid, worst_case.padding)))
                 batch = torch.cat(parts)
 
-                def on_output(name, y, rows=rows, b=b):
+                def on_output(name, y, items=items, positions=positions, b=b):
                     if skip and y.ndim == 3:  # (N, T, D) tokens: drop the class tokens
                         y = y[:, skip:]
                     flat = y.reshape(y.shape[0], -1)
                     i = index[name]
                     ref = flat[:b]
-                    dist_def[i, rows] = paired_distance(ref, flat[b : 2 * b], distance).cpu()
-                    sq_def[i, rows] = _squared(ref, flat[b : 2 * b])
+                    dist_def[i, items] = paired_distance(ref, flat[b : 2 * b], distance).cpu()
+                    sq_def[i, items] = _squared(ref, flat[b : 2 * b])
                     if noise_control:
                         noisy = flat[2 * b : 3 * b]
-                        dist_noise[i, rows] = paired_distance(ref, noisy, distance).cpu()
-                        sq_noise[i, rows] = _squared(ref, noisy)
+                        dist_noise[i, items] = paired_distance(ref, noisy, distance).cpu()
+                        sq_noise[i, items] = _squared(ref, noisy)
                     if dist_worst is not None:
                         worst = flat[(passes - 1) * b :]
-                        dist_worst[i, rows] = paired_distance(ref, worst, distance).cpu()
-                    store.put(name, rows.start, ref)
+                        dist_worst[i, items] = paired_distance(ref, worst, distance).cpu()
+                    pairs.add(name, positions, ref)
 
                 on_output(INPUT, batch)
                 if modules:
                     tap(model, modules, batch, on_output)
-            normalizer, pairs_sq = [], []
-            for name in names:
-                gram = store.gram(name, device)
-                normalizer.append(median(pairwise_from_gram(gram, distance)))
-                pairs_sq.append(mean_squared_pair_distance(gram))
-            normalizer = torch.tensor(normalizer, dtype=torch.float64)
-            spilled = list(store.spilled)
+                if bar is not None:
+                    bar.update(b)
+            valid = ~torch.isnan(dist_def[0])
+            if not bool(valid.any()):
+                raise ValueError("no image could be read; nothing was measured.")
+            stats = [pairs.finish(name, distance, device, valid) for name in names]
+            spilled = pairs.spilled
+        finally:
+            pairs.close()
+            if bar is not None:
+                bar.close()
 
-    scale = normalizer.clamp_min(torch.finfo(torch.float64).tiny)[:, None]
+    medians = torch.tensor([s.median for s in stats], dtype=torch.float64)
+    scale = medians.clamp_min(torch.finfo(torch.float64).tiny)[:, None]
     per_image = dist_def / scale
+    skipped = list(source.skipped)
     result = SensitivityResult(
         layers=names,
-        mean=per_image.mean(1),
-        std=per_image.std(1),
+        mean=per_image[:, valid].mean(1),
+        std=per_image[:, valid].std(1),
         per_image=per_image,
-        normalizer=normalizer,
+        normalizer=medians,
         deformation_params=deform.params,
-        deformation_sq=sq_def.mean(1),
-        pairs_sq=torch.tensor(pairs_sq, dtype=torch.float64),
+        deformation_sq=sq_def[:, valid].mean(1),
+        pairs_sq=torch.tensor([s.pairs_sq for s in stats], dtype=torch.float64),
+        normalizer_stats=stats,
         meta={
             "distance": distance,
-            "n_images": n,
+            "n_images": int(valid.sum()),
             "image_size": list(size),
             "deformation": deform.record(),
             "noise_control": noise_control,
             "noise_space": "network input (after preprocess)" if noise_control else None,
             "batch_size": batch_size,
             "spilled_layers": spilled,
+            "normalizer": mode,
+            **(
+                {"normalizer_pairs": "disjoint pairs of a seeded random order"}
+                if mode == "sampled"
+                else {}
+            ),
+            "skipped": skipped,
             "tokens": tokens,
             "tuple_outputs": tuple_outputs,
             # cumulative stride s per layer (None: not a feature map); full invariance to
@@ -398,18 +459,21 @@ def measure_sensitivity(
             "stride_sources": stride_sources,
         },
     )
+    if mode == "sampled":
+        result.pair_distances = pairs.pair_distances
+        result.order = order
     if noise_control:
         noise = dist_noise / scale
         result.noise_per_image = noise
-        result.noise_mean = noise.mean(1)
-        result.noise_std = noise.std(1)
-        result.noise_sq = sq_noise.mean(1)
+        result.noise_mean = noise[:, valid].mean(1)
+        result.noise_std = noise[:, valid].std(1)
+        result.noise_sq = sq_noise[:, valid].mean(1)
     if worst_case is not None:
         worst = dist_worst / scale
         result.worst_per_image, result.worst_mean, result.worst_std = (
             worst,
-            worst.mean(1),
-            worst.std(1),
+            worst[:, valid].mean(1),
+            worst[:, valid].std(1),
         )
         result.worst_params = worst_params
         result.meta["worst_case"] = worst_case.record()
@@ -433,6 +497,35 @@ def _squared(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     summation), squared in float64; a float64 copy of the difference cost 5% of a
     measurement."""
     return torch.linalg.vector_norm(a - b, dim=1).double().square().cpu()
+
+
+class PositionNoise:
+    """Gaussian noise per position of the processing order, the same whatever the chunks.
+
+    Positions are grouped in blocks of :attr:`BLOCK`; block j is drawn at once from a
+    generator seeded ``seed + j``, so a chunk (or a shard) draws only its own blocks.
+    """
+
+    BLOCK = 64
+
+    def __init__(self, seed: int, image_shape: tuple[int, ...]):
+        self.seed, self.image_shape = seed, tuple(image_shape)
+        self._cached: tuple[int, torch.Tensor] | None = None
+
+    def _block(self, j: int) -> torch.Tensor:
+        if self._cached is None or self._cached[0] != j:
+            g = torch.Generator().manual_seed(self.seed + j)
+            self._cached = (j, torch.randn((self.BLOCK, *self.image_shape), generator=g))
+        return self._cached[1]
+
+    def __call__(self, positions: torch.Tensor) -> torch.Tensor:
+        """(b,) positions -> (b, C, H, W) noise."""
+        blocks = positions // self.BLOCK
+        out = torch.empty((len(positions), *self.image_shape))
+        for j in blocks.unique().tolist():  # one or two blocks per chunk
+            rows = (blocks == j).nonzero().squeeze(1)
+            out[rows] = self._block(j)[positions[rows] - j * self.BLOCK]
+        return out
 
 
 def _matched_noise(x: torch.Tensor, tx: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,138 @@
+"""Images delivered chunk by chunk in a chosen order, so that a measurement over a whole
+data set never holds more than one chunk of them.
+
+Two sources share one interface (``len``, ``image_shape``, ``batches``, ``skipped``):
+
+* :class:`TensorImages`: an (N, C, H, W) tensor already in memory;
+* :class:`DatasetImages`: items of an :class:`~defstab.data.sources.ImageDataset`, read
+  by loader worker processes when they are files. An unreadable or corrupt file is
+  skipped, its path and reason kept in ``skipped``, never a crash at image 49,000.
+
+``batches(order, batch_size, start, stop)`` walks positions [start, stop) of ``order``
+(item indices in processing order) in chunks of ``batch_size`` consecutive positions and
+yields ``(positions, images)``: the (b,) positions whose images could be read, ascending,
+and their (b, C, H, W) float32 images in [0, 1]. Chunk boundaries depend only on
+``start`` and ``batch_size``, never on which images were skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+
+class TensorImages:
+    """An in-memory (N, C, H, W) tensor as a source."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+        self.skipped: list[dict] = []
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.images.shape[1:])
+
+    def batches(
+        self, order: torch.Tensor | None, batch_size: int, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        stop = len(self) if stop is None else stop
+        for p0 in range(start, stop, batch_size):
+            p1 = min(p0 + batch_size, stop)
+            rows = slice(p0, p1) if order is None else order[p0:p1]
+            yield torch.arange(p0, p1), self.images[rows]
+
+
+class _Positions(torch.utils.data.Dataset):
+    """Position p → (p, image or None, reason): one file read, errors caught per image."""
+
+    def __init__(self, data, order: torch.Tensor):
+        self.data, self.order = data, order
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, p: int):
+        try:
+            return p, self.data.images([int(self.order[p])])[0], None
+        except (OSError, ValueError) as e:  # read_image turns Pillow's errors into ValueError
+            return p, None, str(e)
+
+
+def _collate(items):
+    ok = [(p, x) for p, x, _ in items if x is not None]
+    failed = [(p, why) for p, x, why in items if x is None]
+    if ok:
+        positions = torch.tensor([p for p, _ in ok])
+        images = torch.stack([x for _, x in ok])
+    else:
+        positions, images = torch.zeros(0, dtype=torch.long), None
+    return positions, images, failed
+
+
+class DatasetImages:
+    """Items ``indices`` of an :class:`~defstab.data.sources.ImageDataset` as a source.
+
+    Args:
+        data: the data set (pixels in memory, or image files).
+        indices: (N,) item indices of ``data``; item i of this source is data[indices[i]].
+        workers: loader processes reading files (0: read in this process). Pixels held
+            in memory are sliced directly whatever this is.
+    """
+
+    def __init__(self, data, indices, workers: int = 0):
+        if workers < 0:
+            raise ValueError(f"workers must be ≥ 0, got {workers}.")
+        self.data = data
+        self.indices = torch.as_tensor(indices, dtype=torch.long)
+        self.workers = workers
+        self.skipped: list[dict] = []
+        self._shape = None
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """(C, H, W) of the first readable image."""
+        if self._shape is None:
+            for i in self.indices.tolist():
+                try:
+                    self._shape = tuple(self.data.images([i]).shape[1:])
+                    break
+                except (OSError, ValueError):
+                    continue
+            else:
+                raise ValueError(f"none of the {len(self)} images of {self.data.name} is readable.")
+        return self._shape
+
+    def batches(
+        self, order: torch.Tensor | None, batch_size: int, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        stop = len(self) if stop is None else stop
+        order = torch.arange(len(self)) if order is None else order
+        items = self.indices[order]
+        if self.data.paths is None:  # pixels in memory: a slice per chunk, nothing to skip
+            for p0 in range(start, stop, batch_size):
+                p1 = min(p0 + batch_size, stop)
+                yield torch.arange(p0, p1), self.data.images(items[p0:p1])
+            return
+        starts = range(start, stop, batch_size)
+        chunks = [list(range(p0, min(p0 + batch_size, stop))) for p0 in starts]
+        loader = torch.utils.data.DataLoader(
+            _Positions(self.data, items),
+            batch_sampler=chunks,
+            num_workers=self.workers,
+            collate_fn=_collate,
+            persistent_workers=False,
+        )
+        for positions, images, failed in loader:
+            for p, why in failed:
+                item = int(order[p])
+                path = str(self.data.paths[int(self.indices[item])])
+                self.skipped.append({"item": item, "path": path, "reason": why})
+            if images is not None:
+                yield positions, images
