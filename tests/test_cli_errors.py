@@ -64,6 +64,12 @@ CASES = {
     # measure
     "measure --out is a file": (lambda r: measure(r, out="a_file"), "is a file"),
     "measure one image": (lambda r: measure(r, "--images", "1"), "at least 2"),
+    "measure unknown normalizer": (lambda r: measure(r, "--normalizer", "median"), "invalid"),
+    "measure sampled normalizer on 3 images": (
+        lambda r: measure(r, "--images", "3", "--normalizer", "sampled"),
+        "at least 4 images",
+    ),
+    "measure negative read workers": (lambda r: measure(r, "--read-workers", "-1"), "at least 0"),
     "measure more images than exist": (lambda r: measure(r, "--images", "500"), "only"),
     "measure unknown layer": (lambda r: measure(r, "--layers", "features.conv9"), "unknown layer"),
     "measure model typo": (

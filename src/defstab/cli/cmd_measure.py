@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 HELP = "sensitivity of every layer to random TPS deformations"  # one line in `defstab --help`
 
 
@@ -24,7 +26,28 @@ def add_parser(sub):
         help="token outputs (N, T, D) of ViT blocks: compare the whole vector, class token "
         "included (all, default), or the patch tokens only (patches)",
     )
-    p.add_argument("--images", type=int, default=128, help="number of images (default 128)")
+    p.add_argument(
+        "--images",
+        type=int,
+        default=128,
+        help="number of images (default 128; e.g. 10000: the whole CIFAR-10 test set)",
+    )
+    p.add_argument(
+        "--normalizer",
+        default="auto",
+        choices=["auto", "exact", "sampled"],
+        help="the per-layer median over pairs of undeformed images: exact (all pairs; time "
+        "N², memory N × layers), sampled (the N/2 disjoint pairs of a seeded random order, "
+        "with a 95%% interval; linear time, flat memory), or auto (default: exact up to "
+        "4096 images)",
+    )
+    p.add_argument(
+        "--read-workers",
+        type=int,
+        default=0,
+        help="processes reading image files (folder data) while the model runs; default 0: "
+        "read in this process",
+    )
     p.add_argument("--grid", type=int, default=None, help="k (default 3 for ≤64 px, else 5)")
     p.add_argument("--max-disp", type=float, default=None, help="C (default 2 for ≤64 px, else 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of image order, deformations, noise")
@@ -100,12 +123,13 @@ def run(args) -> None:
     from defstab.data.normalize import default_normalization, make_normalize
     from defstab.data.sources import load_data
     from defstab.data.spec import DataSpec
+    from defstab.data.stream import DatasetImages
     from defstab.deform import DeformationSpec
     from defstab.io.atomic import write_json
     from defstab.io.provenance import versions
     from defstab.io.replay import save_replay
-    from defstab.io.tables import write_csv
     from defstab.measure import measure_sensitivity
+    from defstab.measure.normalizers import resolve_normalizer
     from defstab.models.loading import model_family, native_input_size
     from defstab.plotting.sensitivity import plot_sensitivity
 
@@ -113,6 +137,7 @@ def run(args) -> None:
     out = check_out_folder(args.out)
     if args.images < 2:
         raise ValueError(f"--images must be at least 2, got {args.images}.")
+    normalizer = resolve_normalizer(args.normalizer, args.images)
     replay = _read_deformations(args.deformations) if args.deformations else None
     if args.force_replay and replay is None:
         raise ValueError("--force-replay goes with --deformations FILE; give the file.")
@@ -126,13 +151,17 @@ def run(args) -> None:
     if data_probe.paths is not None and data_probe.image_size is None:
         data_probe.image_size = size
     gen = torch.Generator().manual_seed(args.seed)
-    images, labels, indices = data_probe.sample(args.images, gen)
+    # the images are read chunk by chunk while measured (a whole data set never is in
+    # memory at once); `sample` would draw the same indices from the generator
+    indices = data_probe.draw(args.images, gen)
+    labels = data_probe.labels[indices]
+    source = DatasetImages(data_probe, indices, workers=args.read_workers)
     warn_if_resized(data_probe, size, warn)
-    h = images.shape[-1]
+    h = source.image_shape[-1]
     drawn_for = {  # what the deformations are drawn for, recorded beside them
         "data": _data_identity(data_spec),
         "images": [int(i) for i in indices],
-        "image_size": [int(images.shape[-2]), int(h)],
+        "image_size": [int(source.image_shape[-2]), int(h)],
         "seed": args.seed,
     }
     if replay is not None:
@@ -168,12 +197,12 @@ def run(args) -> None:
         or model_settings.get("normalize_model")
         or default_normalization(model_family(model_settings["model"]), data_spec)
     )
-    normalize = make_normalize(norm_name, images.shape[1])
+    normalize = make_normalize(norm_name, source.image_shape[0])
     model = model.to(device)
     if normalize is not None:
         normalize = normalize.to(device)
     if args.worst_case or args.min_flip:  # these read class scores: the loss, the top-1
-        probe = images[:2].to(device)
+        probe = data_probe.images(indices[:2]).to(device)
         use_class_scores(model, normalize(probe) if normalize else probe, args, model_settings)
     elif args.output_key is not None:
         raise ValueError(
@@ -182,7 +211,7 @@ def run(args) -> None:
         )
     result = measure_sensitivity(
         model,
-        images,
+        source,
         deformation,
         layers=args.layers,
         distance=args.distance,
@@ -194,42 +223,24 @@ def run(args) -> None:
         progress=not args.quiet,
         tokens=args.tokens,
         worst_case=worst_case,
+        normalizer=normalizer,
     )
+    skipped = _skipped_table(result, indices, out)
     for layer, note in result.meta["tuple_outputs"].items():
         warn(f"layer {layer} returns a tuple; its {note} is measured.")
     warn_inferred_strides(n for n, s in result.meta["stride_sources"].items() if s == "inferred")
     random_note = weights_caveat(model_settings)
     flip = None
     if args.min_flip:
+        images = data_probe.images(indices)  # the attack needs them all at once
         flip = _minimal_flips(args, model, images, indices, labels, normalize, deformation, out)
     result.to_csv(out / "sensitivity.csv")
-    per_image = [
-        {
-            "layer_index": i,
-            "layer": name,
-            "image": int(indices[j]),
-            "label": int(labels[j]),
-            "value": float(result.per_image[i, j]),
-            **(
-                {"noise_value": float(result.noise_per_image[i, j])}
-                if result.noise_per_image is not None
-                else {}
-            ),
-            **(
-                {"worst_value": float(result.worst_per_image[i, j])}
-                if result.worst_per_image is not None
-                else {}
-            ),
-        }
-        for i, name in enumerate(result.layers)
-        for j in range(result.n_images)
-    ]
-    write_csv(out / "per_image.csv", per_image)
+    _per_image_table(result, indices, labels, out / "per_image.csv")
     record = drawn_for | {"deformation": result.meta["deformation"]}
     save_replay(out / "deformations.pt", result.deformation_params, record)
     if result.worst_params is not None:
         save_replay(out / "worst_deformations.pt", result.worst_params, record | {"worst": True})
-        _worst_case_figure(images, result, out / "worst_case.png")
+        _worst_case_figure(data_probe, indices, result, out / "worst_case.png")
     d = result.meta["deformation"]
     what = (
         f"k = {d['grid']}, C = {d['max_disp']:g}" if d.get("max_disp") is not None else "replayed"
@@ -266,7 +277,14 @@ def run(args) -> None:
             "text": [
                 f"Weights: {model_settings['weights']}. {result.n_images} images, deformation "
                 f"{what}, {args.distance} distance normalized per layer by the median over "
-                "pairs of undeformed images. The band is ± 2 standard errors of the mean over "
+                + (
+                    "all pairs of undeformed images. "
+                    if result.meta["normalizer"] == "exact"
+                    else f"the {result.normalizer_stats[0].pairs} disjoint pairs of undeformed "
+                    "images of a seeded random order (sampled; its 95% interval per layer is "
+                    "in the table). "
+                )
+                + "The band is ± 2 standard errors of the mean over "
                 f"the {result.n_images} images (std / √n), not a spread over seeds."
             ]
             + (
@@ -323,7 +341,17 @@ def run(args) -> None:
                 "deformation than to noise of equal norm); stride s: input pixels per feature "
                 "pixel, s²: shifted copies full translation invariance needs there"
             )
+        stats = result.normalizer_stats[0]
+        if result.meta["normalizer"] == "sampled":
+            print(
+                f"normalizer: sampled, the median over {stats.pairs} disjoint pairs of a seeded "
+                "random order (95% interval per layer: normalizer_low/high in sensitivity.csv)"
+            )
+        else:
+            print(f"normalizer: exact, the median over all {stats.pairs} pairs")
         written = ["sensitivity.csv", "per_image.csv", "deformations.pt"]
+        if skipped:
+            written.append("skipped.csv")
         if result.worst_params is not None:
             written += ["worst_deformations.pt", "worst_case.png"]
         if flip is not None:
@@ -378,7 +406,52 @@ def _minimal_flips(args, model, images, indices, labels, normalize, deformation,
     return flip
 
 
-def _worst_case_figure(images, result, path, count: int = 3) -> None:
+def _per_image_table(result, indices, labels, path) -> None:
+    """per_image.csv, one row per (layer, image), streamed: at 50,000 images and 15
+    layers it is 750,000 rows, never held as Python objects. Unreadable images (NaN)
+    have no rows; skipped.csv names them."""
+    from defstab.io.tables import write_csv_rows
+
+    columns = ["layer_index", "layer", "image", "label", "value"]
+    values = [result.per_image]
+    for name, extra in (("noise_value", result.noise_per_image),
+                        ("worst_value", result.worst_per_image)):  # fmt: skip
+        if extra is not None:
+            columns.append(name)
+            values.append(extra)
+    measured = (~result.per_image[0].isnan()).nonzero().squeeze(1).tolist()
+    image, label = indices.tolist(), labels.tolist()
+    table = [v.tolist() for v in values]
+
+    def rows():
+        for i, name in enumerate(result.layers):
+            for j in measured:
+                yield (i, name, image[j], label[j], *(t[i][j] for t in table))
+
+    write_csv_rows(path, columns, rows())
+
+
+def _skipped_table(result, indices, out) -> int:
+    """skipped.csv: the unreadable images (data index, path, reason), and a warning."""
+    from defstab.cli.common import warn
+    from defstab.io.tables import write_csv
+
+    skipped = result.meta["skipped"]
+    if not skipped:
+        (out / "skipped.csv").unlink(missing_ok=True)  # an earlier run's list is not this one's
+        return 0
+    rows = [{"image": int(indices[s["item"]]), "path": s["path"], "reason": s["reason"]}
+            for s in skipped]  # fmt: skip
+    write_csv(out / "skipped.csv", rows)
+    first = rows[0]
+    warn(
+        f"{len(rows)} unreadable image(s) skipped, e.g. {first['path']} ({first['reason']}); "
+        f"all are listed in {out / 'skipped.csv'}; {result.n_images} images were measured."
+    )
+    return len(rows)
+
+
+def _worst_case_figure(data, indices, result, path, count: int = 3) -> None:
     """The images whose worst case moved the attacked layer most beyond the random one:
     random and worst-case deformation side by side (the paper's Fig. 2 layout)."""
     import torch
@@ -387,10 +460,10 @@ def _worst_case_figure(images, result, path, count: int = 3) -> None:
     from defstab.plotting.deformation import deformation_figure
 
     layer = result.layers.index(result.meta["worst_case"]["layer"] or result.layers[-1])
-    gain = result.worst_per_image[layer] - result.per_image[layer]
+    gain = (result.worst_per_image[layer] - result.per_image[layer]).nan_to_num(-math.inf)
     pick = gain.argsort(descending=True)[:count]
     spec = result.meta["worst_case"]
-    x = images[pick]
+    x = data.images(indices[pick])
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     both = torch.cat([result.deformation_params[pick], result.worst_params[pick]])

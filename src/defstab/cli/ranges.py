@@ -93,6 +93,7 @@ RANGES: dict[str, Range] = {
     "target_train_acc": Range(0, 1, low_open=True),
     # scaling out
     "workers": AT_LEAST_1,
+    "read_workers": AT_LEAST_0,
     "cpus_per_run": AT_LEAST_1,
     "gpus_per_run": AT_LEAST_0,
     "processes_per_run": AT_LEAST_0,

@@ -79,12 +79,16 @@ class ImageDataset:
 
     def sample(self, n: int, generator: torch.Generator | None = None):
         """``n`` distinct images in a seeded random order: (images, labels, indices)."""
+        idx = self.draw(n, generator)
+        return self.images(idx), self.labels[idx], idx
+
+    def draw(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The (n,) indices :meth:`sample` would read, none read: a stream's images."""
         if n < 1:
             raise ValueError(f"the number of images must be positive, got {n}.")
         if n > len(self):
             raise ValueError(f"asked for {n} images but {self.name} has only {len(self)}.")
-        idx = torch.randperm(len(self), generator=generator)[:n]
-        return self.images(idx), self.labels[idx], idx
+        return torch.randperm(len(self), generator=generator)[:n]
 
     def subset(self, indices) -> ImageDataset:
         idx = torch.as_tensor(indices, dtype=torch.long)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from defstab.io.atomic import write_text
+from defstab.io.atomic import atomic_path, write_text
 
 
 def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
@@ -22,6 +22,17 @@ def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
     for row in rows:
         writer.writerow({k: _fmt(v) for k, v in row.items()})
     return write_text(path, buf.getvalue())
+
+
+def write_csv_rows(path: str | Path, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+    """Write rows (sequences in ``columns`` order) as they come, never all in memory: a
+    table of millions of rows streams into a temporary file renamed into place."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_fmt(v) for v in row])
+    return Path(path)
 
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:

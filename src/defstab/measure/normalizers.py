@@ -175,8 +175,13 @@ class SampledNormalizer:
         """Rows (b, F) of the undeformed images at ``positions`` (b,), ascending."""
         self._accumulate(name, rows)
         pos = positions.to("cpu")
-        first, second = [], []
-        if pos.numel() > 1:
+        b = pos.numel()
+        if b > 1 and int(pos[0]) % 2 == 0 and int(pos[-1]) - int(pos[0]) == b - 1:
+            # the common chunk: no hole, starting a pair; its pairs are strided views
+            whole = b - b % 2
+            self._record(name, pos[0:whole:2] // 2, rows[0:whole:2], rows[1:whole:2])
+            alone = [b - 1] if b % 2 else []
+        elif b > 1:
             mates = (pos[:-1] % 2 == 0) & (pos[1:] == pos[:-1] + 1)
             first = mates.nonzero().squeeze(1)
             second = first + 1
@@ -194,8 +199,8 @@ class SampledNormalizer:
             if mate is None:
                 waiting[p] = rows[j : j + 1].detach().clone()
                 continue
-            a, b = (mate, rows[j : j + 1]) if p % 2 else (rows[j : j + 1], mate.to(rows.device))
-            self._record(name, torch.tensor([p // 2]), a.to(rows.device), b)
+            row, mate = rows[j : j + 1], mate.to(rows.device)
+            self._record(name, torch.tensor([p // 2]), *((mate, row) if p % 2 else (row, mate)))
 
     def _record(self, name, pairs, a, b) -> None:
         if len(pairs):
