@@ -207,3 +207,45 @@ def test_stream_with_workers_equals_in_memory(tmp_path):
     )
     assert torch.equal(streamed.per_image, held.per_image)
     assert torch.equal(streamed.pair_distances, held.pair_distances)
+
+
+def test_shards_merge_to_the_single_process_result_bit_for_bit(tmp_path):
+    """Three shards measured apart, saved, loaded and merged equal one process."""
+    from defstab.measure.shards import MeasurementParts, merge_shards
+
+    model, x = small_net(), smooth_images(50)
+    kw = dict(layers=LAYERS, normalizer="sampled", batch_size=8)
+    whole = measure_sensitivity(model, x, generator=torch.Generator().manual_seed(4), **kw)
+    files = []
+    for i in (2, 0, 1):  # any order
+        part = measure_sensitivity(
+            model, x, generator=torch.Generator().manual_seed(4), shard=(i, 3), **kw
+        )
+        files.append(part.save(tmp_path / f"shard-{i}.pt"))
+    parts = [MeasurementParts.load(f) for f in files]
+    assert sorted(p.positions for p in parts) == [(0, 16), (16, 32), (32, 50)]
+    merged = merge_shards(parts)
+    assert torch.equal(merged.per_image, whole.per_image)
+    assert torch.equal(merged.noise_per_image, whole.noise_per_image)
+    assert torch.equal(merged.pair_distances, whole.pair_distances)
+    assert torch.equal(merged.normalizer, whole.normalizer)
+    # float32 sums about each shard's own shift: equal to rounding (~1e-7), not bit for bit
+    torch.testing.assert_close(merged.pairs_sq, whole.pairs_sq, rtol=1e-6, atol=0)
+    torch.testing.assert_close(merged.deformation_sq, whole.deformation_sq, rtol=0, atol=0)
+    # every shard is needed once
+    with pytest.raises(ValueError, match="every shard is needed once"):
+        merge_shards(parts[:2])
+
+
+def test_shard_mistakes_are_one_sentence():
+    model, x = small_net(), smooth_images(20)
+    with pytest.raises(ValueError, match="at most 3 shards"):
+        measure_sensitivity(model, x, layers=LAYERS, normalizer="sampled", batch_size=8,
+                            shard=(0, 4))  # fmt: skip
+    with pytest.raises(ValueError, match="needs the sampled normalizer"):
+        measure_sensitivity(model, x, layers=LAYERS, normalizer="exact", shard=(0, 2))
+    with pytest.raises(ValueError, match="even batch size"):
+        measure_sensitivity(model, x, layers=LAYERS, normalizer="sampled", batch_size=5,
+                            shard=(0, 2))  # fmt: skip
+    with pytest.raises(ValueError, match="does not exist"):
+        measure_sensitivity(model, x, layers=LAYERS, normalizer="sampled", shard=(2, 2))

@@ -233,3 +233,49 @@ class SampledNormalizer:
 
     def close(self) -> None:
         self.waiting.clear()
+
+    def state(self) -> dict:
+        """What a shard hands to the merge: pair distances (NaN for pairs not in the shard)
+        and, per layer, the running sums with their shift. Plain tensors, lists and ints
+        (``torch.load(weights_only=True)`` reads them)."""
+        names = list(self.index)
+        return {
+            "layers": names,
+            "pair_distances": self.pair_distances,
+            "count": [self.count[n] for n in names],
+            "sum_sq": [self.sum_sq[n] for n in names],
+            "shift": [self.shift[n].cpu() if n in self.shift else None for n in names],
+            "sum": [self.sum[n] for n in names],
+        }
+
+    @classmethod
+    def merged(cls, states: list[dict], distance: str) -> SampledNormalizer:
+        """One normalizer from the states of disjoint shards: pair distances filled in
+        from each, running sums moved to one shift c (shard s's sums about c_s become
+        Σ(r − c) = S₁ + n(c_s − c) and Σ‖r − c‖² = S₂ + 2(c_s − c)·S₁ + n‖c_s − c‖²)."""
+        names = states[0]["layers"]
+        n = states[0]["pair_distances"].shape[1] * 2
+        out = cls(n, names, distance)
+        for state in states:
+            if state["layers"] != names:
+                raise ValueError("the shards measured different layers; rerun them alike.")
+            d = state["pair_distances"]
+            seen = ~torch.isnan(d)
+            out.pair_distances[seen] = d[seen]
+            for i, name in enumerate(names):
+                count = state["count"][i]
+                if count == 0:
+                    continue
+                shift, total = state["shift"][i].cpu(), state["sum"][i]
+                sum_sq = state["sum_sq"][i]
+                if name not in out.shift:
+                    out.shift[name], out.sum[name] = shift, total.clone()
+                    out.sum_sq[name], out.count[name] = sum_sq, count
+                    continue
+                delta = (shift - out.shift[name]).double().flatten()
+                out.sum[name] += total + count * delta
+                out.sum_sq[name] += (
+                    sum_sq + 2 * float(delta @ total) + count * float(delta.square().sum())
+                )
+                out.count[name] += count
+        return out

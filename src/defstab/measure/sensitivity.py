@@ -23,8 +23,6 @@ to ‖η‖ = ‖τx − x‖ measured in that same space.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import nn
@@ -37,10 +35,11 @@ from defstab.measure.distances import check_distance, paired_distance
 from defstab.measure.layers import INPUT, prefix_tokens, resolve_layers
 from defstab.measure.normalizers import (
     ExactNormalizer,
-    NormalizerStats,
     SampledNormalizer,
     resolve_normalizer,
 )
+from defstab.measure.result import SensitivityResult
+from defstab.measure.shards import MeasurementParts, merge_shards, shard_range
 from defstab.measure.worst_case import WorstCaseTPS, worst_case_displacements
 from defstab.tap import (
     cumulative_strides,
@@ -55,146 +54,6 @@ __all__ = ["SensitivityResult", "evaluation_mode", "measure_sensitivity"]
 
 DEFAULT_STORE_BYTES = 3 << 30  # 3 GiB of undeformed representations in RAM, the rest on disk
 ACTIVATION_BYTES = 256 << 20  # aim for chunks whose largest activation is about this size
-
-
-@dataclass
-class SensitivityResult:
-    """Per-layer sensitivity to deformation (and to matched noise).
-
-    Tensors are indexed [layer] or [layer, image]; layer 0 is the input.
-
-    Attributes:
-        layers: names in forward order (``"input"`` first).
-        mean, std: (L,) mean and standard deviation (ddof = 1) over images of the
-            normalized distance.
-        per_image: (L, N) normalized distances (NaN for an image that could not be read).
-        normalizer: (L,) median distance over all pairs of undeformed images.
-        noise_mean, noise_std, noise_per_image: the same for x + η, η Gaussian in the
-            network's input space with ‖η‖ = ‖τx − x‖ there, per image (None without the
-            noise control).
-        deformation_sq, noise_sq: (L,) mean over images of the squared Euclidean
-            distances ‖f(τx) − f(x)‖² and ‖f(x + η) − f(x)‖², whatever ``distance`` is.
-        pairs_sq: (L,) mean over pairs of undeformed images of ‖f(x₁) − f(x₂)‖².
-        worst_mean, worst_std, worst_per_image: the same as mean/std/per_image for the
-            worst-case deformation (None without ``worst_case``), normalized alike.
-        worst_params: (N, k·k, 2) the worst-case displacements (replay them as
-            ``deformation``).
-        normalizer_stats: per layer, the median, its 95% interval (sampled mode; None
-            when exact), the number of pairs, and Petrini's mean squared pair distance.
-        pair_distances: (L, N // 2) sampled mode: the distance of pair k, images
-            ``order[2k]`` and ``order[2k + 1]`` (NaN where one could not be read).
-        order: (N,) sampled mode: the processing order (item indices).
-        meta: settings (distance, deformation, counts) for tables and reports.
-    """
-
-    layers: list[str]
-    mean: torch.Tensor
-    std: torch.Tensor
-    per_image: torch.Tensor
-    normalizer: torch.Tensor
-    noise_mean: torch.Tensor | None = None
-    noise_std: torch.Tensor | None = None
-    noise_per_image: torch.Tensor | None = None
-    deformation_params: torch.Tensor | None = None
-    deformation_sq: torch.Tensor | None = None
-    noise_sq: torch.Tensor | None = None
-    pairs_sq: torch.Tensor | None = None
-    worst_mean: torch.Tensor | None = None
-    worst_std: torch.Tensor | None = None
-    worst_per_image: torch.Tensor | None = None
-    worst_params: torch.Tensor | None = None
-    normalizer_stats: list[NormalizerStats] | None = None
-    pair_distances: torch.Tensor | None = None
-    order: torch.Tensor | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def n_images(self) -> int:
-        """Images measured (an image that could not be read has NaN in ``per_image``)."""
-        return int((~torch.isnan(self.per_image[0])).sum())
-
-    @property
-    def relative_stability(self) -> torch.Tensor | None:
-        """(L,) Petrini et al. 2021's R_f = ⟨‖f(τx) − f(x)‖²⟩ / ⟨‖f(x + η) − f(x)‖²⟩
-        (< 1: more stable to the deformation than to noise of the same norm)."""
-        if self.noise_sq is None:
-            return None
-        return self.deformation_sq / _positive(self.noise_sq)
-
-    @property
-    def deformation_stability(self) -> torch.Tensor | None:
-        """(L,) Petrini's D_f = ⟨‖f(τx) − f(x)‖²⟩ / ⟨‖f(x₁) − f(x₂)‖²⟩."""
-        if self.deformation_sq is None:
-            return None
-        return self.deformation_sq / _positive(self.pairs_sq)
-
-    @property
-    def noise_stability(self) -> torch.Tensor | None:
-        """(L,) Petrini's G_f = ⟨‖f(x + η) − f(x)‖²⟩ / ⟨‖f(x₁) − f(x₂)‖²⟩."""
-        if self.noise_sq is None:
-            return None
-        return self.noise_sq / _positive(self.pairs_sq)
-
-    @property
-    def mean_distance_ratio(self) -> torch.Tensor | None:
-        """(L,) mean normalized ``distance`` under deformation / under noise: the ratio
-        defstab 0.1.0 reported as "relative_stability". It is *not* Petrini's R_f (no
-        squares; cosine by default); kept because it uses the paper's distance."""
-        if self.noise_mean is None:
-            return None
-        return self.mean / _positive(self.noise_mean)
-
-    def to_rows(self) -> list[dict[str, Any]]:
-        """One dict per layer (tidy: one row per observation)."""
-        rows = []
-        for i, name in enumerate(self.layers):
-            row = {
-                "layer_index": i,
-                "layer": name,
-                "mean": float(self.mean[i]),
-                "std": float(self.std[i]),
-                "n_images": self.n_images,
-                "normalizer": float(self.normalizer[i]),
-            }
-            if self.normalizer_stats is not None:
-                stats = self.normalizer_stats[i]
-                row["normalizer_low"] = stats.low  # None (an empty cell) when exact
-                row["normalizer_high"] = stats.high
-                row["normalizer_pairs"] = stats.pairs
-            if "strides" in self.meta:
-                stride = self.meta["strides"].get(name)
-                row["stride"] = stride
-                row["shifted_copies"] = stride * stride if stride else None
-            if self.worst_mean is not None:
-                row["worst_mean"] = float(self.worst_mean[i])
-                row["worst_std"] = float(self.worst_std[i])
-            if self.noise_mean is not None:
-                row["noise_mean"] = float(self.noise_mean[i])
-                row["noise_std"] = float(self.noise_std[i])
-                row["mean_distance_ratio"] = float(self.mean_distance_ratio[i])
-                row["D_f"] = float(self.deformation_stability[i])
-                row["G_f"] = float(self.noise_stability[i])
-                row["relative_stability"] = float(self.relative_stability[i])
-            rows.append(row)
-        return rows
-
-    def to_csv(self, path) -> None:
-        from defstab.io.tables import write_csv
-
-        write_csv(path, self.to_rows())
-
-    def to_json(self, path) -> None:
-        from defstab.io.atomic import write_json
-
-        write_json(path, {"meta": self.meta, "layers": self.to_rows()})
-
-    def to_dataframe(self):
-        """A pandas DataFrame (needs pandas)."""
-        try:
-            import pandas as pd
-        except ImportError:
-            raise ImportError("to_dataframe needs pandas: pip install pandas") from None
-        return pd.DataFrame(self.to_rows())
 
 
 @torch.no_grad()
@@ -216,7 +75,8 @@ def measure_sensitivity(
     worst_case: WorstCaseTPS | None = None,
     labels: torch.Tensor | None = None,
     normalizer: str = "auto",
-) -> SensitivityResult:
+    shard: tuple[int, int] | None = None,
+) -> SensitivityResult | MeasurementParts:
     """Normalized distance between the representations of x and τx, layer by layer.
 
     Args:
@@ -264,6 +124,10 @@ def measure_sensitivity(
             ``pairs_sq`` is exact in both. Sampled mode draws its noise per position of
             the order (:class:`PositionNoise`), so its noise values differ from exact
             mode's; the deformations are the same.
+        shard: (index, count): measure only that shard of the sampled measurement and
+            return its :class:`~defstab.measure.shards.MeasurementParts` (save them,
+            then :func:`~defstab.measure.shards.merge_shards` every shard's parts into
+            the result one process gives). Chunks are then of an even size.
 
     Returns:
         :class:`SensitivityResult`.
@@ -278,6 +142,11 @@ def measure_sensitivity(
         raise ValueError("at least 2 images are needed: the normalizer is a median over pairs.")
     check_distance(distance)
     mode = resolve_normalizer(normalizer, n)
+    if shard is not None and mode == "exact":
+        raise ValueError(
+            "a shard needs the sampled normalizer: the exact median needs every image in "
+            "one process (normalizer='sampled')."
+        )
     if tokens not in ("all", "patches"):
         raise ValueError(f"tokens must be 'all' or 'patches', got {tokens!r}.")
     skip = prefix_tokens(model) if tokens == "patches" else 0
@@ -347,6 +216,14 @@ def measure_sensitivity(
         if batch_size is None:
             largest = max(features.values()) * passes * torch.finfo(dtype).bits // 8
             batch_size = max(1, min(64, ACTIVATION_BYTES // largest))
+            if mode == "sampled" and batch_size > 1:
+                batch_size -= batch_size % 2  # whole pairs per chunk, hence per shard
+        start, stop = (0, n) if shard is None else shard_range(n, batch_size, shard)
+        if shard is not None and shard[1] > 1 and batch_size % 2:
+            raise ValueError(
+                f"sharded measurements need an even batch size (a pair of images must not "
+                f"straddle two shards), got {batch_size}."
+            )
         # per item; NaN stays where an image could not be read
         dist_def = torch.full((len(names), n), math.nan, dtype=torch.float64)
         dist_noise = dist_def.clone() if noise_control else None
@@ -364,9 +241,9 @@ def measure_sensitivity(
         if progress:
             from defstab.progress import progress as progress_bar
 
-            bar = progress_bar(total=n, desc="measuring", unit="img", leave=False)
+            bar = progress_bar(total=stop - start, desc="measuring", unit="img", leave=False)
         try:
-            for positions, x in source.batches(order, batch_size):
+            for positions, x in source.batches(order, batch_size, start, stop):
                 items = positions if order is None else order[positions]
                 b = len(positions)
                 x = x.to(device, dtype)
@@ -411,83 +288,69 @@ def measure_sensitivity(
                     tap(model, modules, batch, on_output)
                 if bar is not None:
                     bar.update(b)
-            valid = ~torch.isnan(dist_def[0])
-            if not bool(valid.any()):
-                raise ValueError("no image could be read; nothing was measured.")
-            stats = [pairs.finish(name, distance, device, valid) for name in names]
+            stats = state = None
+            if mode == "exact":
+                valid = ~torch.isnan(dist_def[0])
+                if bool(valid.any()):
+                    stats = [pairs.finish(name, distance, device, valid) for name in names]
+            else:
+                state = pairs.state()
             spilled = pairs.spilled
         finally:
             pairs.close()
             if bar is not None:
                 bar.close()
 
-    medians = torch.tensor([s.median for s in stats], dtype=torch.float64)
-    scale = medians.clamp_min(torch.finfo(torch.float64).tiny)[:, None]
-    per_image = dist_def / scale
-    skipped = list(source.skipped)
-    result = SensitivityResult(
-        layers=names,
-        mean=per_image[:, valid].mean(1),
-        std=per_image[:, valid].std(1),
-        per_image=per_image,
-        normalizer=medians,
-        deformation_params=deform.params,
-        deformation_sq=sq_def[:, valid].mean(1),
-        pairs_sq=torch.tensor([s.pairs_sq for s in stats], dtype=torch.float64),
-        normalizer_stats=stats,
-        meta={
-            "distance": distance,
-            "n_images": int(valid.sum()),
-            "image_size": list(size),
-            "deformation": deform.record(),
-            "noise_control": noise_control,
-            "noise_space": "network input (after preprocess)" if noise_control else None,
-            "batch_size": batch_size,
-            "spilled_layers": spilled,
-            "normalizer": mode,
-            **(
-                {"normalizer_pairs": "disjoint pairs of a seeded random order"}
-                if mode == "sampled"
-                else {}
-            ),
-            "skipped": skipped,
-            "tokens": tokens,
-            "tuple_outputs": tuple_outputs,
-            # cumulative stride s per layer (None: not a feature map); full invariance to
-            # translation there needs all s² sub-stride shifted copies (Azulay & Weiss)
-            "strides": strides,
-            "stride_sources": stride_sources,
-        },
-    )
-    if mode == "sampled":
-        result.pair_distances = pairs.pair_distances
-        result.order = order
-    if noise_control:
-        noise = dist_noise / scale
-        result.noise_per_image = noise
-        result.noise_mean = noise[:, valid].mean(1)
-        result.noise_std = noise[:, valid].std(1)
-        result.noise_sq = sq_noise[:, valid].mean(1)
+    meta = {
+        "distance": distance,
+        "n_images": n,
+        "image_size": list(size),
+        "deformation": deform.record(),
+        "noise_control": noise_control,
+        "noise_space": "network input (after preprocess)" if noise_control else None,
+        "batch_size": batch_size,
+        "spilled_layers": spilled,
+        "normalizer": mode,
+        **(
+            {"normalizer_pairs": "disjoint pairs of a seeded random order"}
+            if mode == "sampled"
+            else {}
+        ),
+        "tokens": tokens,
+        "tuple_outputs": tuple_outputs,
+        # cumulative stride s per layer (None: not a feature map); full invariance to
+        # translation there needs all s² sub-stride shifted copies (Azulay & Weiss)
+        "strides": strides,
+        "stride_sources": stride_sources,
+    }
     if worst_case is not None:
-        worst = dist_worst / scale
-        result.worst_per_image, result.worst_mean, result.worst_std = (
-            worst,
-            worst[:, valid].mean(1),
-            worst[:, valid].std(1),
-        )
-        result.worst_params = worst_params
-        result.meta["worst_case"] = worst_case.record()
-    return result
+        meta["worst_case"] = worst_case.record()
+    parts = MeasurementParts(
+        layers=names,
+        raw={
+            "dist_def": dist_def,
+            "sq_def": sq_def,
+            "dist_noise": dist_noise,
+            "sq_noise": sq_noise,
+            "dist_worst": dist_worst,
+        },
+        meta=meta,
+        deformation_params=deform.params,
+        worst_params=worst_params if worst_case is not None else None,
+        order=order,
+        normalizer_state=state,
+        stats=stats,
+        skipped=list(source.skipped),
+        shard=(0, 1) if shard is None else tuple(shard),
+        positions=(start, stop),
+    )
+    return parts if shard is not None else merge_shards([parts])
 
 
 def _with_layer(attack, layer):
     from dataclasses import replace
 
     return replace(attack, layer=layer)
-
-
-def _positive(t: torch.Tensor) -> torch.Tensor:
-    return t.clamp_min(torch.finfo(torch.float64).tiny)
 
 
 def _squared(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
