@@ -290,3 +290,38 @@ def test_measure_sampled_streams_a_folder_and_names_what_it_skipped(tmp_path, ca
                              "--normalizer", "exact")) == 0  # fmt: skip
     exact = read_csv(tmp_path / "exact" / "sensitivity.csv")
     assert exact[0]["normalizer_low"] == "" and exact[0]["normalizer_pairs"] == str(14 * 13 // 2)
+
+
+def test_measure_shards_merge_resume_and_refuse_other_settings(tmp_path, capsys):
+    """--shards through the CLI: child processes write shards, the merge equals one
+    process byte for byte; a lost shard is recomputed alone; a shard of other settings,
+    and more shards than pairs, are one sentence."""
+    folder = write_image_folder(tmp_path / "imgs", per_class=10, size=(32, 32))
+    args = ["--images", "30", "--normalizer", "sampled", "--batch-size", "6", "--seed", "2"]
+    assert main(measure_argv(folder, tmp_path / "one", *args)) == 0
+    # --workers 1: each child has this process's threads (equal bits need equal threads)
+    sharded = measure_argv(folder, tmp_path / "sh", *args, "--shards", "3", "--workers", "1")
+    assert main(sharded) == 0
+    shards = tmp_path / "sh" / "shards"
+    assert sorted(p.name for p in shards.glob("*.pt")) == [f"shard-{i}-of-3.pt" for i in range(3)]
+    same = (tmp_path / "one" / "per_image.csv").read_bytes()
+    assert (tmp_path / "sh" / "per_image.csv").read_bytes() == same
+    one, merged = (read_csv(tmp_path / d / "sensitivity.csv") for d in ("one", "sh"))
+    assert [r["normalizer"] for r in merged] == [r["normalizer"] for r in one]
+    # a lost shard: only it runs again
+    kept = {i: (shards / f"shard-{i}-of-3.pt").stat().st_mtime_ns for i in (0, 2)}
+    (shards / "shard-1-of-3.pt").unlink()
+    assert main(sharded[:-1] + ["2"]) == 0  # two workers: one thread each
+    assert {i: (shards / f"shard-{i}-of-3.pt").stat().st_mtime_ns for i in (0, 2)} == kept
+    assert (shards / "shard-1-of-3.pt").exists()
+    values = [float(r["value"]) for r in read_csv(tmp_path / "sh" / "per_image.csv")]
+    expected = [float(r["value"]) for r in read_csv(tmp_path / "one" / "per_image.csv")]
+    assert values == pytest.approx(expected, rel=1e-5)
+    capsys.readouterr()
+    # shards of another seed in that folder: refused, nothing mixed
+    other = measure_argv(folder, tmp_path / "sh", *args, "--shards", "3", "--seed", "5")
+    assert main(other) == 2
+    err = capsys.readouterr().err
+    assert "is a shard of another measurement (differs in --seed)" in err, err
+    assert main(measure_argv(folder, tmp_path / "x", *args, "--shards", "16")) == 2
+    assert "more than the 15 pairs" in capsys.readouterr().err

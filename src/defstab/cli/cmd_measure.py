@@ -102,6 +102,24 @@ def add_parser(sub):
         help="RAM for the undeformed representations the exact median needs (default 3 GiB); "
         "the rest goes to a temporary file in TMPDIR",
     )
+    g = p.add_argument_group("scaling out (sampled normalizer)")
+    g.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        help="split the images over N shards (OUT/shards/), run the missing ones, merge them; "
+        "rerun the same command to resume (default 1: no shards)",
+    )
+    g.add_argument(
+        "--workers", type=int, default=1, help="--shards: processes at a time (default 1)"
+    )
+    g.add_argument(
+        "--shard",
+        metavar="I/N",
+        default=None,
+        help="measure only shard I of N and write OUT/shards/shard-I-of-N.pt (e.g. one task of "
+        "a Slurm array); a later run with --shards N merges",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--quiet", action="store_true")
@@ -120,6 +138,13 @@ def run(args) -> None:
         warn_inferred_strides,
         weights_caveat,
     )
+    from defstab.cli.measure_shards import (
+        load_shards,
+        parse_shard,
+        run_missing,
+        settings_of,
+        shard_file,
+    )
     from defstab.data.normalize import default_normalization, make_normalize
     from defstab.data.sources import load_data
     from defstab.data.spec import DataSpec
@@ -130,6 +155,7 @@ def run(args) -> None:
     from defstab.io.replay import save_replay
     from defstab.measure import measure_sensitivity
     from defstab.measure.normalizers import resolve_normalizer
+    from defstab.measure.shards import merge_shards
     from defstab.models.loading import model_family, native_input_size
     from defstab.plotting.sensitivity import plot_sensitivity
 
@@ -138,6 +164,24 @@ def run(args) -> None:
     if args.images < 2:
         raise ValueError(f"--images must be at least 2, got {args.images}.")
     normalizer = resolve_normalizer(args.normalizer, args.images)
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    if shard is not None and args.shards not in (1, shard[1]):
+        raise ValueError(f"--shard {args.shard} and --shards {args.shards} disagree; give one.")
+    shards = shard[1] if shard is not None else args.shards
+    if shards > 1:
+        if args.normalizer == "exact":
+            raise ValueError(
+                "--shards needs the sampled normalizer (the exact median needs every image in "
+                "one process); drop --normalizer exact."
+            )
+        normalizer = resolve_normalizer("sampled", args.images)
+        if shards > args.images // 2:
+            raise ValueError(
+                f"--shards {shards} is more than the {args.images // 2} pairs of "
+                f"{args.images} images; use fewer shards."
+            )
+        if args.min_flip:
+            raise ValueError("--min-flip is not sharded; run it without --shards.")
     replay = _read_deformations(args.deformations) if args.deformations else None
     if args.force_replay and replay is None:
         raise ValueError("--force-replay goes with --deformations FILE; give the file.")
@@ -209,22 +253,46 @@ def run(args) -> None:
             "--output-key names the class scores, which measure reads only with "
             "--worst-case or --min-flip; drop it."
         )
-    result = measure_sensitivity(
-        model,
-        source,
-        deformation,
-        layers=args.layers,
-        distance=args.distance,
-        generator=gen,
-        noise_control=not args.no_noise,
-        preprocess=normalize,
-        batch_size=args.batch_size,
-        store_bytes=int(args.ram_budget * 2**30),
-        progress=not args.quiet,
-        tokens=args.tokens,
-        worst_case=worst_case,
-        normalizer=normalizer,
-    )
+    settings = settings_of(args)
+
+    def measure(shard=None):
+        return measure_sensitivity(
+            model,
+            source,
+            deformation,
+            layers=args.layers,
+            distance=args.distance,
+            generator=gen,
+            noise_control=not args.no_noise,
+            preprocess=normalize,
+            batch_size=args.batch_size,
+            store_bytes=int(args.ram_budget * 2**30),
+            progress=not args.quiet,
+            tokens=args.tokens,
+            worst_case=worst_case,
+            normalizer=normalizer,
+            shard=shard,
+        )
+
+    if shard is not None:  # one shard: its file, and nothing else
+        parts = measure(shard)
+        parts.meta["settings"] = settings
+        path = parts.save(shard_file(out, *shard))
+        if not args.quiet:
+            print(f"wrote {path} (images {parts.positions[0]}–{parts.positions[1] - 1})")
+        return
+    if shards > 1:
+        found = load_shards(out, shards, settings, warn)
+        missing = [i for i in range(shards) if i not in found]
+        if missing:
+            if found and not args.quiet:
+                print(f"{len(found)} of {shards} shards are done; running the other {len(missing)}")
+            run_missing(args, out, missing, shards, device, warn)
+            found = load_shards(out, shards, settings, warn)
+        result = merge_shards([found[i] for i in range(shards)])
+        result.meta.pop("settings", None)
+    else:
+        result = measure()
     skipped = _skipped_table(result, indices, out)
     for layer, note in result.meta["tuple_outputs"].items():
         warn(f"layer {layer} returns a tuple; its {note} is measured.")

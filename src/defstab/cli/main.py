@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         check_option_ranges(args)  # one table for every command (defstab.cli.ranges)
+        args._argv = argv  # a command that runs parts of itself in child processes
         args._run(args)
     except (ValueError, OSError, FloatingPointError) as e:
         # user mistakes and file problems: one sentence, no traceback

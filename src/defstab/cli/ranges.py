@@ -94,6 +94,7 @@ RANGES: dict[str, Range] = {
     # scaling out
     "workers": AT_LEAST_1,
     "read_workers": AT_LEAST_0,
+    "shards": AT_LEAST_1,
     "cpus_per_run": AT_LEAST_1,
     "gpus_per_run": AT_LEAST_0,
     "processes_per_run": AT_LEAST_0,
