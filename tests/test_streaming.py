@@ -249,3 +249,88 @@ def test_shard_mistakes_are_one_sentence():
                             shard=(0, 2))  # fmt: skip
     with pytest.raises(ValueError, match="does not exist"):
         measure_sensitivity(model, x, layers=LAYERS, normalizer="sampled", shard=(2, 2))
+
+
+class PositionNet(nn.Module):
+    """Class scores from pooled bands of the image: sensitive to where things are."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 4, 3)
+        nn.init.normal_(self.conv.weight)
+
+    def forward(self, x):
+        return nn.functional.adaptive_avg_pool2d(self.conv(x), (2, 3)).flatten(1)
+
+
+@pytest.mark.parametrize("protocol", ["embed", "crop", "scale", "subpixel", "pad-shift",
+                                      "random-pairs"])  # fmt: skip
+def test_translate_protocols_do_not_depend_on_the_chunk_of_images(protocol):
+    """Frames made and classified 3 images at a time equal all 11 at once; random-pairs
+    offsets are drawn for every image first."""
+    from defstab.translate import run_protocol
+
+    x = smooth_images(11, size=32)
+    labels = torch.arange(11) % 12
+    geometry = {"canvas": 32, "object_size": 20, "crop": 24, "window": 8}
+
+    def run(chunk):
+        return run_protocol(
+            PositionNet().eval(), x, labels, protocol, 4, chunk_images=chunk,
+            generator=torch.Generator().manual_seed(0), **geometry,
+        )  # fmt: skip
+
+    whole, chunked = run(256), run(3)
+    for name in ("top1", "p_top1", "p_next", "p_first", "p_true", "in_top5"):
+        torch.testing.assert_close(getattr(chunked.steps, name), getattr(whole.steps, name))
+    assert torch.equal(chunked.geometry, whole.geometry)
+    assert chunked.summary() == pytest.approx(whole.summary())
+    assert chunked.per_step_rows() == whole.per_step_rows()
+
+
+def test_steps_reproduce_every_measure_from_probabilities():
+    """The compact Steps give the probability-based measures exactly."""
+    from defstab.translate import measures
+
+    g = torch.Generator().manual_seed(0)
+    probs = torch.softmax(torch.randn(9, 6, 8, generator=g) * 3, -1)
+    labels = torch.randint(8, (9,), generator=g)
+    steps = measures.Steps.from_probs(probs, labels)
+    # independent of Steps: the measures written out on the probabilities
+    t = probs.argmax(-1)
+    i = torch.arange(9)[:, None]
+    k = torch.arange(5)[None, :]
+    loop_mac = (probs[i, k + 1, t[:, :-1]] - probs[i, k, t[:, :-1]]).abs().mean()
+    assert measures.mac(steps) == pytest.approx(float(loop_mac))
+    assert measures.p_top1_change(steps) == pytest.approx(
+        float((t[:, 1:] != t[:, :-1]).float().mean())
+    )
+    top5 = torch.tensor([[int(labels[a]) in probs[a, b].topk(5).indices.tolist()
+                          for b in range(6)] for a in range(9)])  # fmt: skip
+    assert torch.equal(steps.in_top5, top5)
+    assert measures.summarize(steps, labels) == pytest.approx(measures.summarize(probs, labels))
+
+
+def test_translate_cli_streams_and_skips_an_unreadable_image(tmp_path, capsys):
+    from defstab.cli.main import main
+    from defstab.io.tables import read_csv
+
+    folder = write_image_folder(tmp_path / "imgs", per_class=4, size=(32, 32))
+    broken = folder / "emu" / "003.png"
+    broken.write_bytes(b"")
+    out = tmp_path / "tr"
+    argv = ["translate", "--model", "vgg_cifar_maxpool", "--width", "0.25", "--data",
+            f"folder:{folder}", "--images", "12", "--protocol", "crop,embed", "--worst-shift",
+            "1", "--read-workers", "1", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert "1 unreadable image(s) skipped" in capsys.readouterr().err
+    assert [r["path"] for r in read_csv(out / "skipped.csv")] == [str(broken)]
+    summary = read_csv(out / "summary.csv")
+    assert all(r["images"] == "11" for r in summary)
+    skipped_id = read_csv(out / "skipped.csv")[0]["image"]
+    per_step = read_csv(out / "per_step.csv")
+    assert skipped_id not in {r["image"] for r in per_step}
+    assert len({r["image"] for r in per_step}) == 11
+    worst = {r["image"] for r in read_csv(out / "worst_shift.csv")}
+    assert worst == {r["image"] for r in per_step} and len(worst) == 11

@@ -8,7 +8,7 @@ HELP = "sensitivity of every layer to random TPS deformations"  # one line in `d
 
 
 def add_parser(sub):
-    from defstab.cli.common import add_data_args, add_model_args
+    from defstab.cli.common import add_data_args, add_model_args, add_read_workers
 
     p = sub.add_parser("measure", help=HELP)
     add_model_args(p, scores=True)
@@ -41,13 +41,7 @@ def add_parser(sub):
         "with a 95%% interval; linear time, flat memory), or auto (default: exact up to "
         "4096 images)",
     )
-    p.add_argument(
-        "--read-workers",
-        type=int,
-        default=0,
-        help="processes reading image files (folder data) while the model runs; default 0: "
-        "read in this process",
-    )
+    add_read_workers(p)
     p.add_argument("--grid", type=int, default=None, help="k (default 3 for ≤64 px, else 5)")
     p.add_argument("--max-disp", type=float, default=None, help="C (default 2 for ≤64 px, else 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of image order, deformations, noise")
@@ -132,6 +126,7 @@ def run(args) -> None:
     from defstab.cli.common import (
         check_out_folder,
         pick_device,
+        report_skipped,
         resolve_model,
         use_class_scores,
         warn,
@@ -293,7 +288,7 @@ def run(args) -> None:
         result.meta.pop("settings", None)
     else:
         result = measure()
-    skipped = _skipped_table(result, indices, out)
+    skipped = report_skipped(result.meta["skipped"], indices, out, result.n_images)
     for layer, note in result.meta["tuple_outputs"].items():
         warn(f"layer {layer} returns a tuple; its {note} is measured.")
     warn_inferred_strides(n for n, s in result.meta["stride_sources"].items() if s == "inferred")
@@ -497,26 +492,6 @@ def _per_image_table(result, indices, labels, path) -> None:
                 yield (i, name, image[j], label[j], *(t[i][j] for t in table))
 
     write_csv_rows(path, columns, rows())
-
-
-def _skipped_table(result, indices, out) -> int:
-    """skipped.csv: the unreadable images (data index, path, reason), and a warning."""
-    from defstab.cli.common import warn
-    from defstab.io.tables import write_csv
-
-    skipped = result.meta["skipped"]
-    if not skipped:
-        (out / "skipped.csv").unlink(missing_ok=True)  # an earlier run's list is not this one's
-        return 0
-    rows = [{"image": int(indices[s["item"]]), "path": s["path"], "reason": s["reason"]}
-            for s in skipped]  # fmt: skip
-    write_csv(out / "skipped.csv", rows)
-    first = rows[0]
-    warn(
-        f"{len(rows)} unreadable image(s) skipped, e.g. {first['path']} ({first['reason']}); "
-        f"all are listed in {out / 'skipped.csv'}; {result.n_images} images were measured."
-    )
-    return len(rows)
 
 
 def _worst_case_figure(data, indices, result, path, count: int = 3) -> None:

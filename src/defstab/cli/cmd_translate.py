@@ -6,12 +6,13 @@ HELP = "P(top-1 change), MAC, jaggedness under 1-px shifts"  # one line in `defs
 
 
 def add_parser(sub):
-    from defstab.cli.common import add_data_args, add_model_args
+    from defstab.cli.common import add_data_args, add_model_args, add_read_workers
 
     p = sub.add_parser("translate", help=HELP)
     add_model_args(p, scores=True)
     add_data_args(p)
     p.add_argument("--images", type=int, default=64)
+    add_read_workers(p)
     p.add_argument(
         "--preset",
         default="defstab",
@@ -89,6 +90,7 @@ def run(args) -> None:
         check_out_folder,
         check_scores_cover,
         pick_device,
+        report_skipped,
         resolve_model,
         use_class_scores,
         warn,
@@ -98,6 +100,7 @@ def run(args) -> None:
     from defstab.data.normalize import default_normalization, make_normalize
     from defstab.data.sources import load_data
     from defstab.data.spec import DataSpec
+    from defstab.data.stream import DatasetImages, MappedImages
     from defstab.io.atomic import write_json
     from defstab.io.provenance import versions
     from defstab.io.tables import write_csv
@@ -173,21 +176,26 @@ def run(args) -> None:
     if data.paths is not None:
         data.image_size = source  # crops come from images of this size
     gen = torch.Generator().manual_seed(args.seed)
-    images, labels, ids = data.sample(args.images, gen)
-    if images.shape[-1] != images.shape[-2]:  # resizing would stretch them: never silently
+    # read chunk by chunk as the protocols run: a whole data set is never in memory
+    # (`sample` would draw the same indices from the generator)
+    ids = data.draw(args.images, gen)
+    labels = data.labels[ids]
+    images = DatasetImages(data, ids, workers=args.read_workers)
+    channels, height, width = images.image_shape
+    if width != height:  # resizing would stretch them: never silently
         raise ValueError(
             f"translate moves square crops and canvases, and these images are "
-            f"{images.shape[-1]}×{images.shape[-2]} px (W×H); crop them to squares first, or "
+            f"{width}×{height} px (W×H); crop them to squares first, or "
             "give them as a folder:PATH (resized and centre-cropped, as --image-size says)."
         )
-    if images.shape[-1] != source or images.shape[-2] != source:
-        native_px = images.shape[-1]
+    if width != source:
+        native_px = width
         if source > 2 * native_px or native_px > 2 * source:
             warn(
                 f"images of {native_px} px are resized ×{source / native_px:.2g} to "
                 f"{source} px; pass --source-size (or --image-size) to choose it."
             )
-        images = resize(images, source)
+        images = MappedImages(images, lambda x: resize(x, source), (channels, source, source))
     elif data.paths is not None:
         from defstab.cli.cmd_measure import warn_if_resized
 
@@ -198,9 +206,10 @@ def run(args) -> None:
         or settings.get("normalize_model")
         or default_normalization(model_family(model_name), data_spec)
     )
-    pre = make_normalize(norm, images.shape[1])
+    pre = make_normalize(norm, channels)
     pre = pre.to(device) if pre is not None else None
-    probe = resize(images[:2], canvas).to(device)  # shaped like every frame to come
+    _, first = next(images.batches(None, 2))
+    probe = resize(first, canvas).to(device)  # shaped like every frame to come
     scores = use_class_scores(model, pre(probe) if pre is not None else probe, args, settings)
     has_labels = len(data.classes) > 1
     if has_labels:  # the true class's probability and correctness read its score
@@ -227,7 +236,7 @@ def run(args) -> None:
             summary.append(
                 {"preset": args.preset} | res.summary() | extra | {"weights": settings["weights"]}
             )
-            per_step += [r | {"object_size": size} for r in res.per_step_rows(ids)]
+            per_step.append((res, {"object_size": size}))  # (N, S) numbers, written below
             name = f"path_{proto}" + (f"_{size}" if size else "") + ".png"
             if proto in PATH_PROTOCOLS:
                 path_figure(
@@ -243,30 +252,33 @@ def run(args) -> None:
         found = worst_shift(model, images, side, args.worst_shift, pre, progress=not args.quiet)
         summary.append(
             {"preset": args.preset}
-            | {k: v for k, v in found.items() if k not in ("flipped", "worst")}
+            | {k: v for k, v in found.items() if k not in ("flipped", "worst", "items")}
             | {"weights": settings["weights"]}
         )
         write_csv(
             out / "worst_shift.csv",
             [
                 {
-                    "image": int(ids[i]),
+                    "image": int(ids[item]),
                     "flipped": int(found["flipped"][i]),
                     "worst_dx": int(found["worst"][i, 0]),
                     "worst_dy": int(found["worst"][i, 1]),
                 }
-                for i in range(len(ids))
+                for i, item in enumerate(found["items"].tolist())
             ],
         )
     write_csv(out / "summary.csv", summary)
-    write_csv(out / "per_step.csv", per_step)
+    _write_per_step(out / "per_step.csv", per_step, ids)
+    skipped = report_skipped(images.skipped, ids, out, args.images - len(images.skipped))
     if len(preset.object_sizes) > 1 and any(p in ("embed", "inpaint", "scale") for p in protocols):
         measures_vs_size(
             summary, out / "measures_vs_size.png", f"{model_name}: measures vs object size{mark}"
         )
         figures.append("measures_vs_size.png")
     if args.layers:
-        rows = layer_shift_analysis(model, images, crop, steps, preprocess=pre)
+        # a representation analysis with its own exact median: its images in memory
+        held = torch.cat([x for _, x in images.batches(None, 256)])
+        rows = layer_shift_analysis(model, held, crop, steps, preprocess=pre)
         warn_inferred_strides(r["layer"] for r in rows if r["stride_source"] == "inferred")
         write_csv(out / "layers.csv", rows)
         layer_shift_figure(
@@ -319,7 +331,20 @@ def run(args) -> None:
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
             )
         )
-    written = ["summary.csv", "per_step.csv"]
+    written = ["summary.csv", "per_step.csv"] + (["skipped.csv"] if skipped else [])
     written += ["worst_shift.csv"] if args.worst_shift is not None else []
     written += ["layers.csv"] if args.layers else []
     print(f"wrote {out}/: {', '.join([*written, *figures, 'config.json', 'section.json'])}")
+
+
+def _write_per_step(path, results, ids) -> None:
+    """per_step.csv from every protocol's (N, S) steps, streamed row by row (a
+    50,000-image run has millions of rows; they are never all Python objects at once)."""
+    import itertools
+
+    from defstab.io.tables import write_csv_rows
+
+    rows = itertools.chain.from_iterable(res.iter_per_step(ids, extra) for res, extra in results)
+    first = next(rows)
+    columns = list(first)
+    write_csv_rows(path, columns, ([r[c] for c in columns] for r in itertools.chain([first], rows)))

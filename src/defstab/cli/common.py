@@ -111,6 +111,37 @@ def add_data_args(p) -> None:
     )
 
 
+def add_read_workers(p) -> None:
+    """--read-workers: the images of a data set are read chunk by chunk as they are
+    measured; this many processes read (and decode) image files ahead of the model."""
+    p.add_argument(
+        "--read-workers",
+        type=int,
+        default=0,
+        help="processes reading image files (folder data) while the model runs; default 0: "
+        "read in this process",
+    )
+
+
+def report_skipped(skipped: list[dict], indices, out: Path, measured: int) -> int:
+    """skipped.csv (data index, path, reason) of the unreadable images and one warning;
+    an earlier run's list is removed when none was skipped. Returns the count."""
+    from defstab.io.tables import write_csv
+
+    if not skipped:
+        (out / "skipped.csv").unlink(missing_ok=True)
+        return 0
+    rows = [{"image": int(indices[s["item"]]), "path": s["path"], "reason": s["reason"]}
+            for s in skipped]  # fmt: skip
+    write_csv(out / "skipped.csv", rows)
+    first = rows[0]
+    warn(
+        f"{len(rows)} unreadable image(s) skipped, e.g. {first['path']} ({first['reason']}); "
+        f"all are listed in {out / 'skipped.csv'}; {measured} images were measured."
+    )
+    return len(rows)
+
+
 def check_out_folder(path: str | Path, option: str = "--out") -> Path:
     """The output folder, checked before any work: it may exist (as a folder) or not."""
     out = Path(path)

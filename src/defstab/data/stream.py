@@ -46,6 +46,28 @@ class TensorImages:
             yield torch.arange(p0, p1), self.images[rows]
 
 
+class MappedImages:
+    """A source whose chunks pass through ``fn`` (e.g. a resize) as they are read."""
+
+    def __init__(self, source, fn, image_shape: tuple[int, ...]):
+        self.source, self.fn, self._shape = source, fn, tuple(image_shape)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return self._shape
+
+    @property
+    def skipped(self) -> list[dict]:
+        return self.source.skipped
+
+    def batches(self, order, batch_size, start=0, stop=None):
+        for positions, x in self.source.batches(order, batch_size, start, stop):
+            yield positions, self.fn(x)
+
+
 class _Positions(torch.utils.data.Dataset):
     """Position p → (p, image or None, reason): one file read, errors caught per image."""
 
@@ -89,11 +111,16 @@ class DatasetImages:
         self.data = data
         self.indices = torch.as_tensor(indices, dtype=torch.long)
         self.workers = workers
-        self.skipped: list[dict] = []
+        self._skipped: dict[int, dict] = {}  # by item: a second pass over the images adds none
         self._shape = None
 
     def __len__(self) -> int:
         return int(self.indices.shape[0])
+
+    @property
+    def skipped(self) -> list[dict]:
+        """Unreadable images so far, by item: {"item", "path", "reason"}."""
+        return [self._skipped[i] for i in sorted(self._skipped)]
 
     @property
     def image_shape(self) -> tuple[int, ...]:
@@ -133,6 +160,6 @@ class DatasetImages:
             for p, why in failed:
                 item = int(order[p])
                 path = str(self.data.paths[int(self.indices[item])])
-                self.skipped.append({"item": item, "path": path, "reason": why})
+                self._skipped[item] = {"item": item, "path": path, "reason": why}
             if images is not None:
                 yield positions, images

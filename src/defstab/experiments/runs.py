@@ -468,7 +468,7 @@ def _pad_shift_rows(
     res = run_protocol(
         model, images, labels, "pad-shift", max_shift, normalize, canvas=images.shape[-1]
     )
-    steps = measures.per_step(res.probs)
+    steps = measures.per_step(res.steps)
     inside = measures.steps_within(res.geometry, train_range)
     dx = res.geometry[:, 0].tolist()
     rows = []

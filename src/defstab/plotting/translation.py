@@ -8,22 +8,28 @@ import numpy as np
 
 from defstab.plotting.common import plt, save_figure
 
+#: Paths drawn at most (the first images): a figure of 50,000 rows would be unreadable.
+MAX_PATHS = 64
+
 
 def path_figure(result, path: str | Path, title: str = "") -> Path:
     """Left: images × steps, light = correct, dark = wrong (their Fig. 1). Right: the
-    probability of the true class along each path (or of the first frame's top-1)."""
-    probs = result.probs.numpy()
-    n, s, _ = probs.shape
+    probability of the true class along each path (or of the first frame's top-1).
+    The first :data:`MAX_PATHS` images."""
+    steps = result.steps
+    n = min(steps.shape[0], MAX_PATHS)
+    top = steps.top1[:n].numpy()
     if result.labels is not None:
-        y = result.labels.numpy()
-        correct = probs.argmax(-1) == y[:, None]
-        p = probs[np.arange(n), :, y]
+        y = result.labels[:n].numpy()
+        correct = top == y[:, None]
+        p = steps.p_true[:n].numpy()
         right_label = "P(true class)"
     else:
-        first = probs[:, 0].argmax(-1)
-        correct = probs.argmax(-1) == first[:, None]
-        p = probs[np.arange(n), :, first]
+        correct = top == top[:, :1]
+        p = steps.p_first[:n].numpy()
         right_label = "P(first frame's top-1)"
+    if steps.shape[0] > n:
+        right_label += f" — first {n} of {steps.shape[0]} images"
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.18 * n + 2.2))
     axes[0].imshow(correct, cmap="gray", vmin=-0.3, vmax=1, aspect="auto", interpolation="nearest")
     axes[0].set_xlabel(f"step ({result.protocol})")

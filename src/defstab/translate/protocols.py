@@ -196,12 +196,27 @@ def pad_shift_path(images: torch.Tensor, max_shift: int, direction: str = "horiz
     return torch.stack(frames, dim=1), shifts
 
 
+def draw_offset_pairs(
+    n: int, window: int, generator: torch.Generator | None = None, per_batch: int | None = None
+) -> torch.Tensor:
+    """(n, 2, 2) top-left (x, y) offsets of two crops per image, each uniform in
+    0…window−1: one pair per image, or one per batch of ``per_batch`` images."""
+    if per_batch is not None and per_batch < 1:
+        raise ValueError(f"per_batch must be ≥ 1, got {per_batch}.")
+    draws = n if per_batch is None else -(-n // per_batch)
+    offsets = torch.randint(window, (draws, 2, 2), generator=generator)
+    if per_batch is not None:
+        offsets = offsets.repeat_interleave(per_batch, dim=0)[:n]
+    return offsets
+
+
 def random_offset_pairs(
     images: torch.Tensor,
     crop: int,
     window: int,
     generator: torch.Generator | None = None,
     per_batch: int | None = None,
+    offsets: torch.Tensor | None = None,
 ):
     """Two crops of each image at independent random 2-D offsets (Zhang 2019's shift
     consistency): each offset's x and y uniform in 0…window−1.
@@ -212,6 +227,7 @@ def random_offset_pairs(
 
     Args:
         images: (N, C, H, W) with H, W ≥ crop + window − 1.
+        offsets: (N, 2, 2) drawn before (:func:`draw_offset_pairs`); else drawn here.
 
     Returns:
         ``(frames (N, 2, C, crop, crop), offsets (N, 2, 2) top-left (x, y) of each crop)``.
@@ -223,12 +239,8 @@ def random_offset_pairs(
             f"images of {h}×{w} px are too small for {crop} px crops at offsets up to "
             f"{window - 1} px."
         )
-    if per_batch is not None and per_batch < 1:
-        raise ValueError(f"per_batch must be ≥ 1, got {per_batch}.")
-    draws = n if per_batch is None else -(-n // per_batch)
-    offsets = torch.randint(window, (draws, 2, 2), generator=generator)
-    if per_batch is not None:
-        offsets = offsets.repeat_interleave(per_batch, dim=0)[:n]
+    if offsets is None:
+        offsets = draw_offset_pairs(n, window, generator, per_batch)
     span = torch.arange(crop)
     rows = (offsets[..., 1, None] + span).to(images.device)  # (N, 2, crop)
     cols = (offsets[..., 0, None] + span).to(images.device)
