@@ -73,14 +73,19 @@ def load_shards(out: Path, count: int, settings: dict, warn) -> dict:
 
 
 def run_missing(args, out: Path, missing: list[int], count: int, device, warn) -> None:
-    """Run shards ``missing`` of ``count`` as child processes, ``args.workers`` at a time;
-    each gets this machine's cores / workers torch threads (and its own GPU on CUDA)."""
+    """Run shards ``missing`` of ``count`` as child processes, ``args.workers`` at a time
+    (at most one per core, or per GPU); each gets this machine's cores / workers torch
+    threads (and its own GPU on CUDA)."""
     import torch
 
     from defstab.progress import progress
 
-    threads = max(1, torch.get_num_threads() // args.workers)
     gpus = torch.cuda.device_count() if str(device).startswith("cuda") else 0
+    # each child is a whole torch process: more of them than cores (or GPUs) only waits
+    parallel = min(args.workers, len(missing), max(os.cpu_count() or 1, gpus))
+    if parallel < min(args.workers, len(missing)):
+        warn(f"--workers {args.workers}: running {parallel} shards at a time, one per core.")
+    threads = max(1, torch.get_num_threads() // parallel)
     base = [sys.executable, "-m", "defstab", *args._argv]
     env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     shard_file(out, 0, count).parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +94,7 @@ def run_missing(args, out: Path, missing: list[int], count: int, device, warn) -
                    file=None) if not args.quiet else None  # fmt: skip
     try:
         while queue or running:
-            while queue and len(running) < args.workers:
+            while queue and len(running) < parallel:
                 i = queue.pop(0)
                 extra = ["--shard", f"{i}/{count}", "--quiet"]
                 if gpus:

@@ -17,6 +17,7 @@ and their (b, C, H, W) float32 images in [0, 1]. Chunk boundaries depend only on
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import torch
@@ -101,8 +102,9 @@ class DatasetImages:
     Args:
         data: the data set (pixels in memory, or image files).
         indices: (N,) item indices of ``data``; item i of this source is data[indices[i]].
-        workers: loader processes reading files (0: read in this process). Pixels held
-            in memory are sliced directly whatever this is.
+        workers: loader processes reading files (0: read in this process; at most one
+            per core and per chunk are started). Pixels held in memory are sliced
+            directly whatever this is.
     """
 
     def __init__(self, data, indices, workers: int = 0):
@@ -149,10 +151,12 @@ class DatasetImages:
             return
         starts = range(start, stop, batch_size)
         chunks = [list(range(p0, min(p0 + batch_size, stop))) for p0 in starts]
+        # more readers than cores or chunks only costs memory (each is a forked process)
+        workers = min(self.workers, os.cpu_count() or 1, len(chunks))
         loader = torch.utils.data.DataLoader(
             _Positions(self.data, items),
             batch_sampler=chunks,
-            num_workers=self.workers,
+            num_workers=workers,
             collate_fn=_collate,
             persistent_workers=False,
         )
