@@ -379,6 +379,14 @@ def run(args) -> None:
     if not args.quiet:
         if random_note:
             print(random_note)
+        stats = result.normalizer_stats[0]
+        if result.meta["normalizer"] == "sampled":
+            print(
+                f"normalizer: sampled, the median over {stats.pairs} disjoint pairs of a seeded "
+                "random order (95% interval per layer: normalizer_low/high in sensitivity.csv)"
+            )
+        else:
+            print(f"normalizer: exact, the median over all {stats.pairs} pairs")
         rows = result.to_rows()
         width = max(4, *(len(row["layer"]) for row in rows))  # aligned for any name length
         head = f"{'layer':>5s}  {'name':{width}s} {'stride':>6s} {'s²':>6s} {'sensitivity':>11s}"
@@ -404,14 +412,6 @@ def run(args) -> None:
                 "deformation than to noise of equal norm); stride s: input pixels per feature "
                 "pixel, s²: shifted copies full translation invariance needs there"
             )
-        stats = result.normalizer_stats[0]
-        if result.meta["normalizer"] == "sampled":
-            print(
-                f"normalizer: sampled, the median over {stats.pairs} disjoint pairs of a seeded "
-                "random order (95% interval per layer: normalizer_low/high in sensitivity.csv)"
-            )
-        else:
-            print(f"normalizer: exact, the median over all {stats.pairs} pairs")
         written = ["sensitivity.csv", "per_image.csv", "deformations.pt"]
         if skipped:
             written.append("skipped.csv")
