@@ -276,3 +276,39 @@ def test_slurm_that_does_not_answer_ends_in_one_sentence(tmp_path, capsys, monke
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
     assert main(argv) == 2
     assert "needs Slurm's sbatch and squeue" in capsys.readouterr().err
+
+
+def _measure_argv(folder, out):
+    return ["measure", "--model", "vgg_cifar_maxpool", "--width", "0.25", "--data",
+            f"folder:{folder}", "--images", "24", "--normalizer", "sampled", "--batch-size",
+            "4", "--seed", "1", "--quiet", "--out", str(out)]  # fmt: skip
+
+
+def _one_thread_measure(folder, out) -> bytes:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(_measure_argv(folder, out)) == 0
+    finally:
+        torch.set_num_threads(before)
+    return (out / "per_image.csv").read_bytes()
+
+
+@pytest.mark.parametrize("engine", ["slurm", "ray"])
+def test_measure_shards_on_submitit_and_ray_equal_one_process(tmp_path, engine, monkeypatch):
+    """measure --shards on the experiment's executors: each shard a submitit job (its
+    local cluster) or a task of a private Ray cluster, one thread each; the merge equals
+    a one-thread run in this process byte for byte."""
+    from fixtures_formats import write_image_folder
+
+    pytest.importorskip("submitit" if engine == "slurm" else "ray")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no stale ~/.ray token
+    folder = write_image_folder(tmp_path / "imgs", per_class=8, size=(32, 32))
+    out = tmp_path / engine
+    extra = (["--executor", "slurm", "--slurm-cluster", "local", "--slurm-time", "10"]
+             if engine == "slurm" else ["--executor", "ray"])  # fmt: skip
+    assert main([*_measure_argv(folder, out), "--shards", "3", *extra]) == 0
+    assert sorted(p.name for p in (out / "shards").glob("*.pt")) == [
+        f"shard-{i}-of-3.pt" for i in range(3)
+    ]
+    assert (out / "per_image.csv").read_bytes() == _one_thread_measure(folder, tmp_path / "one")

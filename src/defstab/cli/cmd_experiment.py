@@ -60,17 +60,24 @@ def add_parser(sub):
     )
     p.add_argument("--out", required=True, help="results folder (shared by all experiments)")
     p.add_argument("--quiet", action="store_true")
+    add_scaling_args(p)
+    return p
+
+
+def add_scaling_args(p, training: bool = True, unit: str = "run"):
+    """The scaling-out options (--executor, --workers, Ray's and Slurm's): experiments run
+    their runs with them, ``measure --shards`` its shards (``unit``)."""
     g = p.add_argument_group(
         "scaling out",
-        "where the runs execute; the run folders under --out are the contract, so the "
+        f"where the {unit}s execute; the {unit} folders under --out are the contract, so the "
         "workers need a filesystem shared with this command",
     )
     g.add_argument(
         "--executor",
         choices=["local", "ray", "slurm"],
         default="local",
-        help="local: --workers processes here (default 1: in this process); ray: tasks on a "
-        "Ray cluster (pip install 'defstab[ray]'); slurm: one submitit job per run (pip "
+        help=f"local: --workers processes here (default 1: in this process); ray: tasks on a "
+        f"Ray cluster (pip install 'defstab[ray]'); slurm: one submitit job per {unit} (pip "
         "install 'defstab[slurm]')",
     )
     g.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
@@ -94,15 +101,16 @@ def add_parser(sub):
         default=0,
         help="ray/slurm: GPUs per run (default 0)",
     )
-    g.add_argument(
-        "--processes-per-run",
-        type=int,
-        default=0,
-        help="DDP processes training each run's network (one GPU each; gloo on CPU); "
-        "default: one per GPU of --gpus-per-run",
-    )
+    if training:
+        g.add_argument(
+            "--processes-per-run",
+            type=int,
+            default=0,
+            help="DDP processes training each run's network (one GPU each; gloo on CPU); "
+            "default: one per GPU of --gpus-per-run",
+        )
     g.add_argument("--slurm-partition", default=None)
-    g.add_argument("--slurm-time", type=int, default=240, help="slurm: minutes per run")
+    g.add_argument("--slurm-time", type=int, default=240, help=f"slurm: minutes per {unit}")
     g.add_argument(
         "--slurm-cluster",
         choices=["slurm", "local", "debug"],
@@ -116,7 +124,7 @@ def add_parser(sub):
         metavar="KEY=VALUE",
         help="any other submitit parameter, e.g. slurm_account=lab or mem_gb=32 (repeatable)",
     )
-    return p
+    return g
 
 
 def executor_config(args):
@@ -148,7 +156,7 @@ def executor_config(args):
         address=args.address,
         cpus_per_run=args.cpus_per_run,
         gpus_per_run=args.gpus_per_run,
-        processes_per_run=args.processes_per_run,
+        processes_per_run=getattr(args, "processes_per_run", 0),
         slurm_partition=args.slurm_partition,
         slurm_time_min=args.slurm_time,
         slurm_cluster=args.slurm_cluster,

@@ -96,16 +96,15 @@ def add_parser(sub):
         help="RAM for the undeformed representations the exact median needs (default 3 GiB); "
         "the rest goes to a temporary file in TMPDIR",
     )
-    g = p.add_argument_group("scaling out (sampled normalizer)")
+    from defstab.cli.cmd_experiment import add_scaling_args
+
+    g = add_scaling_args(p, training=False, unit="shard")
     g.add_argument(
         "--shards",
         type=int,
         default=1,
         help="split the images over N shards (OUT/shards/), run the missing ones, merge them; "
         "rerun the same command to resume (default 1: no shards)",
-    )
-    g.add_argument(
-        "--workers", type=int, default=1, help="--shards: processes at a time (default 1)"
     )
     g.add_argument(
         "--shard",
@@ -282,7 +281,7 @@ def run(args) -> None:
         if missing:
             if found and not args.quiet:
                 print(f"{len(found)} of {shards} shards are done; running the other {len(missing)}")
-            run_missing(args, out, missing, shards, device, warn)
+            run_missing(args, out, missing, shards, device)
             found = load_shards(out, shards, settings, warn)
         result = merge_shards([found[i] for i in range(shards)])
         result.meta.pop("settings", None)

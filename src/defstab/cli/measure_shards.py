@@ -2,9 +2,10 @@
 
 Shard i of N is ``defstab measure … --shard i/N``: it measures its range of images and
 writes ``OUT/shards/shard-i-of-N.pt`` (atomically, last). ``--shards N`` runs the shards
-that are not there yet, ``--workers`` at a time, as processes of this same command
-(on a GPU machine, worker k uses GPU k mod the GPU count), then merges every shard into
-the usual outputs. A shard killed or lost is simply absent, so rerunning the same command
+that are not there yet on the executor of ``--executor`` (as ``experiment`` runs its runs:
+``--workers`` local processes, a Ray cluster, or Slurm jobs through submitit; on a GPU
+machine, local shard i uses GPU i mod the GPU count), then merges every shard into the
+usual outputs. A shard killed or lost is simply absent, so rerunning the same command
 computes it alone; a Slurm array (``--shard $SLURM_ARRAY_TASK_ID/N``) or any other
 scheduler can run the shards instead, and ``--shards N`` then only merges.
 """
@@ -12,14 +13,14 @@ scheduler can run the shards instead, and ``--shards N`` then only merges.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
+from functools import partial
 from pathlib import Path
 
 #: Options that say where or how fast a shard runs, not what it measures.
-NOT_SETTINGS = {"out", "quiet", "shard", "shards", "workers", "read_workers", "device",
-                "ram_budget", "_run", "_argv", "command"}  # fmt: skip
+NOT_SETTINGS = {"out", "quiet", "shard", "shards", "read_workers", "device", "ram_budget",
+                "_run", "_argv", "command", "executor", "workers", "address",
+                "connect_timeout", "cpus_per_run", "gpus_per_run", "slurm_partition",
+                "slurm_time", "slurm_cluster", "slurm_param"}  # fmt: skip
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -72,60 +73,57 @@ def load_shards(out: Path, count: int, settings: dict, warn) -> dict:
     return found
 
 
-def run_missing(args, out: Path, missing: list[int], count: int, device, warn) -> None:
-    """Run shards ``missing`` of ``count`` as child processes, ``args.workers`` at a time
-    (at most one per core, or per GPU); each gets this machine's cores / workers torch
-    threads (and its own GPU on CUDA)."""
+def run_shard(argv: list[str], threads: int | None = None) -> str:
+    """One shard where an executor runs it (this process, a local worker, a Ray task or
+    a Slurm job): this very command with ``--shard I/N``. Module-level: picklable."""
+    import contextlib
+    import io
+
+    from defstab.cli.main import main
+    from defstab.experiments.executors import set_threads
+
+    set_threads(threads)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        status = main(argv)
+    if status != 0:
+        lines = [line for line in err.getvalue().splitlines() if line.strip()]
+        raise RuntimeError(lines[-1] if lines else f"exit status {status}")
+    return argv[-1]
+
+
+def run_missing(args, out: Path, missing: list[int], count: int, device) -> None:
+    """Run shards ``missing`` of ``count`` on the executor the options name: here one
+    after another (``--workers 1``), in local worker processes (at most one per core, or
+    per GPU: shard i then uses GPU i mod the GPU count), as Ray tasks or as Slurm jobs."""
     import torch
 
-    from defstab.progress import progress
+    from defstab.cli.cmd_experiment import executor_config
+    from defstab.cli.common import warn
+    from defstab.experiments.executors import run_tasks
 
+    executor = executor_config(args)
     gpus = torch.cuda.device_count() if str(device).startswith("cuda") else 0
-    # each child is a whole torch process: more of them than cores (or GPUs) only waits
-    parallel = min(args.workers, len(missing), max(os.cpu_count() or 1, gpus))
-    if parallel < min(args.workers, len(missing)):
-        warn(f"--workers {args.workers}: running {parallel} shards at a time, one per core.")
-    threads = max(1, torch.get_num_threads() // parallel)
-    base = [sys.executable, "-m", "defstab", *args._argv]
-    env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    shard_file(out, 0, count).parent.mkdir(parents=True, exist_ok=True)
-    queue, running, failures = list(missing), {}, {}
-    bar = progress(total=len(missing), desc="shards", unit="shard", leave=True,
-                   file=None) if not args.quiet else None  # fmt: skip
-    try:
-        while queue or running:
-            while queue and len(running) < parallel:
-                i = queue.pop(0)
-                extra = ["--shard", f"{i}/{count}", "--quiet"]
-                if gpus:
-                    extra += ["--device", f"cuda:{len(running) % gpus}"]
-                # its messages go to a log beside its shard (a pipe could fill and stall it)
-                log = open(shard_file(out, i, count).with_suffix(".log"), "w")  # noqa: SIM115
-                running[i] = (subprocess.Popen(base + extra, env=env, stdout=subprocess.DEVNULL,
-                                               stderr=log), log)  # fmt: skip
-            time.sleep(0.05)
-            for i, (proc, log) in list(running.items()):
-                if proc.poll() is None:
-                    continue
-                log.close()
-                err = Path(log.name).read_text(errors="replace")
-                del running[i]
-                if proc.returncode != 0:
-                    lines = [line for line in err.splitlines() if line.strip()]
-                    failures[i] = lines[-1] if lines else f"exit status {proc.returncode}"
-                if bar is not None:
-                    bar.update(1)
-    except BaseException:
-        for proc, log in running.values():
-            proc.kill()
-            log.close()
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-    if failures:
-        i, why = next(iter(sorted(failures.items())))
-        raise ValueError(
-            f"{len(failures)} of {len(missing)} shards failed (shard {i}: {why}); the "
-            "finished shards are kept: rerun the same command to compute only the others."
-        )
+    if executor.kind == "local" and executor.workers > 1:
+        # each worker is a whole torch process: more than cores (or GPUs) only waits
+        parallel = min(executor.workers, len(missing), max(os.cpu_count() or 1, gpus))
+        if parallel < min(executor.workers, len(missing)):
+            warn(f"--workers {executor.workers}: {parallel} shards at a time, one per core.")
+        executor.workers = parallel
+
+    def argv(i: int) -> list[str]:
+        extra = ["--device", f"cuda:{i % gpus}"] if gpus and executor.kind == "local" else []
+        return [*args._argv, *extra, "--quiet", "--shard", f"{i}/{count}"]
+
+    tasks = {f"shard {i}/{count}": partial(run_shard, argv(i)) for i in missing}
+    if executor.in_process:
+        for name, task in tasks.items():
+            try:
+                task()
+            except RuntimeError as e:
+                raise ValueError(
+                    f"{name} failed ({e}); the finished shards are kept: rerun the same "
+                    "command to compute only the others."
+                ) from None
+        return
+    run_tasks(tasks, out, executor, count, progress=not args.quiet, label="shards", unit="shard")

@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 from defstab.experiments.runs import DataCache, RunSpec, execute, is_finished
@@ -86,12 +87,12 @@ class ExecutorConfig:
 class RunsFailed(ValueError):
     """Some runs raised; the others finished and their results are kept."""
 
-    def __init__(self, failures: dict[str, str], total: int):
+    def __init__(self, failures: dict[str, str], total: int, unit: str = "run"):
         self.failures = failures
         listed = "; ".join(f"{key}: {error}" for key, error in failures.items())
         super().__init__(
-            f"{len(failures)} of {total} runs failed ({listed}); the finished runs are kept — "
-            "run the same command again to retry only the failed ones."
+            f"{len(failures)} of {total} {unit}s failed ({listed}); the finished {unit}s are "
+            "kept — run the same command again to retry only the failed ones."
         )
 
 
@@ -117,6 +118,11 @@ def run_one(record: dict, out: str, threads: int | None = None, processes: int =
     spec = RunSpec(**record)
     execute(spec, Path(out), _CACHE, quiet=True, processes=processes)
     return spec.key
+
+
+def _call(task, threads: int):
+    """Run one task (a picklable callable taking ``threads``) in a Ray worker."""
+    return task(threads=threads)
 
 
 def _one_line(error: BaseException) -> str:
@@ -148,14 +154,36 @@ def run_all(
     if executor.in_process:
         return _serial(plan, out, cache, progress, label, executor.train_processes)
     todo = [spec for spec in plan if not is_finished(spec, out)]
-    if todo:
-        launch = {"local": _local, "ray": _ray, "slurm": _slurm}[executor.kind]
-        bar = _Progress(len(plan), len(plan) - len(todo), progress, label)
-        failures = launch(todo, out, executor, bar)
-        if failures:
-            raise RunsFailed(failures, len(plan))
+    n = executor.train_processes
+    tasks = {s.key: partial(run_one, asdict(s), str(out), processes=n) for s in todo}
+    run_tasks(tasks, out, executor, len(plan), progress, label)
     # every run is finished: execute() reads each result back from its folder
     return [execute(spec, out, cache, quiet=True) for spec in plan]
+
+
+def run_tasks(
+    tasks: dict,
+    out: Path,
+    executor: ExecutorConfig,
+    total: int,
+    progress=True,
+    label=None,
+    unit: str = "run",
+) -> None:
+    """Run ``tasks`` {key: picklable callable taking ``threads=``} on ``executor`` (local
+    processes, Ray or Slurm; its logs under ``out``) until every one ended; ``total``
+    counts the finished ones too, for the progress.
+
+    Raises:
+        RunsFailed: after every other task ended, naming the tasks that raised.
+    """
+    if not tasks:
+        return
+    launch = {"local": _local, "ray": _ray, "slurm": _slurm}[executor.kind]
+    bar = _Progress(total, total - len(tasks), progress, label)
+    failures = launch(tasks, out, executor, bar)
+    if failures:
+        raise RunsFailed(failures, total, unit)
 
 
 def _serial(plan, out, cache, progress, label, processes) -> list[dict]:
@@ -236,7 +264,7 @@ def _watch(
     return failures
 
 
-def _local(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
+def _local(tasks, out, executor: ExecutorConfig, progress) -> dict[str, str]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -245,8 +273,7 @@ def _local(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(executor.workers, mp_context=context)
     try:
-        n = executor.train_processes
-        futures = {s.key: pool.submit(run_one, asdict(s), str(out), threads, n) for s in todo}
+        futures = {key: pool.submit(task, threads=threads) for key, task in tasks.items()}
         return _watch(
             futures,
             lambda f: f.done(),
@@ -263,7 +290,7 @@ def _local(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
         pool.shutdown(wait=True)
 
 
-def _ray(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
+def _ray(tasks, out, executor: ExecutorConfig, progress) -> dict[str, str]:
     try:
         import ray
     except ImportError:
@@ -273,7 +300,7 @@ def _ray(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
     started_here = not ray.is_initialized()
     watchdog = None
     if started_here and executor.address:
-        watchdog = _Reachable(executor.address, executor.connect_timeout_s, len(todo))
+        watchdog = _Reachable(executor.address, executor.connect_timeout_s, len(tasks))
         watchdog.wait_until_open()
         # Ray ends a driver whose cluster is gone after this long: let the watchdog speak first
         reconnect = str(int(max(60, 2 * executor.connect_timeout_s)))
@@ -295,11 +322,10 @@ def _ray(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
                 "~/.ray/auth_token exists, also needs RAY_AUTH_MODE=token here)."
             ) from None
     try:
-        task = ray.remote(
+        remote = ray.remote(
             num_cpus=executor.cpus_per_run, num_gpus=executor.gpus_per_run, max_retries=2
-        )(run_one)
-        n = executor.train_processes
-        refs = {s.key: task.remote(asdict(s), str(out), executor.cpus_per_run, n) for s in todo}
+        )(_call)
+        refs = {key: remote.remote(task, executor.cpus_per_run) for key, task in tasks.items()}
 
         def is_done(ref):
             ready, _ = ray.wait([ref], timeout=0)
@@ -411,7 +437,7 @@ class _Reachable:
             )
 
 
-def _slurm(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
+def _slurm(tasks, out, executor: ExecutorConfig, progress) -> dict[str, str]:
     try:
         import submitit
     except ImportError:
@@ -438,10 +464,7 @@ def _slurm(todo, out, executor: ExecutorConfig, progress) -> dict[str, str]:
     except (TypeError, ValueError, NameError) as e:  # submitit names a bad key with NameError
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f"submitit refused the Slurm parameters ({first})") from None
-    n = executor.train_processes
-    jobs = {
-        s.key: pool.submit(run_one, asdict(s), str(out), executor.cpus_per_run, n) for s in todo
-    }
+    jobs = {key: pool.submit(task, threads=executor.cpus_per_run) for key, task in tasks.items()}
     return _watch(
         jobs,
         lambda j: j.done(),
