@@ -317,7 +317,7 @@ def test_translate_cli_streams_and_skips_an_unreadable_image(tmp_path, capsys):
     from defstab.io.tables import read_csv
 
     folder = write_image_folder(tmp_path / "imgs", per_class=4, size=(32, 32))
-    broken = folder / "emu" / "003.png"
+    broken = folder / "cat" / "000.png"  # the very first file: every reader skips it
     broken.write_bytes(b"")
     out = tmp_path / "tr"
     argv = ["translate", "--model", "vgg_cifar_maxpool", "--width", "0.25", "--data",
@@ -334,3 +334,10 @@ def test_translate_cli_streams_and_skips_an_unreadable_image(tmp_path, capsys):
     assert len({r["image"] for r in per_step}) == 11
     worst = {r["image"] for r in read_csv(out / "worst_shift.csv")}
     assert worst == {r["image"] for r in per_step} and len(worst) == 11
+
+
+def test_the_cli_states_the_exact_limit_the_code_uses():
+    from defstab.cli.main import build_parser
+
+    text = build_parser("measure")._subparsers._group_actions[0].choices["measure"].format_help()
+    assert f"exact up to {EXACT_UP_TO} images" in " ".join(text.split())

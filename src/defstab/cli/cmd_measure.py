@@ -549,10 +549,18 @@ def warn_if_resized(data, size, warn) -> None:
         return
     from PIL import Image
 
-    with Image.open(data.paths[0]) as im:
-        short = min(im.size)
+    for path in data.paths[:20]:  # the first readable one: an unreadable file is skipped later
+        try:
+            with Image.open(path) as im:
+                width, height = im.size
+            break
+        except OSError:
+            continue
+    else:
+        return
+    short = min(width, height)
     if size > 2 * short or short > 2 * size:
         warn(
-            f"images of {im.size[0]}×{im.size[1]} px are resized ×{size / short:.2g} to "
+            f"images of {width}×{height} px are resized ×{size / short:.2g} to "
             f"{size} px; pass --image-size to choose the size."
         )
