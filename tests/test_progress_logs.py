@@ -55,3 +55,19 @@ def test_train_into_a_log_writes_lines_not_redraws(tmp_path):
     assert lines[-1].startswith("training: ") and "(100%)" in lines[-1]
     # forced bars (as on a terminal) redraw in place: the switch is what differs
     assert "\r" in _train_stderr(tmp_path / "bars", DEFSTAB_PROGRESS="bars")
+
+
+def test_log_lines_give_the_rate_once_a_second_has_passed(monkeypatch):
+    import io
+
+    from defstab import progress as module
+
+    clock = iter([0.0, 2.0, 4.0, 4.0])
+    monkeypatch.setattr(module.time, "monotonic", lambda: next(clock))
+    log = io.StringIO()
+    bar = module.progress(total=100, desc="measuring", unit="img", file=log, force="lines")
+    bar.update(50)
+    bar.update(50)
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert lines[0].endswith(", 25 imgs/s") and lines[1].endswith(", 25 imgs/s"), lines

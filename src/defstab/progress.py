@@ -63,7 +63,8 @@ def _clock(seconds: float) -> str:
 
 
 class LogProgress:
-    """Progress as log lines: ``desc: n/total units (p%), H:MM:SS elapsed, ~H:MM:SS left``."""
+    """Progress as log lines: ``desc: n/total units (p%), H:MM:SS elapsed, ~H:MM:SS left,
+    R units/s`` (the rate once a second has passed)."""
 
     def __init__(self, iterable, total, desc, unit, initial, leave, file=None):
         self.iterable = iterable
@@ -117,6 +118,8 @@ class LogProgress:
         done = self.n - self.start
         if self.total and 0 < done and self.n < self.total:
             line += f", ~{_clock(elapsed / done * (self.total - self.n))} left"
+        if done > 0 and elapsed >= 1:  # a rate over less than a second says little
+            line += f", {done / elapsed:.3g} {units}/s"
         if self.postfix:
             line += f" ({self.postfix})"
         print(line, file=self.file or sys.stderr, flush=True)
