@@ -307,8 +307,10 @@ def run(args) -> None:
     what = (
         f"k = {d['grid']}, C = {d['max_disp']:g}" if d.get("max_disp") is not None else "replayed"
     )
-    title = f"{model_settings['model']} on {data_probe.name} (n = {result.n_images}, {what})" + (
-        " — RANDOM WEIGHTS" if random_note else ""
+    sampled = ", sampled normalizer" if result.meta["normalizer"] == "sampled" else ""
+    title = (
+        f"{model_settings['model']} on {data_probe.name} (n = {result.n_images}, {what}"
+        f"{sampled})" + (" — RANDOM WEIGHTS" if random_note else "")
     )
     plot_sensitivity(result, out / "sensitivity.png", title=title)
     write_json(
