@@ -106,7 +106,10 @@ def test_install_commands_agree():
     CPU-only constraints pin the same versions as CPU builds."""
     root = README.parent
     text = README.read_text()
-    test_command = 'pip install -e ".[test,docs]" -c constraints.txt && python -m pytest'
+    test_command = (
+        'scripts/install-chromium; pip install -e ".[test,docs]" -c constraints.txt '
+        "&& python -m pytest"
+    )
     assert f"    {test_command}\n" in text
     assert test_command in (root / ".ci" / "run").read_text()
     assert "pip install -e . -c constraints.txt && defstab demo" in text
