@@ -131,3 +131,38 @@ def test_inline_tables_show_the_union_of_columns():
     parser = Tables()
     parser.feed(_table([{"a": 1.23456, "b": None}, {"a": 2, "c": "x"}]))
     assert parser.tables == [[["a", "b", "c"], ["1.235", "", ""], ["2", "", "x"]]]
+
+
+def documented_columns() -> dict[tuple[str, str], list[str]]:
+    """{(command, file): columns} from docs/reference/outputs.md, in the order listed
+    (option names and patterns such as ``smooth:<conv>`` left out)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "reference" / "outputs.md").read_text()
+    out, command = {}, None
+    for line in text.splitlines():
+        if line.startswith("## `defstab "):
+            command = line.split("`defstab ")[1].rstrip("`")
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        if command and len(cells) == 2 and cells[0].startswith("`") and cells[0].endswith(".csv`"):
+            names = re.findall(r"`([^`]+)`", cells[1])
+            out[(command, cells[0].strip("`"))] = [
+                n for n in names if "--" not in n and "<" not in n and " " not in n
+            ]
+    return out
+
+
+@pytest.mark.parametrize(
+    "command, name",
+    [("measure", "sensitivity.csv"), ("measure", "per_image.csv"), ("translate", "summary.csv"),
+     ("translate", "per_step.csv"), ("translate", "worst_shift.csv"),
+     ("smoothness", "smoothness.csv"), ("train", "history.csv")],
+)  # fmt: skip
+def test_output_files_page_lists_the_columns_written(results, command, name):
+    """docs/reference/outputs.md names every column a command writes, in its order."""
+    out, _, _ = results
+    written = [c for c in read_csv(out / command / name)[0]
+               if not c.startswith(("smooth:", "sens:"))]  # fmt: skip
+    documented = documented_columns()[(command, name)]
+    assert [c for c in documented if c in written] == written, (written, documented)

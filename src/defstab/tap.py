@@ -7,7 +7,7 @@ module: the eval-mode context, the device/dtype lookup, the forward-order probe,
 with an early stop after the deepest requested layer, and each layer's geometry (channels,
 cumulative stride).
 
-Example:
+Examples:
     >>> import torch
     >>> from defstab.models import create_model
     >>> model = create_model("vgg_cifar_maxpool", width=0.125, seed=0)
