@@ -1,8 +1,13 @@
-"""MkDocs hook: the command-line reference, generated from defstab's argparse parsers."""
+"""MkDocs hooks: the command-line reference, generated from defstab's argparse parsers,
+and the docstrings' Sphinx roles (``:class:`~defstab.x.Y```) turned into links."""
 
 from __future__ import annotations
 
+import re
+
 MARK = "<!-- cli-reference -->"
+#: A Sphinx role as mkdocstrings renders it: the role's name, then the target in <code>.
+ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc):<code>(~?)([\w.\s]+)</code>")
 
 
 def cli_reference() -> str:
@@ -21,3 +26,14 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     if MARK in markdown:
         return markdown.replace(MARK, cli_reference())
     return markdown
+
+
+def _link(match: re.Match) -> str:
+    short, target = match.group(1), re.sub(r"\s+", "", match.group(2))  # a wrapped name
+    shown = target.rsplit(".", 1)[-1] if short else target
+    # resolved by mkdocs-autorefs when the target is documented; plain code otherwise
+    return f'<autoref identifier="{target}" optional><code>{shown}</code></autoref>'
+
+
+def on_page_content(html: str, page, config, files) -> str:
+    return ROLE.sub(_link, html)

@@ -66,6 +66,9 @@ def test_docs_build_strictly(tmp_path):
     assert "--normalizer" in cli  # an option added lately is there: generated, not copied
     api = (site / "reference" / "api" / "index.html").read_text()
     assert "measure_sensitivity" in api and "median_interval_ranks" in api
+    # the docstrings' Sphinx roles became links (or code), none is shown raw
+    assert not re.search(r":(class|func|meth|mod|data):<code>", api)
+    assert 'href="#defstab.data.stream.DatasetImages"><code>DatasetImages</code>' in api
     assert "Unreleased" in (site / "changelog" / "index.html").read_text()
 
 
