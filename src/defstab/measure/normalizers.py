@@ -217,7 +217,9 @@ class SampledNormalizer:
         self.sum_sq[name] += float(torch.linalg.vector_norm(centred, dim=1).double().square().sum())
         self.count[name] += rows.shape[0]
 
-    def finish(self, name: str, distance: str = None, device=None, valid=None) -> NormalizerStats:
+    def finish(self, name: str, distance=None, device=None, valid=None) -> NormalizerStats:
+        """Layer ``name``'s statistics (the arguments the exact mode needs are unused:
+        the distance was fixed at construction, unreadable images left NaN pairs)."""
         d = self.pair_distances[self.index[name]]
         mid, low, high = median_with_interval(d)
         n = self.count[name]

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from defstab._validate import check_images
-from defstab.data.stream import TensorImages
+from defstab.data.stream import DatasetImages, TensorImages
 from defstab.deform import DeformationSpec, apply_tps
 from defstab.measure.deformations import resolve_deformation
 from defstab.measure.distances import check_distance, paired_distance
@@ -59,7 +59,7 @@ ACTIVATION_BYTES = 256 << 20  # aim for chunks whose largest activation is about
 @torch.no_grad()
 def measure_sensitivity(
     model: nn.Module,
-    images: torch.Tensor,
+    images: torch.Tensor | DatasetImages,
     deformation: DeformationSpec | torch.Tensor | None = None,
     layers: list[str] | str | None = None,
     distance: str = "cosine",
