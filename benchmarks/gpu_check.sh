@@ -27,6 +27,7 @@ check() {  # check NAME LIMIT_S COMMAND...: run, time, keep the last line of its
     local last
     last=$(grep -v '^\s*$' "$OUT/$name.log" | tail -n 1 | cut -c1-90)
     ROWS+=("$(printf '%-22s %-6s %6ss  %s' "$name" "$([ $rc = 0 ] && echo ok || echo "rc=$rc")" $((SECONDS - t0)) "$last")")
+    echo "done: ${ROWS[-1]}"  # as it goes, so a run cut short still shows what finished
 }
 
 SMALL=(--model vgg_cifar_maxpool --width 0.25 --data synthetic --per-class 100 --epochs 2
