@@ -47,6 +47,13 @@ def add_model_args(p, checkpoint: bool = True, scores: bool = False) -> None:
         help="outputs of the classifier (registry, torchvision and timm models)",
     )
     p.add_argument(
+        "--padding",
+        default=None,
+        choices=["zeros", "circular"],
+        help="how convolutions pad: circular wraps around (with aps downsampling, exact "
+        "invariance to circular shifts); default: the model's own (zeros)",
+    )
+    p.add_argument(
         "--init-seed",
         type=int,
         default=None,
@@ -215,6 +222,8 @@ def model_kwargs(args, in_channels: int | None = None, seed: int | None = None) 
     kwargs = {"seed": 0 if init is None else init}
     if args.num_classes:
         kwargs["num_classes"] = args.num_classes
+    if getattr(args, "padding", None):
+        kwargs["padding"] = args.padding
     if registry:
         kwargs["width"] = args.width or 1.0
         if in_channels:
@@ -235,6 +244,7 @@ def _resolve_run(args):
             ("--width", args.width),
             ("--init-seed", args.init_seed),
             ("--num-classes", args.num_classes),
+            ("--padding", getattr(args, "padding", None)),
             ("--pretrained", args.pretrained or None),
         ]
         if value is not None

@@ -22,10 +22,14 @@ FAMILIES: dict[str, tuple[tuple[tuple[int, int], ...], int, int]] = {
 
 #: the registered downsampling types, in the order `defstab models` lists them
 DOWNSAMPLING = ("subsample", "maxpool", "avgpool", "strided", "strided_relu", "blurpool",
-                "maxblurpool")  # fmt: skip
-#: blurpool / maxblurpool take Zhang 2019's filter sizes as a suffix
+                "maxblurpool", "aps")  # fmt: skip
+#: blurpool / maxblurpool / aps take a binomial filter size as a suffix (Zhang 2019's 1…7
+#: taps; APS's ``filt_size``)
 MAX_FILTER = 7
-SIZED_DOWNSAMPLING = re.compile(r"(max)?blurpool([1-9][0-9]*)")
+SIZED_DOWNSAMPLING = re.compile(r"(maxblurpool|blurpool|aps)([1-9][0-9]*)")
+#: how the 3×3 convolutions (and the blur filters) pad: zeros (the paper's), or circular
+#: (wrap around: with APS downsampling, exactly invariant to circular shifts)
+PADDINGS = ("zeros", "circular")
 
 
 def is_downsampling_name(name: str) -> bool:

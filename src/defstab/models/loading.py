@@ -30,6 +30,7 @@ def build_model(
     *,
     seed: int | None = None,
     num_classes: int | None = None,
+    padding: str | None = None,
     **registry_kwargs,
 ) -> nn.Module:
     """Build the model named by ``spec``, its random weights drawn from ``seed``.
@@ -44,8 +45,15 @@ def build_model(
             the same spec and seed give the same weights.
         num_classes: outputs of the classifier (registry, torchvision, timm); None keeps the
             model's own. File models decide their own outputs and refuse it.
+        padding: "circular" makes every convolution wrap around (registry models: their
+            blur filters too; other families: :func:`use_circular_padding`); None or
+            "zeros" leaves the model's own.
         registry_kwargs: further keyword arguments for registry models (width, …).
     """
+    from defstab.models.architectures import PADDINGS
+
+    if padding is not None and padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}.")
     family = model_family(spec)
     seed = 0 if seed is None else int(seed)
     classes = {} if num_classes is None else {"num_classes": int(num_classes)}
@@ -57,7 +65,8 @@ def build_model(
                 unknown_name_message("model", spec, list_models())
                 + " (Or torchvision:NAME, timm:NAME, file.py:factory.)"
             )
-        return create_model(spec, seed=seed, **classes, **registry_kwargs)
+        padded = {} if padding is None else {"padding": padding}
+        return create_model(spec, seed=seed, **classes, **padded, **registry_kwargs)
     if family == "file" and classes:
         raise ValueError(
             f"--num-classes does not apply to {spec}: a file model decides its own outputs."
@@ -72,6 +81,18 @@ def build_model(
     if registry_kwargs:  # after the build: an unknown name is the first thing to hear
         options = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(registry_kwargs))
         raise ValueError(f"{options} apply to registry models only, not to {spec}.")
+    return use_circular_padding(model) if padding == "circular" else model
+
+
+def use_circular_padding(model: nn.Module) -> nn.Module:
+    """Make every padded ``nn.Conv2d`` of ``model`` pad circularly (in place; returned).
+
+    Pooling layers that pad (a ResNet stem's max-pool) keep their own padding: such a
+    network is not exactly invariant to circular shifts, whatever its downsampling.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d) and module.padding not in ((0, 0), "valid"):
+            module.padding_mode = "circular"  # its pad widths were computed in __init__
     return model
 
 

@@ -18,6 +18,7 @@ from torch import nn
 from defstab.models.architectures import (  # noqa: F401  (block tables re-exported)
     CIFAR_BLOCKS,
     IMAGENET_BLOCKS,
+    PADDINGS,
     representation_points,
     scaled_blocks,
 )
@@ -26,11 +27,12 @@ from defstab.models.init import init_weights
 
 
 class ConvBNReLU(nn.Sequential):
-    """3×3 convolution (padding 1, no bias: batch-norm follows) → batch-norm → ReLU."""
+    """3×3 convolution (padding 1 of zeros or wrapped, no bias: batch-norm follows) →
+    batch-norm → ReLU."""
 
-    def __init__(self, cin: int, cout: int) -> None:
+    def __init__(self, cin: int, cout: int, padding: str = "zeros") -> None:
         super().__init__(
-            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False, padding_mode=padding),
             nn.BatchNorm2d(cout),
             nn.ReLU(inplace=True),
         )
@@ -46,6 +48,9 @@ class VGG(nn.Module):
         num_classes: outputs of the linear layer.
         in_channels: 3 for RGB, 1 for MNIST.
         input_size: the native input size, used by ``defstab models`` and tests.
+        padding: "zeros" (the paper's) or "circular": how every conv and blur filter
+            pads. Circular padding with ``aps`` downsampling makes the network exactly
+            invariant to circular shifts of its input.
 
     Shapes:
         input (N, in_channels, H, W) → logits (N, num_classes).
@@ -58,10 +63,14 @@ class VGG(nn.Module):
         num_classes: int = 10,
         in_channels: int = 3,
         input_size: int = 32,
+        padding: str = "zeros",
     ) -> None:
         super().__init__()
         if num_classes < 1 or in_channels < 1:
             raise ValueError("num_classes and in_channels must be positive.")
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}.")
+        self.padding = padding
         self.blocks = [tuple(b) for b in blocks]
         self.downsample = downsample
         self.input_size = input_size
@@ -70,9 +79,9 @@ class VGG(nn.Module):
         cin = in_channels
         for b, (n_convs, cout) in enumerate(self.blocks, start=1):
             for i in range(1, n_convs + 1):
-                features[f"conv{b}_{i}"] = ConvBNReLU(cin, cout)
+                features[f"conv{b}_{i}"] = ConvBNReLU(cin, cout, padding)
                 cin = cout
-            features[f"pool{b}"] = make_downsampler(downsample, cout)
+            features[f"pool{b}"] = make_downsampler(downsample, cout, padding)
         self.features = nn.Sequential()
         for name, module in features.items():
             self.features.add_module(name, module)
@@ -106,6 +115,7 @@ def build_vgg(
     width: float = 1.0,
     init: str = "paper",
     smooth_sigma: float = 0.0,
+    padding: str = "zeros",
     generator: torch.Generator | None = None,
     seed: int | None = None,
 ) -> VGG:
@@ -114,5 +124,7 @@ def build_vgg(
         raise ValueError(f"smooth_sigma must be ≥ 0, got {smooth_sigma!r}.")
     if generator is None and seed is not None:
         generator = torch.Generator().manual_seed(seed)
-    model = VGG(scaled_blocks(blocks, width), downsample, num_classes, in_channels, input_size)
+    model = VGG(
+        scaled_blocks(blocks, width), downsample, num_classes, in_channels, input_size, padding
+    )
     return init_weights(model, init=init, smooth_sigma=smooth_sigma, generator=generator)

@@ -21,7 +21,7 @@ def _factory(family: str, downsample: str):
     factory.__doc__ = (
         f"Ruderman's {family} VGG ({' '.join(f'{n}x{c}' for n, c in blocks)}) with "
         f"{downsample} downsampling. Keywords: num_classes, in_channels, width, init, "
-        "smooth_sigma, generator, seed."
+        "smooth_sigma, padding (zeros or circular), generator, seed."
     )
     return factory
 
