@@ -37,6 +37,7 @@ def spec_param_count(blocks, downsample, in_ch, num_classes):
 
 def test_registry_names():
     kinds = [
+        "aps",
         "avgpool",
         "blurpool",
         "maxblurpool",

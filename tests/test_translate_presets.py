@@ -158,7 +158,7 @@ def test_presets_record_their_whole_geometry():
     default = get_preset("defstab").resolved(224)
     assert (default.steps, default.crop, default.object_sizes) == (28, 196, (112,))
     assert default.geometry("crop")["start"] is None  # centred
-    assert set(PRESETS) == {"defstab", "azulay", "zhang"}
+    assert set(PRESETS) == {"defstab", "azulay", "zhang", "aps", "aps-cifar", "michaeli"}
     with pytest.raises(ValueError, match="choose from"):
         get_preset("petrini")
 

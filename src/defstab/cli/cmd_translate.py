@@ -16,18 +16,30 @@ def add_parser(sub):
     p.add_argument(
         "--preset",
         default="defstab",
-        choices=["defstab", "azulay", "zhang"],
+        choices=["defstab", "azulay", "zhang", "aps", "aps-cifar", "michaeli"],
         help="the geometry a paper used: azulay (224-px crops of 234-px images and a 224-px "
         "mean-colour canvas, 8 diagonal steps, objects 172/140/117 px), zhang (two random "
-        "offsets in a 32×32 window, 224-px crops of 256-px images), or defstab's default "
-        "(one centred horizontal path on the model's canvas); options below override it",
+        "offsets in a 32×32 window, 224-px crops of 256-px images), aps / aps-cifar (two "
+        "random circular shifts in [−32, 31] px of 224-px crops, or [−3, 2] px of 32-px "
+        "images), michaeli (accuracy under the worst integer, half-pixel and fractional "
+        "circular shift), or defstab's default (one centred horizontal path on the model's "
+        "canvas); options below override it",
     )
     p.add_argument(
         "--protocol",
         default=None,
         help="comma-separated: embed, inpaint, crop, scale, subpixel, pad-shift (the whole "
         "image moved −STEPS…+STEPS px, zero fill: training augmentation's shift), "
-        "random-pairs (default: the preset's)",
+        "random-pairs, circular (rolled 0…STEPS px, wrapping), fractional (shifted by "
+        "k/FRACTION px, band-limited), circular-pairs (two random circular shifts) "
+        "(default: the preset's)",
+    )
+    p.add_argument(
+        "--fraction",
+        type=int,
+        default=None,
+        metavar="M",
+        help="fractional: steps of 1/M px (default 2: half a pixel)",
     )
     p.add_argument(
         "--steps", type=int, default=None, help="one-pixel steps (defstab default: canvas/8)"
@@ -71,6 +83,32 @@ def add_parser(sub):
         help="also every integer shift within ±K px (exhaustive): the fraction of images "
         "that some shift flips, beside the average per shift",
     )
+    p.add_argument(
+        "--robust-grid",
+        default=None,
+        metavar="GRIDS",
+        help="accuracy under the worst shift (Michaeli et al. 2023): comma-separated grids "
+        "integer (rolls 1…R−1 on both axes), half (those minus ½ px), fraction (k/u px, u up "
+        "to --robust-up), full (integer and half); 'none' for none",
+    )
+    p.add_argument(
+        "--robust-geometry",
+        default=None,
+        choices=["circular", "crop"],
+        help="worst shift: the whole image wrapped around (default), or a canvas-px crop "
+        "moved within ±R px of a larger image",
+    )
+    p.add_argument(
+        "--robust-radius",
+        type=int,
+        default=None,
+        metavar="R",
+        help="worst shift: the grids' R (default 32, the authors'; at most the image size)",
+    )
+    p.add_argument(
+        "--robust-up", type=int, default=None, metavar="U",
+        help="worst shift: the fraction grid's largest denominator (default 4: 1/3 and 1/4 px)",
+    )  # fmt: skip
     p.add_argument(
         "--layers",
         action="store_true",
@@ -128,6 +166,11 @@ def run(args) -> None:
         "background": args.background,
         "window": args.window,
         "pairs_per_batch": args.pairs_per_batch,
+        "fraction": args.fraction,
+        "robust_grids": robust_grids(args.robust_grid),
+        "robust_geometry": args.robust_geometry,
+        "robust_radius": args.robust_radius,
+        "robust_up": args.robust_up,
     }
     given = sorted(k for k, v in overrides.items() if v is not None)
     preset = get_preset(args.preset).with_overrides(**overrides)
@@ -137,10 +180,11 @@ def run(args) -> None:
         else list(preset.protocols)
     )
     bad = [p for p in protocols if p not in PROTOCOLS]
-    if bad or not protocols:
+    if bad or not (protocols or preset.robust_grids):
         raise ValueError(
             f"unknown protocol {bad or args.protocol!r}; choose from {', '.join(PROTOCOLS)}."
         )
+    check_shift_options(preset)
     device = pick_device(args.device)
     data_spec = DataSpec.parse(args.data)
     data = load_data(data_spec, args.split, image_size=None)
@@ -216,7 +260,7 @@ def run(args) -> None:
         check_scores_cover(scores, data, model_name)
     random_note = weights_caveat(settings)
     mark = " — RANDOM WEIGHTS" if random_note else ""
-    summary, per_step, figures = [], [], []
+    summary, per_step, figures, robust_rows = [], [], [], []
     for proto in protocols:
         sized = proto in ("embed", "inpaint", "scale")
         for size in preset.object_sizes if sized else [None]:
@@ -245,6 +289,14 @@ def run(args) -> None:
                     f"{model_name}: {proto}" + (f", object {size} px" if size else "") + mark,
                 )
                 figures.append(name)
+    for grid in preset.robust_grids:
+        found = _worst_shift_accuracy(model, images, labels, grid, preset, pre, args, has_labels)
+        summary.append({"preset": args.preset} | found["row"] | {"weights": settings["weights"]})
+        robust_rows += found["per_image"]
+    if robust_rows:
+        for row in robust_rows:
+            row["image"] = int(ids[row["image"]])
+        write_csv(out / "worst_shift_accuracy.csv", robust_rows)
     if args.worst_shift is not None:
         from defstab.translate.analysis import worst_shift
 
@@ -268,7 +320,8 @@ def run(args) -> None:
             ],
         )
     write_csv(out / "summary.csv", summary)
-    _write_per_step(out / "per_step.csv", per_step, ids)
+    if per_step:
+        _write_per_step(out / "per_step.csv", per_step, ids)
     skipped = report_skipped(images.skipped, ids, out, args.images - len(images.skipped))
     if len(preset.object_sizes) > 1 and any(p in ("embed", "inpaint", "scale") for p in protocols):
         measures_vs_size(
@@ -331,10 +384,84 @@ def run(args) -> None:
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
             )
         )
-    written = ["summary.csv", "per_step.csv"] + (["skipped.csv"] if skipped else [])
+    written = ["summary.csv"] + (["per_step.csv"] if per_step else [])
+    written += ["skipped.csv"] if skipped else []
+    written += ["worst_shift_accuracy.csv"] if robust_rows else []
     written += ["worst_shift.csv"] if args.worst_shift is not None else []
     written += ["layers.csv"] if args.layers else []
     print(f"wrote {out}/: {', '.join([*written, *figures, 'config.json', 'section.json'])}")
+
+
+def robust_grids(text):
+    """``--robust-grid``: None (the preset's), () for 'none', else the grids named."""
+    if text is None:
+        return None
+    grids = [g.strip() for g in text.split(",") if g.strip()]
+    if grids == ["none"]:
+        return ()
+    known = ("integer", "half", "fraction", "full")
+    bad = [g for g in grids if g not in known]
+    if bad or not grids:
+        raise ValueError(
+            f"--robust-grid takes {', '.join(known)} (comma-separated) or none; got {text!r}."
+        )
+    return tuple(grids)
+
+
+def check_shift_options(preset) -> None:
+    """One sentence for a fraction, radius or denominator that cannot be used."""
+    if preset.fraction < 1:
+        raise ValueError(f"--fraction must be ≥ 1 (steps of 1/M px), got {preset.fraction}.")
+    if preset.robust_grids and preset.robust_radius < 2:
+        raise ValueError(f"--robust-radius must be ≥ 2, got {preset.robust_radius}.")
+    if "fraction" in preset.robust_grids and preset.robust_up < 2:
+        raise ValueError(f"--robust-up must be ≥ 2 (halves), got {preset.robust_up}.")
+
+
+def _worst_shift_accuracy(model, images, labels, grid, preset, pre, args, has_labels) -> dict:
+    """One grid of the accuracy under the worst shift: its summary row and per-image rows
+    (``image`` holds positions in ``ids``)."""
+    from defstab.data.stream import MappedImages
+    from defstab.translate.protocols import centre_crop
+    from defstab.translate.robust import shift_robust_accuracy
+
+    if not has_labels:
+        raise ValueError("the accuracy under the worst shift needs labelled images.")
+    geometry, radius, canvas = preset.robust_geometry, preset.robust_radius, preset.canvas
+    side = canvas if geometry == "circular" else canvas + 2 * radius
+    if side > preset.source_size:
+        raise ValueError(
+            f"crops of {canvas} px shifted by up to ±{radius} px need images of "
+            f"{side} px; pass --source-size {side} or a smaller --robust-radius."
+        )
+    channels = images.image_shape[0]
+    cropped = MappedImages(images, lambda x: centre_crop(x, side), (channels, side, side))
+    found = shift_robust_accuracy(
+        model, cropped, labels, grid, geometry=geometry, radius=radius,
+        max_up=preset.robust_up, crop=canvas if geometry == "crop" else None,
+        preprocess=pre, progress=not args.quiet,
+    )  # fmt: skip
+    row = {"protocol": f"worst-{grid}-shift"} | {
+        k: found[k]
+        for k in (
+            "geometry",
+            "radius",
+            "max_up",
+            "shifts",
+            "images",
+            "accuracy",
+            "robust_accuracy",
+        )  # fmt: skip
+    }
+    per_image = []
+    for i, item in enumerate(found["items"].tolist()):
+        dx, dy = found["first_failure"][i].tolist()
+        per_image.append({
+            "image": item, "grid": grid, "geometry": geometry,
+            "correct": int(found["correct"][i]), "robust": int(found["robust"][i]),
+            "first_failure_dx": "" if dx != dx else dx, "first_failure_dy": "" if dy != dy else dy,
+        })  # fmt: skip
+    return {"row": row, "per_image": per_image}
 
 
 def _write_per_step(path, results, ids) -> None:

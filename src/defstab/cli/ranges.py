@@ -83,6 +83,9 @@ RANGES: dict[str, Range] = {
     "source_size": Range(2),
     "window": AT_LEAST_1,
     "pairs_per_batch": AT_LEAST_1,
+    "fraction": AT_LEAST_1,
+    "robust_radius": Range(2),
+    "robust_up": Range(2),
     # training
     "epochs": AT_LEAST_1,
     "lr": POSITIVE,

@@ -130,7 +130,9 @@ class APSPool(nn.Module):
     def __init__(self, channels: int, filter_size: int = 1, criterion: str = "l2") -> None:
         super().__init__()
         if criterion not in APS_CRITERIA:
-            raise ValueError(f"APS criterion must be one of {sorted(APS_CRITERIA)}, got {criterion!r}.")
+            raise ValueError(
+                f"APS criterion must be one of {sorted(APS_CRITERIA)}, got {criterion!r}."
+            )
         self.channels = channels
         self.filter_size = filter_size
         self.criterion = criterion
@@ -147,7 +149,9 @@ class APSPool(nn.Module):
         return select_component(comps, index)
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, filter_size={self.filter_size}, criterion={self.criterion}"
+        return (
+            f"channels={self.channels}, filter_size={self.filter_size}, criterion={self.criterion}"
+        )
 
 
 def select_component(comps: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

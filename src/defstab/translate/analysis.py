@@ -11,18 +11,27 @@ from defstab.models.outputs import class_scores
 from defstab.tap import evaluation_mode, model_device_dtype, run_checked
 from defstab.translate import measures
 from defstab.translate.protocols import (
+    centre_crop,
+    circular_pairs,
+    circular_path,
     crop_path,
     draw_offset_pairs,
     embed_path,
+    fractional_path,
     pad_shift_path,
     random_offset_pairs,
     scale_path,
     subpixel_path,
 )
 
-PROTOCOLS = ("embed", "inpaint", "crop", "scale", "subpixel", "pad-shift", "random-pairs")
 #: protocols whose consecutive frames are one pixel (or one step) apart
-PATH_PROTOCOLS = PROTOCOLS[:6]
+PATH_PROTOCOLS = ("embed", "inpaint", "crop", "scale", "subpixel", "pad-shift", "circular",
+                  "fractional")  # fmt: skip
+#: protocols of two frames per image at random shifts: only consistency (and accuracy)
+PAIR_PROTOCOLS = ("random-pairs", "circular-pairs")
+PROTOCOLS = PATH_PROTOCOLS + PAIR_PROTOCOLS
+#: protocols that shift the whole (centred canvas-px crop of the) image with wrap-around
+WHOLE_IMAGE_PROTOCOLS = ("circular", "fractional", "circular-pairs")
 
 
 @dataclass
@@ -35,7 +44,7 @@ class PathResult:
             and step (:class:`~defstab.translate.measures.Steps`).
         labels: (N,) true classes (or None).
         geometry: (S, 2) positions/offsets/shifts, (S,) sizes, or (N, S, 2) offsets
-            per image (random-pairs).
+            or shifts per image (random-pairs, circular-pairs).
         items: positions of the measured images in the input (all of them unless a
             stream skipped unreadable files).
     """
@@ -58,6 +67,7 @@ class PathResult:
                 out["accuracy"] = float(
                     measures.accuracy_along_path(self.steps, self.labels).mean()
                 )
+                out |= measures.consistency_by_correctness(self.steps, self.labels)
             return row | out
         return row | measures.summarize(self.steps, self.labels)
 
@@ -140,6 +150,7 @@ def make_frames(
     crop: int | None = None,
     direction: str = "horizontal",
     subpixel_step: float = 0.25,
+    fraction: int = 2,
     background: str = "black",
     fill=None,
     start=None,
@@ -151,8 +162,10 @@ def make_frames(
     """Frames and geometry for ``protocol`` (see :mod:`defstab.translate.protocols`).
 
     ``background``/``fill`` apply to embed, ``start`` to embed and crop, ``window``,
-    ``per_batch`` and ``generator`` to random-pairs (Zhang's two random offsets), or
-    ``offsets`` (N, 2, 2) drawn before (:func:`draw_offset_pairs`).
+    ``per_batch`` and ``generator`` to random-pairs (Zhang's two random offsets) and
+    circular-pairs (Chaman & Dokmanić's two random circular shifts), or ``offsets``
+    (N, 2, 2) drawn before (:func:`draw_offset_pairs`); ``fraction`` (m: steps of 1/m px)
+    to fractional.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}.")
@@ -175,6 +188,14 @@ def make_frames(
         return pad_shift_path(images, steps, direction)
     if protocol == "random-pairs":
         return random_offset_pairs(images, crop or canvas, window, generator, per_batch, offsets)
+    if protocol in WHOLE_IMAGE_PROTOCOLS:  # the centred canvas-px crop, wrapped around
+        images = centre_crop(images, canvas)
+    if protocol == "circular":
+        return circular_path(images, steps, direction)
+    if protocol == "fractional":
+        return fractional_path(images, steps, fraction, direction)
+    if protocol == "circular-pairs":
+        return circular_pairs(images, window, generator, per_batch, offsets)
     return subpixel_path(images, subpixel_step, steps, direction)
 
 
@@ -211,7 +232,7 @@ def run_protocol(
     n = len(source)
     if geometry.get("background") == "mean" and geometry.get("fill") is None:
         geometry["fill"] = normalisation_mean(preprocess, source.image_shape[0])
-    if protocol == "random-pairs":
+    if protocol in PAIR_PROTOCOLS:
         geometry["offsets"] = draw_offset_pairs(
             n, geometry.get("window", 32), geometry.pop("generator", None),
             geometry.pop("per_batch", None),
@@ -226,7 +247,7 @@ def run_protocol(
     for positions, x in chunks:
         items.append(positions)
         chunk_geometry = dict(geometry)
-        if protocol == "random-pairs":
+        if protocol in PAIR_PROTOCOLS:
             chunk_geometry["offsets"] = geometry["offsets"][positions]
         frames, geom_chunk = make_frames(protocol, x, steps, **chunk_geometry)
         probs = classify_frames(model, frames, preprocess)

@@ -131,6 +131,33 @@ def consistency(probs) -> float:
     return float((off / (s * (s - 1))).mean())
 
 
+def consistency_by_correctness(probs, labels: torch.Tensor) -> dict[str, float]:
+    """Consistency over the images whose *first* frame is classified correctly, and over
+    those whose first frame is not, beside the fraction correct — a classifier that is
+    always right is consistent whatever it does with shifts (antialiased-cnns #52), so an
+    accurate network's consistency says little until it is split this way.
+
+    Returns:
+        ``{"consistency_correct", "consistency_incorrect", "first_frame_accuracy",
+        "images_correct", "images_incorrect"}``; a side with no image is NaN.
+    """
+    t = top1(probs)
+    s = t.shape[1]
+    if s < 2:
+        raise ValueError("consistency needs at least 2 frames per image.")
+    same = (t.unsqueeze(2) == t.unsqueeze(1)).float()
+    per_image = (same.sum((1, 2)) - s) / (s * (s - 1))  # (N,) each image's consistency
+    right = t[:, 0] == labels.to(t.device)
+    nan = float("nan")
+    return {
+        "consistency_correct": float(per_image[right].mean()) if right.any() else nan,
+        "consistency_incorrect": float(per_image[~right].mean()) if (~right).any() else nan,
+        "first_frame_accuracy": float(right.float().mean()),
+        "images_correct": int(right.sum()),
+        "images_incorrect": int((~right).sum()),
+    }
+
+
 def accuracy_along_path(probs, labels: torch.Tensor) -> torch.Tensor:
     """(S,) top-1 accuracy at each step."""
     t = top1(probs)
@@ -149,4 +176,5 @@ def summarize(probs, labels: torch.Tensor | None) -> dict[str, float]:
     if labels is not None:
         out["jaggedness"] = jaggedness(probs, labels)
         out["accuracy"] = float(accuracy_along_path(probs, labels).mean())
+        out |= consistency_by_correctness(probs, labels)
     return out

@@ -17,6 +17,16 @@ Facts taken from the authors' public code (see SPEC §7 and the README table):
 * ``zhang`` — Zhang 2019 (antialiased-cnns, ``validate_shift``): images resized (short
   side) and centre-cropped to 256 px, two 224-px crops at independent random offsets in
   0…31 on each axis, consistency = how often their top-1 classes agree.
+* ``aps`` / ``aps-cifar`` — Chaman & Dokmanić 2021 (truly_shift_invariant_cnns,
+  ``main.py:validate`` and ``train_validate_circular.py``): two independent circular
+  shifts per image, each uniform in [−32, 31] px on 224-px centre crops of 256-px images
+  (ImageNet) or in [−3, 2] px on 32-px images (CIFAR-10); consistency = how often the
+  two top-1 classes agree. Their code draws one pair per batch; defstab one per image
+  (the same expectation) unless ``--pairs-per-batch`` says otherwise.
+* ``michaeli`` — Michaeli et al. 2023 (alias_free_convnets, ``shift_eval.py``): accuracy
+  under the worst circular shift on the integer grid (rolls 1…31 on both axes), the
+  half-pixel grid and the fractional grid (1/3 and 1/4 px), 224-px centre crops of
+  256-px images.
 * ``defstab`` — the default: one centred path of ``canvas // 8`` horizontal steps on the
   model's native canvas, crops of ``canvas − steps`` px, objects of half the canvas on
   black. Not comparable with either paper's tables; good for any input size.
@@ -48,6 +58,12 @@ class TranslationPreset:
         window: random-pairs: offsets 0…window−1 on each axis.
         pairs_per_batch: random-pairs: one pair of offsets per this many images
             (None: one per image).
+        fraction: fractional: steps of 1/fraction px.
+        robust_grids: grids of the accuracy under the worst shift (Michaeli et al.):
+            "integer", "half", "fraction", "full"; empty: none.
+        robust_geometry: "circular" or "crop" (see :mod:`defstab.translate.robust`).
+        robust_radius: the grids' R (circular: rolls 1…R−1; crop: −R … R − 1).
+        robust_up: the fraction grid's largest denominator.
     """
 
     name: str
@@ -63,12 +79,18 @@ class TranslationPreset:
     start: str = "centred"
     window: int = 32
     pairs_per_batch: int | None = None
+    fraction: int = 2
+    robust_grids: tuple[str, ...] = ()
+    robust_geometry: str = "circular"
+    robust_radius: int = 32
+    robust_up: int = 4
 
     def with_overrides(self, **options) -> TranslationPreset:
         """The preset with the options a user gave (None values leave it unchanged)."""
         given = {k: v for k, v in options.items() if v is not None}
-        if "object_sizes" in given:
-            given["object_sizes"] = tuple(given["object_sizes"])
+        for key in ("object_sizes", "robust_grids"):
+            if key in given:
+                given[key] = tuple(given[key])
         return replace(self, **given)
 
     def resolved(self, native_canvas: int) -> TranslationPreset:
@@ -105,6 +127,10 @@ class TranslationPreset:
             geo["start"] = None if first is None else (first, first)
         elif protocol == "random-pairs":
             geo |= {"crop": self.crop, "window": self.window, "per_batch": self.pairs_per_batch}
+        elif protocol == "circular-pairs":
+            geo |= {"window": self.window, "per_batch": self.pairs_per_batch}
+        elif protocol == "fractional":
+            geo["fraction"] = self.fraction
         return geo
 
     def record(self) -> dict:
@@ -138,6 +164,33 @@ PRESETS = {
         source_size=256,
         crop=224,
         window=32,
+    ),
+    "aps": TranslationPreset(
+        name="aps",
+        paper="Chaman & Dokmanić 2021, CVPR (code: achaman2/truly_shift_invariant_cnns, "
+        "main.py validate)",
+        protocols=("circular-pairs",),
+        canvas=224,
+        source_size=256,
+        window=64,
+    ),
+    "aps-cifar": TranslationPreset(
+        name="aps-cifar",
+        paper="Chaman & Dokmanić 2021, CVPR (code: achaman2/truly_shift_invariant_cnns, "
+        "train_validate_circular.py evaluate_circular)",
+        protocols=("circular-pairs",),
+        canvas=32,
+        source_size=32,
+        window=6,
+    ),
+    "michaeli": TranslationPreset(
+        name="michaeli",
+        paper="Michaeli, Michaeli & Soudry 2023, CVPR (code: hmichaeli/alias_free_convnets, "
+        "shift_eval.py)",
+        protocols=(),
+        canvas=224,
+        source_size=256,
+        robust_grids=("integer", "half", "fraction"),
     ),
 }
 
@@ -184,8 +237,30 @@ def describe(preset: TranslationPreset, protocols) -> str:
                 f"scale: objects growing 1 px per step from "
                 f"{'/'.join(map(str, preset.object_sizes))} px, {preset.steps} steps"
             )
+        elif proto == "circular":
+            parts.append(
+                f"circular: the {preset.canvas}-px image rolled 0…{preset.steps} px "
+                f"{preset.direction}, content wrapping around"
+            )
+        elif proto == "fractional":
+            parts.append(
+                f"fractional: the {preset.canvas}-px image shifted by k/{preset.fraction} px, "
+                f"k = 0…{preset.steps}, {preset.direction}, band-limited (periodic sinc)"
+            )
+        elif proto == "circular-pairs":
+            low, high = -(preset.window // 2), preset.window - preset.window // 2 - 1
+            parts.append(
+                f"circular-pairs: two circular shifts of the {preset.canvas}-px image, each "
+                f"uniform in [{low}, {high}] px on both axes"
+            )
         else:
             parts.append(f"{proto}: {preset.steps} steps of 0.25 px, {preset.direction}")
+    for grid in preset.robust_grids:
+        parts.append(
+            f"worst {grid} shift ({preset.robust_geometry}, radius {preset.robust_radius}"
+            + (f", fractions up to 1/{preset.robust_up}" if grid == "fraction" else "")
+            + ")"
+        )
     return "; ".join(parts)
 
 
@@ -199,6 +274,19 @@ REFERENCES = {
     "zhang": (
         "Compare consistency with Zhang 2019's ImageNet tables (there in %, "
         "ImageNet-pretrained networks with and without blur-pool)."
+    ),
+    "aps": (
+        "Reference (Chaman & Dokmanić 2021): APS networks with circular padding are 100% "
+        "consistent under circular shifts, by construction."
+    ),
+    "aps-cifar": (
+        "Reference (Chaman & Dokmanić 2021): APS networks with circular padding are 100% "
+        "consistent under circular shifts, by construction."
+    ),
+    "michaeli": (
+        "Reference (Michaeli et al. 2023, ImageNet, accuracy: test / worst integer / "
+        "half-pixel / fractional shift): ConvNeXt-T 82.12 / 76.63 / 73.65 / 77.82; APS "
+        "82.11 / 82.11 / 79.68 / 76.31; alias-free 81.04 on all four."
     ),
 }
 

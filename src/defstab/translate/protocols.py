@@ -329,3 +329,93 @@ def subpixel_path(
     rep = images.unsqueeze(1).expand(n, s, *images.shape[1:]).reshape(n * s, *images.shape[1:])
     out = warp(rep, fields.repeat(n, 1, 1, 1), padding=padding)
     return out.reshape(n, s, *images.shape[1:]), shifts
+
+
+def centre_crop(images: torch.Tensor, side: int) -> torch.Tensor:
+    """The centred side×side crop of (N, C, H, W) images (Resize + CenterCrop's second
+    half); the images themselves when they are that size."""
+    check_images(images)
+    h, w = images.shape[-2:]
+    if side > min(h, w) or side < 2:
+        raise ValueError(f"a {side} px centre crop does not fit images of {h}×{w} px.")
+    top, left = (h - side) // 2, (w - side) // 2
+    return images[..., top : top + side, left : left + side]
+
+
+def circular_path(images: torch.Tensor, steps: int, direction: str = "horizontal"):
+    """The whole image rolled by 0, 1, …, ``steps`` pixels along ``direction``, content
+    wrapping around (``torch.roll``): the shifts under which an APS network with circular
+    padding is exactly invariant.
+
+    Returns:
+        ``(frames (N, steps + 1, C, H, W), shifts (S, 2) as (dx, dy))``.
+    """
+    from defstab.translate.shifts import circular_shift
+
+    steps = _check_steps(steps)
+    dx, dy = _direction(direction)
+    shifts = torch.tensor([[k * dx, k * dy] for k in range(steps + 1)])
+    return circular_shift(images, shifts), shifts
+
+
+def fractional_path(
+    images: torch.Tensor, steps: int, fraction: int = 2, direction: str = "horizontal"
+):
+    """The whole image shifted by 0, 1/m, 2/m, …, ``steps``/m pixels (m = ``fraction``;
+    half-pixel steps for m = 2) by band-limited periodic interpolation, the way the
+    alias-free work shifts by fractions (:func:`~defstab.translate.shifts.fourier_shift`);
+    frame m is the circular shift by one whole pixel.
+
+    Returns:
+        ``(frames (N, steps + 1, C, H, W), shifts (S, 2) (dx, dy) in pixels, float)``.
+    """
+    from defstab.translate.shifts import fourier_shift
+
+    steps = _check_steps(steps)
+    dx, dy = _direction(direction)
+    if isinstance(fraction, bool) or not isinstance(fraction, int) or fraction < 1:
+        raise ValueError(f"the fraction m of a pixel must be an integer ≥ 1, got {fraction!r}.")
+    shifts = torch.tensor(
+        [[k * dx / fraction, k * dy / fraction] for k in range(steps + 1)], dtype=torch.float64
+    )
+    return fourier_shift(images, shifts), shifts
+
+
+def circular_pairs(
+    images: torch.Tensor,
+    window: int,
+    generator: torch.Generator | None = None,
+    per_batch: int | None = None,
+    offsets: torch.Tensor | None = None,
+):
+    """Two circular shifts of each image, each (dx, dy) uniform in
+    −⌊window/2⌋ … ⌈window/2⌉ − 1 (Chaman & Dokmanić's consistency: ``randint(−32, 32)``
+    is window 64, CIFAR's ``max_shift=3`` window 6).
+
+    Args:
+        offsets: (N, 2, 2) drawn before by :func:`draw_offset_pairs` (0…window−1); the
+            shifts are those minus ⌊window/2⌋.
+
+    Returns:
+        ``(frames (N, 2, C, H, W), shifts (N, 2, 2) (dx, dy) of each frame)``.
+    """
+    check_images(images)
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be an integer ≥ 1, got {window!r}.")
+    if offsets is None:
+        offsets = draw_offset_pairs(images.shape[0], window, generator, per_batch)
+    shifts = offsets - window // 2
+    frames = torch.stack([_roll_each(images, shifts[:, j]) for j in range(2)], dim=1)
+    return frames, shifts
+
+
+def _roll_each(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Image i rolled by its own shift (N, 2) (dx, dy): (N, C, H, W) -> (N, C, H, W), one
+    gather (no loop over images)."""
+    n, _, h, w = images.shape
+    shifts = shifts.long().to(images.device)
+    rows = (torch.arange(h, device=images.device) - shifts[:, 1, None]) % h  # (N, H)
+    cols = (torch.arange(w, device=images.device) - shifts[:, 0, None]) % w  # (N, W)
+    batch = torch.arange(n, device=images.device).view(n, 1, 1)
+    out = images.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # (N, H, W, C)
+    return out.permute(0, 3, 1, 2).contiguous()
