@@ -22,7 +22,8 @@ from defstab.tap import evaluation_mode, model_device_dtype, run_checked
 from defstab.translate.shifts import GRIDS, fourier_shift, shift_grid, shift_images
 
 GEOMETRIES = ("circular", "crop")
-#: floats of frames in memory at once (≈ 64 MB; their spectra twice that): chunks of images × shifts are sized by it
+#: floats of frames in memory at once (≈ 64 MB; fractional shifts' spectra twice that):
+#: chunks of images × shifts are sized by it
 FRAME_BUDGET = 2**24
 
 
