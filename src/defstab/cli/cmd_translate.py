@@ -371,6 +371,7 @@ def run(args) -> None:
                 f"Weights: {settings['weights']}. {args.images} images; preset "
                 f"{args.preset} ({preset.paper}): {describe(preset, protocols)}.",
                 reference_note(args.preset, given),
+                *consistency_lines(summary),
             ],
             "figures": figures,
             "table_file": "summary.csv",
@@ -390,6 +391,24 @@ def run(args) -> None:
     written += ["worst_shift.csv"] if args.worst_shift is not None else []
     written += ["layers.csv"] if args.layers else []
     print(f"wrote {out}/: {', '.join([*written, *figures, 'config.json', 'section.json'])}")
+
+
+def consistency_lines(summary: list[dict]) -> list[str]:
+    """One sentence per protocol row with labels: consistency over images whose first
+    frame is right and over those it is wrong, beside accuracy (a network that is always
+    right is consistent whatever shifts do to it)."""
+    lines = []
+    for row in summary:
+        if "consistency_correct" not in row:
+            continue
+        lines.append(
+            f"{row['protocol']}: consistency {row['consistency']:.3f} over all images; "
+            f"{row['consistency_correct']:.3f} over the {row['images_correct']} whose first "
+            f"frame is classified correctly, {row['consistency_incorrect']:.3f} over the "
+            f"{row['images_incorrect']} misclassified (first-frame accuracy "
+            f"{row['first_frame_accuracy']:.3f})."
+        )
+    return lines
 
 
 def robust_grids(text):
