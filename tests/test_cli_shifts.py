@@ -130,13 +130,15 @@ def test_shift_mistakes_are_one_sentence_and_exit_2(tmp_path, cifar, capsys, ext
 def test_padding_needs_no_run_and_circular_works_on_torchvision(tmp_path, cifar, capsys):
     run = tmp_path / "train"
     assert main(["train", "--model", "vgg_cifar_aps", "--width", "0.125", "--data", cifar,
-                 "--epochs", "1", "--batch-size", "20", "--quiet", "--out", str(run)]) == 0  # fmt: skip
+                 "--epochs", "1", "--batch-size", "20", "--quiet",
+                 "--out", str(run)]) == 0  # fmt: skip
     assert _status(["translate", "--run", str(run), "--padding", "circular", "--data", cifar,
                     "--out", str(tmp_path / "t")]) == 2  # fmt: skip
     assert "drop --padding" in capsys.readouterr().err
     out = tmp_path / "tv"
     assert main(["translate", "--model", "torchvision:resnet18", "--num-classes", "10",
                  "--padding", "circular", "--data", cifar, "--images", "2", "--image-size", "32",
-                 "--protocol", "circular", "--steps", "1", "--quiet", "--out", str(out)]) == 0  # fmt: skip
+                 "--protocol", "circular", "--steps", "1", "--quiet",
+                 "--out", str(out)]) == 0  # fmt: skip
     (row,) = read_csv(out / "summary.csv")
     assert not math.isnan(float(row["consistency"]))
