@@ -66,7 +66,7 @@ def test_aggregate_by_hand():
 )
 def test_each_experiment_end_to_end(tmp_path, name):
     archs = ["maxpool", "blurpool"] if name in ("antialias", "augmentation") else None
-    archs = archs or ["maxpool", "subsample"]
+    archs = archs + ["aps"] if name == "antialias" else archs or ["maxpool", "subsample"]
     meta = run_experiment(tiny(name, tmp_path, archs=archs), quiet=True)
     folder = tmp_path / name
     summary = read_csv(folder / "summary.csv")
@@ -88,6 +88,13 @@ def test_each_experiment_end_to_end(tmp_path, name):
     assert {"sensitivity", "noise", "smoothness"} <= metrics
     if name == "antialias":
         assert {"embed:p_top1_change", "crop:mac", "crop:consistency"} <= metrics
+        # APS is built with circular padding: exactly invariant to circular shifts here too
+        aps = {r["metric"]: float(r["value"]) for r in results if r["condition"] == "aps"}
+        assert aps["circular:p_top1_change"] == 0.0 and aps["circular:consistency"] == 1.0
+        assert aps["crop:p_top1_change"] >= 0.0
+        networks = [json.loads(p.read_text()) for p in tmp_path.glob("networks/*/network.json")]
+        assert any(n["spec"]["model_kwargs"].get("padding") == "circular" for n in networks)
+        assert len(meta["findings"]) == 4
     if name == "augmentation":  # every step of −12…+12, inside/outside where they exist
         assert {"pad-inside:p_top1_change", "pad-outside:mac", "layer:invariance"} <= metrics
         steps = [r for r in summary if r["metric"] == "pad:p_top1_change"]

@@ -199,19 +199,48 @@ def random_images(e):
 
 
 # ------------------------------------------------------------------------- antialias
-AA = ["maxpool", "strided", "blurpool"]
+AA = ["maxpool", "strided", "blurpool", "aps"]
+AA_PROTOCOLS = ("embed", "crop", "circular")
+
+
+def _shift_plant(values):
+    """Every type × protocol × phase at 0.2 (P(top-1 change)), then ``values``:
+    {(condition, phase, protocol): seed -> value} over it."""
+    p = Plant(AA)
+    for c in AA:
+        for s in SEEDS:
+            for phase in ("init", "trained"):
+                for proto in AA_PROTOCOLS:
+                    v = values.get((c, phase, proto), lambda s: 0.2)(s)
+                    p.curve(c, phase, f"{proto}:p_top1_change", s, [v])
+    return p
 
 
 def _antialias(proto, e):
-    p = Plant(AA)
     other = {"embed": "crop", "crop": "embed"}[proto]
-    for c in AA:
-        for s in SEEDS:
-            blur = c == "blurpool"
-            p.curve(c, "trained", f"{proto}:p_top1_change", s, [0.2 - (e[s] if blur else 0.0)])
-            p.curve(c, "trained", f"{other}:p_top1_change", s, [0.2 + (DECOY if blur else 0.0)])
-            p.curve(c, "init", f"{proto}:p_top1_change", s, [0.2 + (DECOY if blur else 0.0)])
-    return p
+    return _shift_plant({
+        ("blurpool", "trained", proto): lambda s: 0.2 - e[s],
+        ("blurpool", "trained", other): lambda s: 0.2 + DECOY,
+        ("blurpool", "init", proto): lambda s: 0.2 + DECOY,
+        ("aps", "trained", proto): lambda s: 0.2 + DECOY,  # aps is not among the others
+    })  # fmt: skip
+
+
+def _aps_circular(e):
+    return _shift_plant({
+        ("aps", "trained", "circular"): lambda s: 0.2 - e[s],
+        ("aps", "trained", "crop"): lambda s: 0.2 + DECOY,
+        ("aps", "init", "circular"): lambda s: 0.2 + DECOY,
+    })  # fmt: skip
+
+
+def _aps_crop(e):
+    return _shift_plant({
+        ("aps", "trained", "crop"): lambda s: 0.2 - e[s],
+        ("maxpool", "trained", "crop"): lambda s: 0.2 + DECOY,  # only blurpool is compared
+        ("aps", "trained", "circular"): lambda s: 0.2 + DECOY,
+        ("aps", "init", "crop"): lambda s: 0.2 + DECOY,
+    })  # fmt: skip
 
 
 # ------------------------------------------------------------------------- worst case
@@ -295,7 +324,12 @@ PLANTERS = {
     "synthetic": [synthetic_deeper, synthetic_first],
     "smoothness": [smoothness_smoother, smoothness_agree],
     "random-labels": [random_labels, random_images],
-    "antialias": [lambda e: _antialias("embed", e), lambda e: _antialias("crop", e)],
+    "antialias": [
+        lambda e: _antialias("embed", e),
+        lambda e: _antialias("crop", e),
+        _aps_circular,
+        _aps_crop,
+    ],
     "worst-case": [lambda e: _worst("init", e), lambda e: _worst("trained", e), worst_gap],
     "augmentation": [
         augmentation_none_vs_crop,
