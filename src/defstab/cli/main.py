@@ -24,6 +24,7 @@ SUBCOMMANDS = [
     "measure",
     "smoothness",
     "translate",
+    "perturb",
     "models",
     "train",
     "experiment",

@@ -84,6 +84,7 @@ RANGES: dict[str, Range] = {
     "window": AT_LEAST_1,
     "pairs_per_batch": AT_LEAST_1,
     "fraction": AT_LEAST_1,
+    "difficulty": Range(1, 3),
     "robust_radius": Range(2),
     "robust_up": Range(2),
     # training
