@@ -43,3 +43,12 @@ def cifar10_jpeg(shared_data, tmp_path_factory) -> Path:
 @pytest.fixture
 def gen() -> torch.Generator:
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture
+def tiny_cifar(tmp_path) -> str:
+    """A data spec of CIFAR-10 python batches written under tmp_path (8 images a batch)."""
+    from fixtures_formats import write_cifar_batches
+
+    write_cifar_batches(tmp_path / "cifar", n_per_batch=8)
+    return f"cifar10:{tmp_path / 'cifar'}"

@@ -11,13 +11,11 @@ import pytest
 
 from defstab.cli.main import main
 from defstab.io.tables import read_csv
-from fixtures_formats import write_cifar_batches
 
 
 @pytest.fixture
-def cifar(tmp_path):
-    write_cifar_batches(tmp_path / "cifar", n_per_batch=8)
-    return f"cifar10:{tmp_path / 'cifar'}"
+def cifar(tiny_cifar):
+    return tiny_cifar
 
 
 def test_train_aps_circular_then_translate_its_run_then_report(tmp_path, cifar, capsys):

@@ -19,7 +19,7 @@ README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 #: Pages with Python blocks, in reading order (one namespace: later blocks use earlier names).
 PAGES = ["cli.md", "tutorials/python-api.md", "tutorials/worst-cases.md",
-         "tutorials/translations.md"]  # fmt: skip
+         "tutorials/translations.md", "tutorials/shift-invariance.md"]  # fmt: skip
 
 
 def blocks(path: Path) -> list[str]:
@@ -47,6 +47,8 @@ def test_python_blocks_run_verbatim(tmp_path, monkeypatch):
     assert len(res.layers) == 13 and res.relative_stability.shape == (13,)
     assert (tmp_path / "sensitivity.csv").exists() and (tmp_path / "results" / "pooling").is_dir()
     assert set(namespace["path"].summary()) >= {"p_top1_change", "mac", "consistency"}
+    assert namespace["circular"].summary()["consistency"] == 1.0
+    assert (namespace["worst"]["shifts"], namespace["worst"]["robust_accuracy"]) == (961, 1.0)
 
 
 @pytest.mark.slow

@@ -49,3 +49,36 @@ def test_training_on_gpu_learns_in_both_precisions(precision):
     last = result.history[-1]
     assert math.isfinite(last["train_loss"]) and last["test_acc"] > 0.5, last
     assert next(result.model.parameters()).is_cuda
+
+
+def test_aps_circular_invariance_and_worst_shift_accuracy_on_gpu():
+    from defstab.translate.robust import shift_robust_accuracy
+    from defstab.translate.shifts import circular_shift, fourier_shift
+
+    model = create_model("vgg_cifar_aps", width=0.25, padding="circular", seed=0).eval()
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    shifts = torch.cartesian_prod(torch.arange(32), torch.arange(32))
+    gpu = model.cuda()
+    with torch.no_grad():
+        logits = gpu(circular_shift(x.cuda(), shifts.cuda()).flatten(0, 1)).view(4, 1024, -1)
+    assert (logits.argmax(-1) == logits[:, :1].argmax(-1)).all()
+    assert torch.allclose(logits, logits[:, :1].expand_as(logits), atol=1e-4, rtol=1e-4)
+    half = torch.tensor([[0.5, -1.5]])
+    assert torch.allclose(fourier_shift(x.cuda(), half).cpu(), fourier_shift(x, half), atol=1e-5)
+    labels = logits[:, 0].argmax(-1).cpu()
+    on_gpu = shift_robust_accuracy(gpu, x, labels, "half", radius=8)
+    on_cpu = shift_robust_accuracy(model.cpu(), x, labels, "half", radius=8)
+    assert on_gpu["robust"].tolist() == on_cpu["robust"].tolist()
+
+
+def test_imagenet_p_measures_on_gpu_equal_cpu():
+    from defstab.translate.flips import sequence_measures
+    from defstab.translate.sequences import get_sequence_preset, make_sequence
+
+    x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    frames, _ = make_sequence(x.cuda(), "rotate", get_sequence_preset("cifar-p"))
+    cpu_frames, _ = make_sequence(x, "rotate", get_sequence_preset("cifar-p"))
+    assert torch.allclose(frames.cpu(), cpu_frames, atol=1e-5)
+    logits = torch.randn(3, 31, 10, generator=torch.Generator().manual_seed(5))
+    a, b = sequence_measures(logits.cuda(), 2, False), sequence_measures(logits, 2, False)
+    assert torch.allclose(a["fp"].cpu(), b["fp"]) and torch.allclose(a["t5d"].cpu(), b["t5d"])

@@ -17,7 +17,6 @@ from defstab.cli.main import main
 from defstab.io.tables import read_csv
 from defstab.translate.flips import sequence_measures
 from defstab.translate.sequences import get_sequence_preset, make_sequence, tilt_matrix
-from fixtures_formats import write_cifar_batches
 
 
 def _their_flip_prob(predictions, noise, difficulty):
@@ -176,9 +175,8 @@ def test_bad_sequence_requests_are_one_sentence():
 
 
 @pytest.fixture
-def cifar(tmp_path):
-    write_cifar_batches(tmp_path / "cifar", n_per_batch=8)
-    return f"cifar10:{tmp_path / 'cifar'}"
+def cifar(tiny_cifar):
+    return tiny_cifar
 
 
 def test_perturb_with_a_baseline_then_report(tmp_path, cifar, capsys):
@@ -221,7 +219,7 @@ def test_perturb_with_a_baseline_then_report(tmp_path, cifar, capsys):
     "extra,message",
     [
         (["--perturbations", "zoom"], "unknown perturbation zoom"),
-        (["--difficulty", "4"], "invalid choice: 4"),
+        (["--difficulty", "4"], "--difficulty must be at least 1 and at most 3"),
         (
             ["--baseline-model", "torchvision:alexnet", "--preset", "cifar-p"],
             "the baseline torchvision:alexnet cannot take 3×32×32 frames",

@@ -284,7 +284,7 @@ def test_translate_protocols_do_not_depend_on_the_chunk_of_images(protocol):
     for name in ("top1", "p_top1", "p_next", "p_first", "p_true", "in_top5"):
         torch.testing.assert_close(getattr(chunked.steps, name), getattr(whole.steps, name))
     assert torch.equal(chunked.geometry, whole.geometry)
-    assert chunked.summary() == pytest.approx(whole.summary())
+    assert chunked.summary() == pytest.approx(whole.summary(), nan_ok=True)
     assert chunked.per_step_rows() == whole.per_step_rows()
 
 

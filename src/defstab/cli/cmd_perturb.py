@@ -34,8 +34,7 @@ def add_parser(sub):
         "--difficulty",
         type=int,
         default=1,
-        choices=[1, 2, 3],
-        help="frames compared d apart (geometric) or the noise level (noise), as test.py's -d",
+        help="1, 2 or 3: frames compared d apart (geometric) or the noise level (noise), as test.py's -d",
     )
     p.add_argument(
         "--baseline-model",
