@@ -34,7 +34,8 @@ def add_parser(sub):
         "--difficulty",
         type=int,
         default=1,
-        help="1, 2 or 3: frames compared d apart (geometric) or the noise level (noise), as test.py's -d",
+        help="1, 2 or 3: frames compared d apart (geometric) or the noise level (noise), as "
+        "test.py's -d",
     )
     p.add_argument(
         "--baseline-model",
