@@ -245,7 +245,8 @@ def find_sections(root: Path) -> list[tuple[Path, dict]]:
             found.append((p.parent, json.loads(p.read_text())))
     from defstab.experiments.registry import list_experiments
 
-    names = ["deformations", *list_experiments(), "train", "measure", "smoothness", "translate"]
+    names = ["deformations", *list_experiments(), "train", "measure", "smoothness", "translate",
+             "perturb"]  # fmt: skip
     order = {name: i for i, name in enumerate(names)}
     return sorted(
         found,
@@ -265,7 +266,7 @@ def write_report(root: str | Path, path: str | Path, title: str = "defstab repor
     if not sections:
         raise ValueError(
             f"no defstab results found under {root} (no experiment.json or section.json from "
-            "experiment, demo, train, measure, smoothness or translate)."
+            "experiment, demo, train, measure, smoothness, translate or perturb)."
         )
     versions = next((v for folder, m in sections if (v := _versions(folder, m))), {})
     body = [
