@@ -92,6 +92,7 @@ def test_each_experiment_end_to_end(tmp_path, name):
         aps = {r["metric"]: float(r["value"]) for r in results if r["condition"] == "aps"}
         assert aps["circular:p_top1_change"] == 0.0 and aps["circular:consistency"] == 1.0
         assert aps["crop:p_top1_change"] >= 0.0
+        assert {"crop:consistency_correct", "crop:first_frame_accuracy"} <= set(aps)
         networks = [json.loads(p.read_text()) for p in tmp_path.glob("networks/*/network.json")]
         assert any(n["spec"]["model_kwargs"].get("padding") == "circular" for n in networks)
         assert len(meta["findings"]) == 4

@@ -428,6 +428,14 @@ def _row(spec: RunSpec, phase: str, metric: str, i: int, layer: str, value: floa
     }
 
 
+#: what the experiments keep of a protocol's summary: consistency also over the images whose
+#: first frame is right and over those it is wrong, beside that accuracy
+TRANSLATION_MEASURES = (
+    "p_top1_change", "mac", "jaggedness", "consistency", "accuracy",
+    "consistency_correct", "consistency_incorrect", "first_frame_accuracy",
+)  # fmt: skip
+
+
 def _translation_rows(spec: RunSpec, model, images, labels, normalize) -> list[dict]:
     """Azulay & Weiss's measures of the (trained) model, one row per protocol and measure."""
     from defstab.translate import run_protocol
@@ -448,7 +456,7 @@ def _translation_rows(spec: RunSpec, model, images, labels, normalize) -> list[d
             crop=images.shape[-1] - t["steps"],
         )
         for key, value in res.summary().items():
-            if key in ("p_top1_change", "mac", "jaggedness", "consistency", "accuracy"):
+            if key in TRANSLATION_MEASURES:
                 rows.append(_row(spec, phase, f"{proto}:{key}", 0, "output", float(value)))
     if t.get("pad_shift"):
         rows += _pad_shift_rows(spec, phase, model, images, labels, normalize, **t["pad_shift"])
