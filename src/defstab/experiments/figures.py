@@ -84,10 +84,17 @@ def shades(n: int, cmap: str = "viridis_r") -> list:
     return [cm(0.15 + 0.8 * i / max(1, n - 1)) for i in range(n)]
 
 
-def bar_measures(summary, conditions, metrics, path: Path, suptitle: str) -> Path:
-    """Grouped bars: one panel per metric, one bar per condition, error bars ±2 std."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.2), squeeze=False)
-    for ax, metric in zip(axes[0], metrics, strict=True):
+def bar_measures(
+    summary, conditions, metrics, path: Path, suptitle: str, columns: int | None = None
+) -> Path:
+    """Grouped bars: one panel per metric, one bar per condition, error bars ±2 std;
+    ``columns`` panels a row (default: all in one row)."""
+    columns = columns or len(metrics)
+    rows = -(-len(metrics) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.2 * rows), squeeze=False)
+    for ax in axes.flat[len(metrics) :]:
+        ax.set_visible(False)
+    for ax, metric in zip(axes.flat, metrics, strict=False):
         means, errs = [], []
         for cond in conditions:
             rows = select(summary, condition=cond, metric=metric)

@@ -49,7 +49,7 @@ def plan(cfg: ExperimentConfig) -> list[RunSpec]:
 
 def figure(summary, conditions, path, title):
     metrics = [f"{p}:{m}" for p in PROTOCOLS for m in ("p_top1_change", "mac", "consistency")]
-    return bar_measures(summary, conditions, metrics, path, title)
+    return bar_measures(summary, conditions, metrics, path, title, columns=3)  # a row a protocol
 
 
 def _means(ev: Evidence, metric: str) -> dict[str, float]:
@@ -158,7 +158,7 @@ EXPERIMENT = register_experiment(
     Experiment(
         name="antialias",
         title="Translations · Does blur before subsampling restore shift stability? "
-        "(Azulay & Weiss; Zhang 2019)",
+        "(Azulay & Weiss; Zhang 2019; Chaman & Dokmanić 2021)",
         plan=plan,
         figure=figure,
         findings=findings,
