@@ -5,6 +5,8 @@ through the CLI with a baseline and with a user's mistakes."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -193,8 +195,11 @@ def test_perturb_with_a_baseline_then_report(tmp_path, cifar, capsys):
                  str(run)]) == 2  # fmt: skip
     assert "--baseline-model or --baseline-run, not both" in capsys.readouterr().err
     assert not out.exists() or not (out / "summary.csv").exists()
-    # the trained network against an untrained blur-pool twin as the baseline
-    assert main([*common, "--baseline-model", "vgg_cifar_blurpool"]) == 0
+    # the trained network against an untrained blur-pool twin of its width as the baseline
+    assert main([*common, "--baseline-model", "vgg_cifar_blurpool",
+                 "--baseline-width", "0.125"]) == 0  # fmt: skip
+    assert json.loads((out / "config.json").read_text())["baseline"]["model_kwargs"][
+        "width"] == 0.125  # fmt: skip
     rows = {r["perturbation"]: r for r in read_csv(out / "summary.csv")}
     assert list(rows) == ["translate", "rotate", "gaussian_noise", "mean"]
     assert rows["translate"]["frames"] == "16" and rows["gaussian_noise"]["noise"] == "True"
@@ -225,6 +230,7 @@ def test_perturb_with_a_baseline_then_report(tmp_path, cifar, capsys):
             "the baseline torchvision:alexnet cannot take 3×32×32 frames",
         ),
         (["--baseline-checkpoint", "w.safetensors"], "need --baseline-model"),
+        (["--baseline-width", "0.5"], "need --baseline-model"),
     ],
 )
 def test_perturb_mistakes(tmp_path, cifar, capsys, extra, message):

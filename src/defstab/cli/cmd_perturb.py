@@ -44,6 +44,8 @@ def add_parser(sub):
         "uses AlexNet: torchvision:alexnet --baseline-pretrained)",
     )
     p.add_argument("--baseline-checkpoint", default=None, help="weights of the baseline")
+    p.add_argument("--baseline-width", type=float, default=None,
+                   help="registry baseline: channel multiplier (as --width)")  # fmt: skip
     p.add_argument("--baseline-run", default=None, metavar="DIR",
                    help="the baseline from a 'defstab train' folder")  # fmt: skip
     p.add_argument("--baseline-pretrained", action="store_true",
@@ -73,14 +75,18 @@ def _baseline_args(args):
     if args.baseline_model and args.baseline_run:
         raise ValueError("give --baseline-model or --baseline-run, not both.")
     if not (args.baseline_model or args.baseline_run):
-        if args.baseline_checkpoint or args.baseline_pretrained:
-            raise ValueError("--baseline-checkpoint/--baseline-pretrained need --baseline-model.")
+        if args.baseline_checkpoint or args.baseline_pretrained or args.baseline_width:
+            raise ValueError(
+                "--baseline-checkpoint, --baseline-width and --baseline-pretrained need "
+                "--baseline-model."
+            )
         return None
     base = copy.copy(args)
     base.model, base.run = args.baseline_model, args.baseline_run
     base.checkpoint = args.baseline_checkpoint
     base.pretrained, base.step, base.output_key = args.baseline_pretrained, None, None
-    base.width = base.num_classes = base.init_seed = base.padding = None
+    base.num_classes = base.init_seed = base.padding = None
+    base.width = args.baseline_width
     return base
 
 

@@ -85,6 +85,7 @@ RANGES: dict[str, Range] = {
     "pairs_per_batch": AT_LEAST_1,
     "fraction": AT_LEAST_1,
     "difficulty": Range(1, 3),
+    "baseline_width": POSITIVE,
     "robust_radius": Range(2),
     "robust_up": Range(2),
     # training
