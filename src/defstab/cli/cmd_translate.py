@@ -401,12 +401,21 @@ def consistency_lines(summary: list[dict]) -> list[str]:
     for row in summary:
         if "consistency_correct" not in row:
             continue
+        right = (
+            f"{row['consistency_correct']:.3f} over the {row['images_correct']} whose first "
+            "frame is classified correctly"
+            if row["images_correct"]
+            else "no image's first frame is classified correctly"
+        )
+        wrong = (
+            f"{row['consistency_incorrect']:.3f} over the {row['images_incorrect']} "
+            "misclassified"
+            if row["images_incorrect"]
+            else "none is misclassified"
+        )
         lines.append(
             f"{row['protocol']}: consistency {row['consistency']:.3f} over all images; "
-            f"{row['consistency_correct']:.3f} over the {row['images_correct']} whose first "
-            f"frame is classified correctly, {row['consistency_incorrect']:.3f} over the "
-            f"{row['images_incorrect']} misclassified (first-frame accuracy "
-            f"{row['first_frame_accuracy']:.3f})."
+            f"{right}, {wrong} (first-frame accuracy {row['first_frame_accuracy']:.3f})."
         )
     return lines
 

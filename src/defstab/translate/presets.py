@@ -301,6 +301,7 @@ def reference_note(preset: str, overridden) -> str:
             f"({', '.join(overridden)})."
         )
     return (
-        "No published values are quoted: defstab's default geometry differs from both "
-        "papers; use --preset azulay or --preset zhang to compare with them."
+        "No published values are quoted: defstab's default geometry differs from the "
+        "papers'; use a paper's preset (--preset azulay, zhang, aps, aps-cifar or michaeli) "
+        "to compare with it."
     )
