@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-HELP = "sensitivity of every layer to random TPS deformations"  # one line in `defstab --help`
+#: one line in `defstab --help`
+HELP = "sensitivity of every layer to random TPS deformations or diffeomorphisms"
 
 
 def add_parser(sub):
@@ -42,8 +43,26 @@ def add_parser(sub):
         "4096 images)",
     )
     add_read_workers(p)
+    p.add_argument(
+        "--deformation",
+        default="tps",
+        choices=["tps", "diffeo"],
+        help="tps: Ruderman's random thin-plate splines (--grid, --max-disp); diffeo: Petrini "
+        "et al.'s random diffeomorphisms (--temperature or --displacement, --cut)",
+    )
     p.add_argument("--grid", type=int, default=None, help="k (default 3 for ≤64 px, else 5)")
     p.add_argument("--max-disp", type=float, default=None, help="C (default 2 for ≤64 px, else 10)")
+    p.add_argument("--temperature", type=float, default=None, help="diffeo: T")
+    p.add_argument(
+        "--displacement",
+        type=float,
+        default=None,
+        metavar="PX",
+        help="diffeo: choose T so that the typical displacement is PX pixels (default 1, "
+        "Petrini et al.'s per-layer setting)",
+    )
+    p.add_argument("--cut", type=int, default=None, help="diffeo: the cut-off c of the sine "
+                   "modes (default 3)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of image order, deformations, noise")
     p.add_argument("--distance", default="cosine", choices=["cosine", "euclidean"])
     p.add_argument("--no-noise", action="store_true", help="skip the noise control")
@@ -179,8 +198,21 @@ def run(args) -> None:
     replay = _read_deformations(args.deformations) if args.deformations else None
     if args.force_replay and replay is None:
         raise ValueError("--force-replay goes with --deformations FILE; give the file.")
-    if replay is not None and (args.grid is not None or args.max_disp is not None):
-        raise ValueError("--deformations replays saved deformations; drop --grid/--max-disp.")
+    if replay is not None and any(
+        v is not None
+        for v in (
+            args.grid,
+            args.max_disp,
+            args.temperature,
+            args.displacement,
+            args.cut,
+        )  # fmt: skip
+    ):
+        raise ValueError(
+            "--deformations replays saved deformations; drop --grid/--max-disp/--temperature/"
+            "--displacement/--cut."
+        )
+    check_deformation_options(args)
     device = pick_device(args.device)
     data_spec = DataSpec.parse(args.data)
     data_probe = load_data(data_spec, args.split, image_size=args.image_size)
@@ -206,14 +238,28 @@ def run(args) -> None:
         from defstab.io.replay import check_replay
 
         deformation = replay.params
-        if deformation.shape[0] != args.images:
+        saved = (replay.record or {}).get("deformation") or {}
+        if saved.get("kind") == "diffeo":  # coefficients, not TPS displacements
+            from defstab.measure.deformations import diffeo_replay
+
+            deformation = diffeo_replay(
+                DeformationSpec.from_record(saved), replay.params, tuple(source.image_shape[-2:])
+            )
+        if replay.params.shape[0] != args.images:
             raise ValueError(
-                f"--deformations holds {deformation.shape[0]} deformations; pass --images "
-                f"{deformation.shape[0]} (and the --seed it was saved with) to replay them."
+                f"--deformations holds {replay.params.shape[0]} deformations; pass --images "
+                f"{replay.params.shape[0]} (and the --seed it was saved with) to replay them."
             )
         forced = check_replay(replay, drawn_for, force=args.force_replay)
         if forced:
             warn(f"--force-replay: {'; '.join(forced)}; the deformations are replayed anyway.")
+    elif args.deformation == "diffeo":
+        displacement = args.displacement
+        if args.temperature is None and displacement is None:
+            displacement = 1.0
+        deformation = DeformationSpec.diffeo(
+            tuple(source.image_shape[-2:]), args.cut or 3, args.temperature, displacement
+        )
     else:
         deformation = DeformationSpec.for_images(h, args.grid, args.max_disp)
     worst_case = None
@@ -304,9 +350,7 @@ def run(args) -> None:
         save_replay(out / "worst_deformations.pt", result.worst_params, record | {"worst": True})
         _worst_case_figure(data_probe, indices, result, out / "worst_case.png")
     d = result.meta["deformation"]
-    what = (
-        f"k = {d['grid']}, C = {d['max_disp']:g}" if d.get("max_disp") is not None else "replayed"
-    )
+    what = describe_deformation(d)
     sampled = ", sampled normalizer" if result.meta["normalizer"] == "sampled" else ""
     title = (
         f"{model_settings['model']} on {data_probe.name} (n = {result.n_images}, {what}"
@@ -424,6 +468,41 @@ def run(args) -> None:
         print(f"wrote {out}/: {', '.join(written)}")
 
 
+def check_deformation_options(args) -> None:
+    """One sentence for options of the other deformation family, or a search that works
+    on TPS only."""
+    diffeo_only = [("--temperature", args.temperature), ("--displacement", args.displacement),
+                   ("--cut", args.cut)]  # fmt: skip
+    if args.deformation == "tps":
+        given = [name for name, v in diffeo_only if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to --deformation diffeo; add it.")
+        return
+    given = [name for name, v in (("--grid", args.grid), ("--max-disp", args.max_disp))
+             if v is not None]  # fmt: skip
+    if given:
+        raise ValueError(f"{', '.join(given)} apply to TPS deformations, not to diffeo.")
+    if args.temperature is not None and args.displacement is not None:
+        raise ValueError("give --temperature or --displacement, not both (each sets T).")
+    if args.worst_case or args.min_flip:
+        raise ValueError(
+            "--worst-case and --min-flip search TPS deformations; use them without "
+            "--deformation diffeo."
+        )
+
+
+def describe_deformation(d: dict) -> str:
+    """A recorded deformation in a few words (figure titles, the report)."""
+    if d.get("kind") == "diffeo":
+        delta = d.get("typical_displacement_px")
+        return f"diffeo T = {d['temperature']:.3g}, c = {d['cut']}" + (
+            f", δ = {delta:.2f} px" if delta is not None else ""
+        )
+    return (
+        f"k = {d['grid']}, C = {d['max_disp']:g}" if d.get("max_disp") is not None else "replayed"
+    )
+
+
 def _minimal_flips(args, model, images, indices, labels, normalize, deformation, out):
     """--min-flip: the bisection over C, its per-image table and robustness curve."""
     import torch
@@ -523,11 +602,15 @@ def _worst_case_figure(data, indices, result, path, count: int = 3) -> None:
 
 def _read_deformations(path: str):
     """The :class:`~defstab.io.replay.Replay` of an earlier measure: displacements
-    (N, k·k, 2) or fields (N, H, W, 2), and the record of the images they belong to."""
+    (N, k·k, 2), fields (N, H, W, 2) or diffeo coefficients (N, 2, c, c), and the record
+    of the images they belong to."""
     from defstab.io.replay import read_replay
 
     replay = read_replay(path, "--deformations")
     t = replay.params
+    saved = (replay.record or {}).get("deformation") or {}
+    if saved.get("kind") == "diffeo":  # (N, 2, c, c) sine coefficients, checked on use
+        return replay
     if t.ndim not in (3, 4) or t.shape[-1] != 2:
         raise ValueError(
             f"--deformations {path} must hold displacements (N, k·k, 2) or fields "

@@ -408,8 +408,7 @@ def consistency_lines(summary: list[dict]) -> list[str]:
             else "no image's first frame is classified correctly"
         )
         wrong = (
-            f"{row['consistency_incorrect']:.3f} over the {row['images_incorrect']} "
-            "misclassified"
+            f"{row['consistency_incorrect']:.3f} over the {row['images_incorrect']} misclassified"
             if row["images_incorrect"]
             else "none is misclassified"
         )

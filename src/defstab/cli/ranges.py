@@ -86,6 +86,9 @@ RANGES: dict[str, Range] = {
     "fraction": AT_LEAST_1,
     "difficulty": Range(1, 3),
     "baseline_width": POSITIVE,
+    "temperature": POSITIVE,
+    "displacement": POSITIVE,
+    "cut": AT_LEAST_1,
     "robust_radius": Range(2),
     "robust_up": Range(2),
     # training

@@ -1,5 +1,5 @@
-"""How a measurement deforms its images: a :class:`~defstab.deform.DeformationSpec`, or
-explicit parameters.
+"""How a measurement deforms its images: a :class:`~defstab.deform.DeformationSpec` (a
+random TPS or a Petrini diffeomorphism), or explicit parameters.
 
 Passing explicit displacements or fields lets two models be measured on identical
 deformations; a spec is sampled from the generator, one deformation per image.
@@ -25,28 +25,55 @@ class ResolvedDeformation:
         grid: int | None,
         padding: str,
         spec: DeformationSpec | None = None,
+        size: tuple[int, int] | None = None,
     ):
         self.kind, self.params, self.grid, self.padding = kind, params, grid, padding
         self.spec = spec  # the random spec the params were drawn from, if any
+        self.size = size  # the images' (H, W), for the diffeo's typical displacement
 
     def apply(self, images: torch.Tensor, rows: slice) -> torch.Tensor:
         p = self.params[rows] if self.params.shape[0] > 1 else self.params
+        if self.kind == "diffeo":
+            return self.spec.apply(images, p.to(images.device))
         if self.kind == "displacements":
             return apply_tps(images, p.to(images.device, images.dtype), self.grid, self.padding)
         return warp(images, p.to(images.device, images.dtype), self.padding)
 
     def record(self) -> dict:
-        """The spec whole when the params were sampled from one; else what is known."""
+        """The spec whole when the params were sampled from one (a diffeo's with its
+        typical displacement in pixels); else what is known."""
         if self.spec is not None:
-            return self.spec.record()
+            record = self.spec.record()
+            if self.kind == "diffeo" and self.size is not None:
+                record["typical_displacement_px"] = self.spec.typical_displacement(self.size)
+            return record
         return {"kind": self.kind, "grid": self.grid, "max_disp": None, "padding": self.padding}
+
+
+def diffeo_replay(spec: DeformationSpec, coefficients: torch.Tensor, size) -> ResolvedDeformation:
+    """Saved diffeo coefficients (N, 2, c, c) of ``spec``, ready to measure with again."""
+    if coefficients.ndim != 4 or tuple(coefficients.shape[1:]) != (2, spec.cut, spec.cut):
+        raise ValueError(
+            f"diffeo coefficients for c = {spec.cut} must be (N, 2, {spec.cut}, {spec.cut}), "
+            f"got {tuple(coefficients.shape)}."
+        )
+    return ResolvedDeformation("diffeo", coefficients.float(), None, spec.padding, spec, size)
 
 
 def resolve_deformation(
     deformation, n: int, size: tuple[int, int], generator: torch.Generator | None
 ) -> ResolvedDeformation:
     """Turn a :class:`DeformationSpec`, displacements (N, k·k, 2) or fields (N|1, H, W, 2)
-    into per-image parameters."""
+    into per-image parameters (a :class:`ResolvedDeformation` passes through)."""
+    if isinstance(deformation, ResolvedDeformation):
+        if deformation.params.shape[0] != n:
+            raise ValueError(
+                f"the deformation holds {deformation.params.shape[0]} deformations for {n} images."
+            )
+        return deformation
+    if isinstance(deformation, DeformationSpec) and deformation.kind == "diffeo":
+        coeffs = deformation.sample(n, generator)
+        return ResolvedDeformation("diffeo", coeffs, None, deformation.padding, deformation, size)
     if isinstance(deformation, DeformationSpec):
         disp = deformation.sample(n, generator)
         return ResolvedDeformation(
