@@ -160,3 +160,34 @@ def test_measure_diffeo_through_the_cli_replays_bit_for_bit(tmp_path, tiny_cifar
         assert main([*common, *extra, "--out", str(tmp_path / "bad")]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (extra, err)
+
+
+def test_relative_stability_is_the_papers_mean_formula_on_identical_deformed_images():
+    """R_f of measure_sensitivity against Petrini's mean formula computed by hand with a
+    forward hook, on the same diffeomorphisms and the same matched noise (redrawn from the
+    same generator in the same order: the coefficients first, then the noise)."""
+    from defstab.measure import measure_sensitivity
+    from defstab.models import create_model
+
+    model = create_model("vgg_cifar_maxpool", width=0.25, seed=3).eval()
+    x = torch.rand(10, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    spec = DeformationSpec.diffeo(32, cut=3, displacement=1.0)
+    res = measure_sensitivity(model, x, spec, generator=torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    coeffs = spec.sample(10, g)
+    eta = torch.randn((10, 3, 32, 32), generator=g)
+    tx = apply_diffeo(x, coeffs, spec.temperature)
+    scale = (tx - x).flatten(1).norm(dim=1) / eta.flatten(1).norm(dim=1)
+    noisy = x + eta * scale.view(-1, 1, 1, 1)
+    seen = {}
+    layer = dict(model.named_modules())[res.layers[6]]
+    hook = layer.register_forward_hook(lambda m, i, o: seen.__setitem__("out", o.flatten(1)))
+    with torch.no_grad():
+        outs = [(model(v), seen["out"].double())[1] for v in (x, tx, noisy)]
+    hook.remove()
+    d = (outs[1] - outs[0]).pow(2).sum(1).mean()  # ⟨‖f(τx) − f(x)‖²⟩
+    gn = (outs[2] - outs[0]).pow(2).sum(1).mean()  # ⟨‖f(x + η) − f(x)‖²⟩
+    assert float(res.relative_stability[6]) == pytest.approx(float(d / gn), rel=1e-5)
+    pair = torch.cdist(outs[0], outs[0]).pow(2)
+    mean_pairs = pair.sum() / (10 * 9)  # over the 45 pairs i < j, each counted twice
+    assert float(res.deformation_stability[6]) == pytest.approx(float(d / mean_pairs), rel=1e-5)
