@@ -191,3 +191,45 @@ def test_relative_stability_is_the_papers_mean_formula_on_identical_deformed_ima
     pair = torch.cdist(outs[0], outs[0]).pow(2)
     mean_pairs = pair.sum() / (10 * 9)  # over the 45 pairs i < j, each counted twice
     assert float(res.deformation_stability[6]) == pytest.approx(float(d / mean_pairs), rel=1e-5)
+
+
+def test_median_aggregate_is_their_results_codes_formula(tmp_path, tiny_cifar, capsys):
+    """relative_stability_median: Σ_features median over images of (Δf)², τ over η,
+    against the same computed by hand (numpy's median, the mean of the middle two)."""
+    import numpy as np
+
+    from defstab.measure import measure_sensitivity
+    from defstab.models import create_model
+
+    model = create_model("vgg_cifar_maxpool", width=0.25, seed=3).eval()
+    x = torch.rand(10, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    spec = DeformationSpec.diffeo(32, cut=3, displacement=1.0)
+    res = measure_sensitivity(model, x, spec, generator=torch.Generator().manual_seed(5),
+                              aggregate="median")  # fmt: skip
+    g = torch.Generator().manual_seed(5)
+    coeffs, eta = spec.sample(10, g), torch.randn((10, 3, 32, 32), generator=g)
+    tx = apply_diffeo(x, coeffs, spec.temperature)
+    noisy = x + eta * ((tx - x).flatten(1).norm(dim=1) / eta.flatten(1).norm(dim=1)).view(
+        -1, 1, 1, 1
+    )
+    seen = {}
+    layer = dict(model.named_modules())[res.layers[4]]
+    hook = layer.register_forward_hook(lambda m, i, o: seen.__setitem__("out", o.flatten(1)))
+    with torch.no_grad():
+        f0, ft, fn = [(model(v), seen["out"].double().numpy())[1] for v in (x, tx, noisy)]
+    hook.remove()
+    expected = np.median((ft - f0) ** 2, axis=0).sum() / np.median((fn - f0) ** 2, axis=0).sum()
+    assert float(res.relative_stability_median[4]) == pytest.approx(expected, rel=1e-4)
+    # and it is not the mean formula
+    assert float(res.relative_stability[4]) != pytest.approx(expected, rel=1e-2)
+    common = ["measure", "--model", "vgg_cifar_maxpool", "--width", "0.125", "--data",
+              tiny_cifar, "--images", "8", "--quiet", "--deformation", "diffeo"]  # fmt: skip
+    assert main([*common, "--aggregate", "median", "--out", str(tmp_path / "m")]) == 0
+    row = read_csv(tmp_path / "m" / "sensitivity.csv")[3]
+    assert float(row["relative_stability_median"]) > 0 and float(row["relative_stability"]) > 0
+    capsys.readouterr()
+    assert main([*common, "--aggregate", "median", "--no-noise",
+                 "--out", str(tmp_path / "bad")]) == 2  # fmt: skip
+    assert "--aggregate median needs" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="GiB of squared differences"):
+        measure_sensitivity(model, x, spec, aggregate="median", store_bytes=1000)

@@ -63,6 +63,14 @@ def add_parser(sub):
     )
     p.add_argument("--cut", type=int, default=None, help="diffeo: the cut-off c of the sine "
                    "modes (default 3)")  # fmt: skip
+    p.add_argument(
+        "--aggregate",
+        default="mean",
+        choices=["mean", "median"],
+        help="R_f over images: mean (Petrini et al.'s paper, always written) or median "
+        "(also relative_stability_median: their results code's Σ_features median over "
+        "images; keeps N × features squared differences in memory)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of image order, deformations, noise")
     p.add_argument("--distance", default="cosine", choices=["cosine", "euclidean"])
     p.add_argument("--no-noise", action="store_true", help="skip the noise control")
@@ -181,6 +189,11 @@ def run(args) -> None:
     if shard is not None and args.shards not in (1, shard[1]):
         raise ValueError(f"--shard {args.shard} and --shards {args.shards} disagree; give one.")
     shards = shard[1] if shard is not None else args.shards
+    if args.aggregate == "median" and (shards > 1 or args.no_noise):
+        raise ValueError(
+            "--aggregate median needs every image in one process and the noise control; "
+            "drop --shards/--shard/--no-noise."
+        )
     if shards > 1:
         if args.normalizer == "exact":
             raise ValueError(
@@ -312,6 +325,7 @@ def run(args) -> None:
             worst_case=worst_case,
             normalizer=normalizer,
             shard=shard,
+            aggregate=args.aggregate,
         )
 
     if shard is not None:  # one shard: its file, and nothing else

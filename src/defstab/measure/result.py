@@ -75,6 +75,14 @@ class SensitivityResult:
         return self.deformation_sq / _positive(self.noise_sq)
 
     @property
+    def relative_stability_median(self) -> torch.Tensor | None:
+        """(L,) with ``aggregate="median"``: Σ_features median over images of (Δf)² under
+        τ over the same under η — the aggregation of Petrini et al.'s results code, not
+        their paper's mean; None otherwise."""
+        values = self.meta.get("relative_stability_median")
+        return None if values is None else torch.tensor(values, dtype=torch.float64)
+
+    @property
     def deformation_stability(self) -> torch.Tensor | None:
         """(L,) Petrini's D_f = ⟨‖f(τx) − f(x)‖²⟩ / ⟨‖f(x₁) − f(x₂)‖²⟩."""
         if self.deformation_sq is None:
@@ -128,6 +136,8 @@ class SensitivityResult:
                 row["D_f"] = float(self.deformation_stability[i])
                 row["G_f"] = float(self.noise_stability[i])
                 row["relative_stability"] = float(self.relative_stability[i])
+            if self.relative_stability_median is not None:
+                row["relative_stability_median"] = float(self.relative_stability_median[i])
             rows.append(row)
         return rows
 

@@ -76,6 +76,7 @@ def measure_sensitivity(
     labels: torch.Tensor | None = None,
     normalizer: str = "auto",
     shard: tuple[int, int] | None = None,
+    aggregate: str = "mean",
 ) -> SensitivityResult | MeasurementParts:
     """Normalized distance between the representations of x and τx, layer by layer.
 
@@ -124,6 +125,11 @@ def measure_sensitivity(
             ``pairs_sq`` is exact in both. Sampled mode draws its noise per position of
             the order (:class:`PositionNoise`), so its noise values differ from exact
             mode's; the deformations are the same.
+        aggregate: "mean" (Petrini et al.'s formula, R_f always) or "median": also
+            ``relative_stability_median``, their results code's Σ_features median over
+            images of (Δf)² under τ over the same under η — it keeps every image's squared
+            differences per feature, so it needs the exact normalizer, the noise control
+            and memory N × features × 8 bytes (refused above ``store_bytes``).
         shard: (index, count): measure only that shard of the sampled measurement and
             return its :class:`~defstab.measure.shards.MeasurementParts` (save them,
             then :func:`~defstab.measure.shards.merge_shards` every shard's parts into
@@ -142,6 +148,13 @@ def measure_sensitivity(
         raise ValueError("at least 2 images are needed: the normalizer is a median over pairs.")
     check_distance(distance)
     mode = resolve_normalizer(normalizer, n)
+    if aggregate not in ("mean", "median"):
+        raise ValueError(f"aggregate must be 'mean' or 'median', got {aggregate!r}.")
+    if aggregate == "median" and (mode != "exact" or shard is not None or not noise_control):
+        raise ValueError(
+            "the median aggregate keeps every image's squared differences per feature: it "
+            "needs the exact normalizer, one process and the noise control."
+        )
     if shard is not None and mode == "exact":
         raise ValueError(
             "a shard needs the sampled normalizer: the exact median needs every image in "
@@ -232,6 +245,7 @@ def measure_sensitivity(
         sq_noise = dist_def.clone() if noise_control else None
         dist_worst = dist_def.clone() if worst_case else None
         index = {name: i for i, name in enumerate(names)}
+        per_feature = _per_feature_buffers(aggregate, names, features, n, store_bytes)
         pairs = (
             ExactNormalizer(n, features, store_bytes, spill_dir)
             if mode == "exact"
@@ -278,6 +292,12 @@ def measure_sensitivity(
                         noisy = flat[2 * b : 3 * b]
                         dist_noise[i, items] = paired_distance(ref, noisy, distance).cpu()
                         sq_noise[i, items] = _squared(ref, noisy)
+                    if per_feature is not None:  # (Δf)² per image and feature, for medians
+                        moved = flat[b : 2 * b] - ref
+                        per_feature[name][0][items] = moved.float().pow(2).cpu()
+                        per_feature[name][1][items] = (
+                            (flat[2 * b : 3 * b] - ref).float().pow(2).cpu()
+                        )
                     if dist_worst is not None:
                         worst = flat[(passes - 1) * b :]
                         dist_worst[i, items] = paired_distance(ref, worst, distance).cpu()
@@ -325,6 +345,13 @@ def measure_sensitivity(
     }
     if worst_case is not None:
         meta["worst_case"] = worst_case.record()
+    meta["aggregate"] = aggregate
+    if per_feature is not None:
+        valid = ~torch.isnan(dist_def[0])
+        meta["relative_stability_median"] = [
+            _median_ratio(per_feature[name][0][valid], per_feature[name][1][valid])
+            for name in names
+        ]
     parts = MeasurementParts(
         layers=names,
         raw={
@@ -345,6 +372,37 @@ def measure_sensitivity(
         positions=(start, stop),
     )
     return parts if shard is not None else merge_shards([parts])
+
+
+def _per_feature_buffers(aggregate, names, features, n, store_bytes):
+    """For the median aggregate: per layer, (N, F) float32 squared differences under the
+    deformation and under the noise; None for the mean. Refused beyond ``store_bytes``."""
+    if aggregate != "median":
+        return None
+    need = 2 * 4 * n * sum(features[name] for name in names)
+    if need > store_bytes:
+        raise ValueError(
+            f"the median aggregate keeps {need / 2**30:.2f} GiB of squared differences for "
+            f"{n} images over these layers, more than the {store_bytes / 2**30:.2f} GiB "
+            "allowed (--ram-budget); measure fewer images or layers."
+        )
+    return {
+        name: (torch.zeros(n, features[name]), torch.zeros(n, features[name])) for name in names
+    }
+
+
+def _median_ratio(deformed: torch.Tensor, noisy: torch.Tensor) -> float:
+    """Σ_features median over images of (Δf)² under τ, over the same under η: (N, F)
+    each. The median of an even count is the mean of its two middle values."""
+    num, den = _feature_medians(deformed).sum(), _feature_medians(noisy).sum()
+    return float(num / den) if den > 0 else math.nan
+
+
+def _feature_medians(values: torch.Tensor) -> torch.Tensor:
+    """(N, F) -> (F,) medians over images (sorting: torch.quantile refuses large inputs)."""
+    ordered = values.sort(dim=0).values.double()
+    n = ordered.shape[0]
+    return (ordered[(n - 1) // 2] + ordered[n // 2]) / 2
 
 
 def _with_layer(attack, layer):
