@@ -25,6 +25,7 @@ SUBCOMMANDS = [
     "smoothness",
     "translate",
     "perturb",
+    "spatial",
     "models",
     "train",
     "experiment",

@@ -246,7 +246,7 @@ def find_sections(root: Path) -> list[tuple[Path, dict]]:
     from defstab.experiments.registry import list_experiments
 
     names = ["deformations", *list_experiments(), "train", "measure", "smoothness", "translate",
-             "perturb"]  # fmt: skip
+             "perturb", "spatial"]  # fmt: skip
     order = {name: i for i, name in enumerate(names)}
     return sorted(
         found,
@@ -266,7 +266,7 @@ def write_report(root: str | Path, path: str | Path, title: str = "defstab repor
     if not sections:
         raise ValueError(
             f"no defstab results found under {root} (no experiment.json or section.json from "
-            "experiment, demo, train, measure, smoothness, translate or perturb)."
+            "experiment, demo, train, measure, smoothness, translate, perturb or spatial)."
         )
     versions = next((v for folder, m in sections if (v := _versions(folder, m))), {})
     body = [
