@@ -15,11 +15,11 @@ same run:
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 import torch.nn.functional as F
 
+from _timing import best_time
 from defstab.models import create_model
 from defstab.translate.robust import shift_robust_accuracy
 from defstab.translate.shifts import fourier_shift, shift_grid
@@ -38,16 +38,6 @@ def their_subpixel_shift(images, up, shift_x, shift_y):
     z = F.pad(images.reshape(b, c, h, 1, w, 1), [0, up - 1, 0, 0, 0, up - 1])
     z = torch.fft.irfft2(torch.fft.rfft2(z.reshape(b, c, n, w * up)) * mask) * up**2
     return torch.roll(z, shifts=(-shift_x, -shift_y), dims=(2, 3))[:, :, ::up, ::up]
-
-
-def timed(fn, repeat=3):
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main() -> None:
@@ -70,7 +60,7 @@ def main() -> None:
         for dx, dy in grid.tolist():  # theirs reads at i + s/2: shift = −2·d on H, W
             their_subpixel_shift(x, 2, int(-2 * dy), int(-2 * dx))
 
-    a, b = timed(ours_shift), timed(theirs_shift)
+    a, b = best_time(ours_shift, 3), best_time(theirs_shift, 3)
     print(f"{'half-pixel shifts':<34} defstab {a:7.3f} s   theirs {b:7.3f} s   {b / a:5.2f}x")
 
     model = create_model("vgg_cifar_maxpool", width=args.width, seed=0).eval()
@@ -94,7 +84,7 @@ def main() -> None:
             return ok
 
         assert ours()["robust"].tolist() == loop().tolist()  # the same answer first
-        a, b = timed(ours, 1), timed(loop, 1)
+        a, b = best_time(ours, 1), best_time(loop, 1)
         print(f"{'worst ' + name + ' shift accuracy':<34} defstab {a:7.3f} s   loop   {b:7.3f} s"
               f"   {b / a:5.2f}x")  # fmt: skip
 

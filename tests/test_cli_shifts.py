@@ -13,18 +13,13 @@ from defstab.cli.main import main
 from defstab.io.tables import read_csv
 
 
-@pytest.fixture
-def cifar(tiny_cifar):
-    return tiny_cifar
-
-
-def test_train_aps_circular_then_translate_its_run_then_report(tmp_path, cifar, capsys):
+def test_train_aps_circular_then_translate_its_run_then_report(tmp_path, tiny_cifar, capsys):
     run = tmp_path / "results" / "train"
     assert main(["train", "--model", "vgg_cifar_aps", "--padding", "circular",
-                 "--width", "0.125", "--data", cifar, "--epochs", "1", "--batch-size", "20",
+                 "--width", "0.125", "--data", tiny_cifar, "--epochs", "1", "--batch-size", "20",
                  "--quiet", "--out", str(run)]) == 0  # fmt: skip
     out = tmp_path / "results" / "translate"
-    assert main(["translate", "--run", str(run), "--data", cifar, "--images", "8",
+    assert main(["translate", "--run", str(run), "--data", tiny_cifar, "--images", "8",
                  "--protocol", "circular,fractional,circular-pairs,crop", "--steps", "3",
                  "--fraction", "2", "--robust-grid", "integer,half,fraction",
                  "--robust-radius", "6", "--quiet", "--out", str(out)]) == 0  # fmt: skip
@@ -68,10 +63,10 @@ def test_train_aps_circular_then_translate_its_run_then_report(tmp_path, cifar, 
     assert "consistency_correct" in html and "worst-half-shift" in html
 
 
-def test_presets_of_the_shift_papers(tmp_path, cifar, capsys):
+def test_presets_of_the_shift_papers(tmp_path, tiny_cifar, capsys):
     out = tmp_path / "aps"
     assert main(["translate", "--model", "vgg_cifar_aps", "--padding", "circular",
-                 "--width", "0.125", "--data", cifar, "--images", "6", "--preset", "aps-cifar",
+                 "--width", "0.125", "--data", tiny_cifar, "--images", "6", "--preset", "aps-cifar",
                  "--quiet", "--out", str(out)]) == 0  # fmt: skip
     (row,) = read_csv(out / "summary.csv")
     assert row["protocol"] == "circular-pairs" and float(row["consistency"]) == 1.0
@@ -82,7 +77,7 @@ def test_presets_of_the_shift_papers(tmp_path, cifar, capsys):
     assert cfg["protocol"]["window"] == 6
     out = tmp_path / "michaeli"
     assert main(["translate", "--model", "vgg_cifar_maxpool", "--width", "0.125",
-                 "--data", cifar, "--images", "4", "--preset", "michaeli",
+                 "--data", tiny_cifar, "--images", "4", "--preset", "michaeli",
                  "--image-size", "32", "--source-size", "32", "--robust-radius", "4",
                  "--quiet", "--out", str(out)]) == 0  # fmt: skip
     rows = read_csv(out / "summary.csv")
@@ -115,8 +110,8 @@ def _status(argv) -> int:
         (["--padding", "mirror"], "invalid choice: 'mirror'"),
     ],
 )
-def test_shift_mistakes_are_one_sentence_and_exit_2(tmp_path, cifar, capsys, extra, message):
-    argv = ["translate", "--model", "vgg_cifar_aps", "--width", "0.125", "--data", cifar,
+def test_shift_mistakes_are_one_sentence_and_exit_2(tmp_path, tiny_cifar, capsys, extra, message):
+    argv = ["translate", "--model", "vgg_cifar_aps", "--width", "0.125", "--data", tiny_cifar,
             "--images", "4", "--quiet", "--out", str(tmp_path / "o"), *extra]  # fmt: skip
     assert _status(argv) == 2
     err = capsys.readouterr().err
@@ -125,18 +120,18 @@ def test_shift_mistakes_are_one_sentence_and_exit_2(tmp_path, cifar, capsys, ext
     assert not (tmp_path / "o" / "summary.csv").exists()
 
 
-def test_padding_needs_no_run_and_circular_works_on_torchvision(tmp_path, cifar, capsys):
+def test_padding_needs_no_run_and_circular_works_on_torchvision(tmp_path, tiny_cifar, capsys):
     run = tmp_path / "train"
-    assert main(["train", "--model", "vgg_cifar_aps", "--width", "0.125", "--data", cifar,
+    assert main(["train", "--model", "vgg_cifar_aps", "--width", "0.125", "--data", tiny_cifar,
                  "--epochs", "1", "--batch-size", "20", "--quiet",
                  "--out", str(run)]) == 0  # fmt: skip
-    assert _status(["translate", "--run", str(run), "--padding", "circular", "--data", cifar,
+    assert _status(["translate", "--run", str(run), "--padding", "circular", "--data", tiny_cifar,
                     "--out", str(tmp_path / "t")]) == 2  # fmt: skip
     assert "drop --padding" in capsys.readouterr().err
     out = tmp_path / "tv"
     assert main(["translate", "--model", "torchvision:resnet18", "--num-classes", "10",
-                 "--padding", "circular", "--data", cifar, "--images", "2", "--image-size", "32",
-                 "--protocol", "circular", "--steps", "1", "--quiet",
+                 "--padding", "circular", "--data", tiny_cifar, "--images", "2",
+                 "--image-size", "32", "--protocol", "circular", "--steps", "1", "--quiet",
                  "--out", str(out)]) == 0  # fmt: skip
     (row,) = read_csv(out / "summary.csv")
     assert not math.isnan(float(row["consistency"]))

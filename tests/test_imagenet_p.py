@@ -150,8 +150,10 @@ def test_tilt_homography_fixes_the_centre_and_zooms_by_f_over_f_plus_1_at_zero()
 def test_noise_sequences_start_clean_and_draw_their_levels():
     x = torch.full((4, 3, 32, 32), 0.5)
     preset = get_sequence_preset("imagenet-p")
-    cifar = get_sequence_preset("cifar-p")
-    frames, levels = make_sequence(x, "gaussian_noise", cifar, 3, torch.Generator().manual_seed(0))
+    cifar_p = get_sequence_preset("cifar-p")
+    frames, levels = make_sequence(
+        x, "gaussian_noise", cifar_p, 3, torch.Generator().manual_seed(0)
+    )
     assert frames.shape[1] == 31 and torch.equal(frames[:, 0], x)
     assert levels[1] == 0.06
     assert (frames[:, 1:] - 0.5).std().item() == pytest.approx(0.06, rel=0.05)
@@ -176,18 +178,13 @@ def test_bad_sequence_requests_are_one_sentence():
 # ---- CLI ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def cifar(tiny_cifar):
-    return tiny_cifar
-
-
-def test_perturb_with_a_baseline_then_report(tmp_path, cifar, capsys):
+def test_perturb_with_a_baseline_then_report(tmp_path, tiny_cifar, capsys):
     run = tmp_path / "results" / "train"
-    assert main(["train", "--model", "vgg_cifar_maxpool", "--width", "0.125", "--data", cifar,
+    assert main(["train", "--model", "vgg_cifar_maxpool", "--width", "0.125", "--data", tiny_cifar,
                  "--epochs", "1", "--batch-size", "20", "--quiet",
                  "--out", str(run)]) == 0  # fmt: skip
     out = tmp_path / "results" / "perturb"
-    common = ["perturb", "--run", str(run), "--data", cifar, "--images", "5",
+    common = ["perturb", "--run", str(run), "--data", tiny_cifar, "--images", "5",
               "--preset", "cifar-p", "--perturbations", "translate,rotate,gaussian_noise",
               "--quiet", "--out", str(out)]  # fmt: skip
     # a user names the baseline twice: one sentence, nothing written
@@ -233,8 +230,8 @@ def test_perturb_with_a_baseline_then_report(tmp_path, cifar, capsys):
         (["--baseline-width", "0.5"], "need --baseline-model"),
     ],
 )
-def test_perturb_mistakes(tmp_path, cifar, capsys, extra, message):
-    argv = ["perturb", "--model", "vgg_cifar_maxpool", "--width", "0.125", "--data", cifar,
+def test_perturb_mistakes(tmp_path, tiny_cifar, capsys, extra, message):
+    argv = ["perturb", "--model", "vgg_cifar_maxpool", "--width", "0.125", "--data", tiny_cifar,
             "--images", "2", "--quiet", "--out", str(tmp_path / "o"), *extra]  # fmt: skip
     try:
         status = main(argv)

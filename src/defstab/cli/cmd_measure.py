@@ -152,6 +152,7 @@ def run(args) -> None:
     from defstab.cli.common import (
         check_out_folder,
         pick_device,
+        pick_normalization,
         report_skipped,
         resolve_model,
         use_class_scores,
@@ -166,7 +167,6 @@ def run(args) -> None:
         settings_of,
         shard_file,
     )
-    from defstab.data.normalize import default_normalization, make_normalize
     from defstab.data.sources import load_data
     from defstab.data.spec import DataSpec
     from defstab.data.stream import DatasetImages
@@ -177,7 +177,7 @@ def run(args) -> None:
     from defstab.measure import measure_sensitivity
     from defstab.measure.normalizers import resolve_normalizer
     from defstab.measure.shards import merge_shards
-    from defstab.models.loading import model_family, native_input_size
+    from defstab.models.loading import native_input_size
     from defstab.plotting.sensitivity import plot_sensitivity
 
     # checks first: nothing is read, computed or written before the arguments hold
@@ -288,16 +288,10 @@ def run(args) -> None:
             layer=args.attack_layer,
             objective=args.attack_objective,
         )
-    norm_name = (
-        args.normalize
-        or model_settings.get("normalize_trained")
-        or model_settings.get("normalize_model")
-        or default_normalization(model_family(model_settings["model"]), data_spec)
+    norm_name, normalize = pick_normalization(
+        args.normalize, model_settings, data_spec, source.image_shape[0], device
     )
-    normalize = make_normalize(norm_name, source.image_shape[0])
     model = model.to(device)
-    if normalize is not None:
-        normalize = normalize.to(device)
     if args.worst_case or args.min_flip:  # these read class scores: the loss, the top-1
         probe = data_probe.images(indices[:2]).to(device)
         use_class_scores(model, normalize(probe) if normalize else probe, args, model_settings)

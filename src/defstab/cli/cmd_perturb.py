@@ -96,20 +96,20 @@ def run(args) -> None:
     from defstab.cli.common import (
         check_out_folder,
         pick_device,
+        pick_normalization,
         report_skipped,
         resolve_model,
         use_class_scores,
         warn,
         weights_caveat,
     )
-    from defstab.data.normalize import default_normalization, make_normalize
     from defstab.data.sources import load_data
     from defstab.data.spec import DataSpec
     from defstab.data.stream import DatasetImages, MappedImages
     from defstab.io.atomic import write_json
     from defstab.io.provenance import versions
     from defstab.io.tables import write_csv
-    from defstab.models.loading import model_family, native_input_size
+    from defstab.models.loading import native_input_size
     from defstab.translate.protocols import resize
     from defstab.translate.sequences import NOISES, get_sequence_preset
 
@@ -150,14 +150,8 @@ def run(args) -> None:
         native = native_input_size(model, name)
         if native is not None and native != side:
             warn(f"{name} takes {native}-px inputs; the {args.preset} frames are {side} px.")
-        norm = (
-            (args.normalize if role == "model" else None)
-            or settings.get("normalize_trained")
-            or settings.get("normalize_model")
-            or default_normalization(model_family(name), data_spec)
-        )
-        pre = make_normalize(norm, channels)
-        pre = pre.to(device) if pre is not None else None
+        given = args.normalize if role == "model" else None  # the baseline: its own
+        norm, pre = pick_normalization(given, settings, data_spec, channels, device)
         probe = torch.rand(2, channels, side, side, generator=torch.Generator().manual_seed(0))
         probe = probe.to(device)
         try:

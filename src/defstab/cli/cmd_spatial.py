@@ -35,17 +35,17 @@ def run(args) -> None:
         check_out_folder,
         check_scores_cover,
         pick_device,
+        pick_normalization,
         resolve_model,
         use_class_scores,
         weights_caveat,
     )
-    from defstab.data.normalize import default_normalization, make_normalize
     from defstab.data.sources import load_data
     from defstab.data.spec import DataSpec
     from defstab.io.atomic import write_json
     from defstab.io.provenance import versions
     from defstab.io.tables import write_csv
-    from defstab.models.loading import model_family, native_input_size
+    from defstab.models.loading import native_input_size
     from defstab.translate.spatial import get_spatial_preset, spatial_accuracy
 
     out = check_out_folder(args.out)
@@ -70,14 +70,7 @@ def run(args) -> None:
         )
     preset = get_spatial_preset(args.preset or ("engstrom-cifar" if side <= 64 else
                                                 "engstrom-imagenet"))  # fmt: skip
-    norm = (
-        args.normalize
-        or settings.get("normalize_trained")
-        or settings.get("normalize_model")
-        or default_normalization(model_family(settings["model"]), data_spec)
-    )
-    pre = make_normalize(norm, images.shape[1])
-    pre = pre.to(device) if pre is not None else None
+    norm, pre = pick_normalization(args.normalize, settings, data_spec, images.shape[1], device)
     probe = images[:2].to(device)
     scores = use_class_scores(model, pre(probe) if pre is not None else probe, args, settings)
     check_scores_cover(scores, data, settings["model"])

@@ -128,6 +128,7 @@ def run(args) -> None:
         check_out_folder,
         check_scores_cover,
         pick_device,
+        pick_normalization,
         report_skipped,
         resolve_model,
         use_class_scores,
@@ -135,14 +136,13 @@ def run(args) -> None:
         warn_inferred_strides,
         weights_caveat,
     )
-    from defstab.data.normalize import default_normalization, make_normalize
     from defstab.data.sources import load_data
     from defstab.data.spec import DataSpec
     from defstab.data.stream import DatasetImages, MappedImages
     from defstab.io.atomic import write_json
     from defstab.io.provenance import versions
     from defstab.io.tables import write_csv
-    from defstab.models.loading import model_family, native_input_size
+    from defstab.models.loading import native_input_size
     from defstab.plotting.translation import layer_shift_figure, measures_vs_size, path_figure
     from defstab.translate import PROTOCOLS, layer_shift_analysis, run_protocol
     from defstab.translate.analysis import PATH_PROTOCOLS
@@ -184,7 +184,6 @@ def run(args) -> None:
         raise ValueError(
             f"unknown protocol {bad or args.protocol!r}; choose from {', '.join(PROTOCOLS)}."
         )
-    check_shift_options(preset)
     device = pick_device(args.device)
     data_spec = DataSpec.parse(args.data)
     data = load_data(data_spec, args.split, image_size=None)
@@ -244,14 +243,7 @@ def run(args) -> None:
         from defstab.cli.cmd_measure import warn_if_resized
 
         warn_if_resized(data, source, warn)
-    norm = (
-        args.normalize
-        or settings.get("normalize_trained")
-        or settings.get("normalize_model")
-        or default_normalization(model_family(model_name), data_spec)
-    )
-    pre = make_normalize(norm, channels)
-    pre = pre.to(device) if pre is not None else None
+    norm, pre = pick_normalization(args.normalize, settings, data_spec, channels, device)
     _, first = next(images.batches(None, 2))
     probe = resize(first, canvas).to(device)  # shaped like every frame to come
     scores = use_class_scores(model, pre(probe) if pre is not None else probe, args, settings)
@@ -433,16 +425,6 @@ def robust_grids(text):
             f"--robust-grid takes {', '.join(known)} (comma-separated) or none; got {text!r}."
         )
     return tuple(grids)
-
-
-def check_shift_options(preset) -> None:
-    """One sentence for a fraction, radius or denominator that cannot be used."""
-    if preset.fraction < 1:
-        raise ValueError(f"--fraction must be ≥ 1 (steps of 1/M px), got {preset.fraction}.")
-    if preset.robust_grids and preset.robust_radius < 2:
-        raise ValueError(f"--robust-radius must be ≥ 2, got {preset.robust_radius}.")
-    if "fraction" in preset.robust_grids and preset.robust_up < 2:
-        raise ValueError(f"--robust-up must be ≥ 2 (halves), got {preset.robust_up}.")
 
 
 def _worst_shift_accuracy(model, images, labels, grid, preset, pre, args, has_labels) -> dict:

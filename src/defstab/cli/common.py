@@ -266,6 +266,23 @@ def _resolve_run(args):
     return model, settings
 
 
+def pick_normalization(given, settings: dict, data_spec, channels: int, device):
+    """``(name, module or None)``: the normalization a command applies to its images —
+    ``--normalize`` if given, else what the train folder used, else the model's own
+    (torchvision/timm), else the default for the model family and data; on ``device``."""
+    from defstab.data.normalize import default_normalization, make_normalize
+    from defstab.models.loading import model_family
+
+    name = (
+        given
+        or settings.get("normalize_trained")
+        or settings.get("normalize_model")
+        or default_normalization(model_family(settings["model"]), data_spec)
+    )
+    module = make_normalize(name, channels)
+    return name, (module.to(device) if module is not None else None)
+
+
 def is_random(settings: dict) -> bool:
     return settings.get("weights") == RANDOM_WEIGHTS
 

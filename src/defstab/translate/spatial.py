@@ -89,12 +89,19 @@ def spatial_grid(preset: SpatialPreset, size: int) -> torch.Tensor:
     if min(n_rot, n_x, n_y) < 1:
         raise ValueError(f"a spatial grid needs at least one value per axis, got {preset.grid}.")
     limit = preset.max_shift(size)
-    angles = torch.linspace(-preset.rotation, preset.rotation, n_rot, dtype=torch.float64)
-    xs = torch.linspace(-limit, limit, n_x, dtype=torch.float64)
-    ys = torch.linspace(-limit, limit, n_y, dtype=torch.float64)
-    if n_rot == 1:
-        angles = torch.zeros(1, dtype=torch.float64)
-    return torch.cartesian_prod(angles, xs if n_x > 1 else xs * 0, ys if n_y > 1 else ys * 0)
+    angles, xs, ys = (
+        _symmetric(preset.rotation, n_rot),
+        _symmetric(limit, n_x),
+        _symmetric(limit, n_y),
+    )
+    return torch.cartesian_prod(angles, xs, ys)
+
+
+def _symmetric(limit: float, count: int) -> torch.Tensor:
+    """``count`` values evenly from −limit to limit (just 0 for one)."""
+    if count == 1:
+        return torch.zeros(1, dtype=torch.float64)
+    return torch.linspace(-limit, limit, count, dtype=torch.float64)
 
 
 def random_transforms(
