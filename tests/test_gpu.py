@@ -82,3 +82,17 @@ def test_imagenet_p_measures_on_gpu_equal_cpu():
     logits = torch.randn(3, 31, 10, generator=torch.Generator().manual_seed(5))
     a, b = sequence_measures(logits.cuda(), 2, False), sequence_measures(logits, 2, False)
     assert torch.allclose(a["fp"].cpu(), b["fp"]) and torch.allclose(a["t5d"].cpu(), b["t5d"])
+
+
+def test_lie_derivative_on_gpu_equals_cpu():
+    from defstab.measure.lie import lie_derivatives
+    from defstab.models import create_model
+
+    model = create_model("vgg_cifar_blurpool", width=0.25, seed=0).eval()
+    images = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    layers = ["features.conv1_1", "features.pool2"]
+    cpu = lie_derivatives(model, images, "translate,rotate,scale", layers)
+    gpu = lie_derivatives(model.cuda(), images.cuda(), "translate,rotate,scale", layers)
+    torch.testing.assert_close(gpu.relative, cpu.relative, rtol=1e-3, atol=1e-6)
+    torch.testing.assert_close(gpu.end_to_end_sq, cpu.end_to_end_sq, rtol=1e-3, atol=1e-10)
+    torch.testing.assert_close(gpu.contributions, cpu.contributions, rtol=1e-2, atol=1e-10)

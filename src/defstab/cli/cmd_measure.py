@@ -71,6 +71,27 @@ def add_parser(sub):
         "(also relative_stability_median: their results code's Σ_features median over "
         "images; keeps N × features squared differences in memory)",
     )
+    p.add_argument(
+        "--lie-derivative",
+        metavar="TRANSFORMS",
+        default=None,
+        help="also the Lie derivative of every measured layer (Gruver et al. 2023) under "
+        "translate (x and y), translate_x, translate_y, rotate, scale, comma-separated: "
+        "lie_* columns in sensitivity.csv, lie.csv (end to end), lie_layers.csv (per module), "
+        "lie.png",
+    )
+    p.add_argument(
+        "--lie-images",
+        type=int,
+        default=None,
+        metavar="K",
+        help="the Lie derivative on the first K of the measured images (default: all)",
+    )
+    p.add_argument(
+        "--no-lie-contributions",
+        action="store_true",
+        help="skip each module's contribution (one forward pass per module and transform)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of image order, deformations, noise")
     p.add_argument("--distance", default="cosine", choices=["cosine", "euclidean"])
     p.add_argument("--no-noise", action="store_true", help="skip the noise control")
@@ -189,6 +210,7 @@ def run(args) -> None:
     if shard is not None and args.shards not in (1, shard[1]):
         raise ValueError(f"--shard {args.shard} and --shards {args.shards} disagree; give one.")
     shards = shard[1] if shard is not None else args.shards
+    lie_transforms = check_lie_options(args, shard)
     if args.aggregate == "median" and (shards > 1 or args.no_noise):
         raise ValueError(
             "--aggregate median needs every image in one process and the noise control; "
@@ -292,13 +314,13 @@ def run(args) -> None:
         args.normalize, model_settings, data_spec, source.image_shape[0], device
     )
     model = model.to(device)
-    if args.worst_case or args.min_flip:  # these read class scores: the loss, the top-1
+    if args.worst_case or args.min_flip or lie_transforms:  # these read class scores
         probe = data_probe.images(indices[:2]).to(device)
         use_class_scores(model, normalize(probe) if normalize else probe, args, model_settings)
     elif args.output_key is not None:
         raise ValueError(
             "--output-key names the class scores, which measure reads only with "
-            "--worst-case or --min-flip; drop it."
+            "--worst-case, --min-flip or --lie-derivative; drop it."
         )
     settings = settings_of(args)
 
@@ -350,7 +372,11 @@ def run(args) -> None:
     if args.min_flip:
         images = data_probe.images(indices)  # the attack needs them all at once
         flip = _minimal_flips(args, model, images, indices, labels, normalize, deformation, out)
-    result.to_csv(out / "sensitivity.csv")
+    lie = None
+    if lie_transforms:
+        lie = _lie_derivatives(args, model, data_probe, indices, normalize, result, lie_transforms)
+        _write_lie(lie, out)
+    _sensitivity_table(result, lie, out / "sensitivity.csv")
     _per_image_table(result, indices, labels, out / "per_image.csv")
     record = drawn_for | {"deformation": result.meta["deformation"]}
     save_replay(out / "deformations.pt", result.deformation_params, record)
@@ -381,6 +407,7 @@ def run(args) -> None:
             "deformations_file": args.deformations,
             **result.meta,  # its "deformation" is the spec, recorded whole
             **({"min_flip": flip.summary()} if flip is not None else {}),
+            **({"lie_derivative": lie.meta} if lie is not None else {}),
             "versions": versions(),
         },
     )
@@ -422,10 +449,12 @@ def run(args) -> None:
                 ]
                 if flip is not None
                 else []
-            ),
+            )
+            + ([_lie_text(lie)] if lie is not None else []),
             "figures": ["sensitivity.png"]
             + (["worst_case.png"] if result.worst_params is not None else [])
-            + (["robustness.png"] if flip is not None else []),
+            + (["robustness.png"] if flip is not None else [])
+            + (["lie.png"] if lie is not None else []),
             "table_file": "sensitivity.csv",
         },
     )
@@ -472,8 +501,107 @@ def run(args) -> None:
             written += ["worst_deformations.pt", "worst_case.png"]
         if flip is not None:
             written += ["flip.csv", "robustness.png"]
+        if lie is not None:
+            _print_lie(lie)
+            written += ["lie.csv"] + (["lie_layers.csv"] if lie.units else []) + ["lie.png"]
         written += ["sensitivity.png", "config.json", "section.json"]
         print(f"wrote {out}/: {', '.join(written)}")
+
+
+def check_lie_options(args, shard) -> tuple[str, ...]:
+    """The Lie derivative's transforms (empty without --lie-derivative); one sentence for
+    an unknown name or an option without it."""
+    from defstab.measure.lie_actions import parse_transforms
+
+    if args.lie_derivative is None:
+        if args.lie_images is not None or args.no_lie_contributions:
+            raise ValueError(
+                "--lie-images and --no-lie-contributions go with --lie-derivative TRANSFORMS."
+            )
+        return ()
+    transforms = parse_transforms(args.lie_derivative)
+    if shard is not None:
+        raise ValueError(
+            "--lie-derivative runs where the shards are merged; drop it from --shard runs "
+            "and give it to the --shards run."
+        )
+    if args.lie_images is not None and not 1 <= args.lie_images <= args.images:
+        raise ValueError(
+            f"--lie-images must be between 1 and --images ({args.images}), got {args.lie_images}."
+        )
+    return transforms
+
+
+def _lie_derivatives(args, model, data, indices, normalize, result, transforms):
+    """The Lie derivative of the measured layers on the first --lie-images images."""
+    from defstab.data.stream import DatasetImages
+    from defstab.measure.lie import lie_derivatives
+
+    count = args.lie_images or len(indices)
+    return lie_derivatives(
+        model,
+        DatasetImages(data, indices[:count], workers=args.read_workers),
+        transforms,
+        layers=result.layers[1:],
+        preprocess=normalize,
+        contributions=not args.no_lie_contributions,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+    )
+
+
+def _write_lie(lie, out) -> None:
+    from defstab.io.tables import write_csv
+    from defstab.plotting.lie import plot_lie
+
+    write_csv(out / "lie.csv", lie.end_to_end_rows())
+    if lie.units:
+        write_csv(out / "lie_layers.csv", lie.unit_rows())
+    plot_lie(lie, out / "lie.png")
+
+
+def _sensitivity_table(result, lie, path) -> None:
+    """sensitivity.csv: the measurement's rows, with the lie_* columns when computed."""
+    from defstab.io.tables import write_csv
+
+    rows = result.to_rows()
+    if lie is not None:
+        columns = lie.layer_columns()
+        for row in rows:
+            row.update(columns[row["layer"]])
+    write_csv(path, rows)
+
+
+def _lie_text(lie) -> str:
+    parts = [
+        f"{t}: ‖L_X softmax‖² {row['end_to_end_sq_mean']:.3g}, mean |L_X softmax| "
+        f"{row['end_to_end_abs_mean']:.3g}"
+        for t, row in zip(lie.transforms, lie.end_to_end_rows(), strict=True)
+    ]
+    return (
+        f"Lie derivative (Gruver et al. 2023) on {lie.n_images} images, per unit of their "
+        "parameter (translation: t = 1 is (side − 1)/2 px; rotation: radians; scale: factor "
+        "1 − t); the symmetric derivative of the bilinear warp at t = 0. End to end — "
+        + "; ".join(parts)
+        + ". The lie_* columns of the table: ‖L_X r(x)‖ / ‖r(x)‖ per layer (0: equivariant) "
+        "and each layer's contribution ‖J L_i‖² (the exact value their probe estimator "
+        "estimates)."
+    )
+
+
+def _print_lie(lie) -> None:
+    print("Lie derivative (Gruver et al. 2023): ‖L_X r(x)‖ / ‖r(x)‖ per layer")
+    columns = lie.layer_columns()
+    width = max(5, *(len(name) for name in lie.layers))
+    print(f"{'layer':{width}s} " + " ".join(f"{t:>11s}" for t in lie.transforms))
+    for name in lie.layers:
+        values = " ".join(f"{columns[name][f'lie_{t}']:11.4g}" for t in lie.transforms)
+        print(f"{name:{width}s} {values}")
+    for row in lie.end_to_end_rows():
+        print(
+            f"end to end, {row['transform']}: ‖L_X softmax‖² {row['end_to_end_sq_mean']:.4g} "
+            f"(the paper's), mean |L_X softmax| {row['end_to_end_abs_mean']:.4g} (their code)"
+        )
 
 
 def check_deformation_options(args) -> None:

@@ -20,7 +20,25 @@ from pathlib import Path
 NOT_SETTINGS = {"out", "quiet", "shard", "shards", "read_workers", "device", "ram_budget",
                 "_run", "_argv", "command", "executor", "workers", "address",
                 "connect_timeout", "cpus_per_run", "gpus_per_run", "slurm_partition",
-                "slurm_time", "slurm_cluster", "slurm_param"}  # fmt: skip
+                "slurm_time", "slurm_cluster", "slurm_param", "lie_derivative", "lie_images",
+                "no_lie_contributions"}  # fmt: skip
+#: options the merging run alone acts on (a shard measures no Lie derivative)
+MERGE_ONLY = {"--lie-derivative": 1, "--lie-images": 1, "--no-lie-contributions": 0}
+
+
+def _without_merge_only(argv: list[str]) -> list[str]:
+    """``argv`` without the :data:`MERGE_ONLY` options (``--opt VALUE`` or ``--opt=VALUE``)."""
+    kept, skip = [], 0
+    for arg in argv:
+        if skip:
+            skip -= 1
+            continue
+        name = arg.split("=", 1)[0]
+        if name in MERGE_ONLY:
+            skip = MERGE_ONLY[name] if "=" not in arg else 0
+            continue
+        kept.append(arg)
+    return kept
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -113,7 +131,7 @@ def run_missing(args, out: Path, missing: list[int], count: int, device) -> None
 
     def argv(i: int) -> list[str]:
         extra = ["--device", f"cuda:{i % gpus}"] if gpus and executor.kind == "local" else []
-        return [*args._argv, *extra, "--quiet", "--shard", f"{i}/{count}"]
+        return [*_without_merge_only(args._argv), *extra, "--quiet", "--shard", f"{i}/{count}"]
 
     tasks = {f"shard {i}/{count}": partial(run_shard, argv(i)) for i in missing}
     if executor.in_process:
