@@ -62,11 +62,13 @@ def test_aggregate_by_hand():
         "antialias",
         "worst-case",
         "augmentation",
+        "measures",
     ],
 )
 def test_each_experiment_end_to_end(tmp_path, name):
     archs = ["maxpool", "blurpool"] if name in ("antialias", "augmentation") else None
     archs = archs + ["aps"] if name == "antialias" else archs or ["maxpool", "subsample"]
+    archs = archs + ["blurpool"] if name == "measures" else archs  # a ranking needs three
     meta = run_experiment(tiny(name, tmp_path, archs=archs), quiet=True)
     folder = tmp_path / name
     summary = read_csv(folder / "summary.csv")
@@ -96,6 +98,17 @@ def test_each_experiment_end_to_end(tmp_path, name):
         networks = [json.loads(p.read_text()) for p in tmp_path.glob("networks/*/network.json")]
         assert any(n["spec"]["model_kwargs"].get("padding") == "circular" for n in networks)
         assert len(meta["findings"]) == 4
+    if name == "measures":  # three measures at the same layers, in both phases
+        for metric in ("diffeo", "diffeo_rf", "lie", "lie:rotate"):
+            assert {r["phase"] for r in summary if r["metric"] == metric} == {"init", "trained"}
+        layers = {m: {r["layer"] for r in summary if r["metric"] == m}
+                  for m in ("sensitivity", "diffeo", "lie")}  # fmt: skip
+        assert layers["sensitivity"] == layers["diffeo"] == layers["lie"]
+        lie = {r["layer"]: float(r["value"]) for r in results if r["metric"] == "lie"}
+        assert lie["input"] < 1e-5 and all(v > 0 for k, v in lie.items() if k != "input")
+        assert {"lie_e2e:translate_x", "lie_e2e:scale"} <= metrics
+        assert len(meta["findings"]) == 6  # three pairs, init and trained
+        assert sum("gate" in f for f in meta["findings"]) == 3
     if name == "augmentation":  # every step of −12…+12, inside/outside where they exist
         assert {"pad-inside:p_top1_change", "pad-outside:mac", "layer:invariance"} <= metrics
         steps = [r for r in summary if r["metric"] == "pad:p_top1_change"]
@@ -176,6 +189,8 @@ def test_networks_are_shared_and_runs_keep_their_provenance(tmp_path, monkeypatc
     anti = run_experiment(tiny("antialias", tmp_path, archs=archs), quiet=True)
     worst = run_experiment(tiny("worst-case", tmp_path, archs=archs), quiet=True)
     assert [r["network"] for r in worst["runs"]] == [r["network"] for r in pooling["runs"]]
+    measures = run_experiment(tiny("measures", tmp_path, archs=archs), quiet=True)
+    assert [r["network"] for r in measures["runs"]] == [r["network"] for r in pooling["runs"]]
     assert sorted((tmp_path / "networks").iterdir()) == networks  # nothing new trained
     assert [r["network"] for r in anti["runs"]] == [r["network"] for r in pooling["runs"]]
     assert [r["test_acc"] for r in anti["runs"]] == [r["test_acc"] for r in pooling["runs"]]

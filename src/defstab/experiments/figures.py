@@ -19,23 +19,37 @@ YLABELS = {
     "noise": "normalized distance (noise)",
     "worst": "normalized cosine distance\n(worst case)",
     "smoothness": "normalized total variation\n(lower = smoother)",
+    "diffeo": "normalized cosine distance\n(Petrini diffeomorphism)",
+    "lie": "‖L_X r(x)‖ / ‖r(x)‖\n(mean over transforms)",
 }
 
 
 def layer_curves(
-    summary, panels, conditions, path: Path, suptitle: str, colors=None, label=lambda c: c
+    summary,
+    panels,
+    conditions,
+    path: Path,
+    suptitle: str,
+    colors=None,
+    label=lambda c: c,
+    columns: int | None = None,
 ) -> Path:
-    """``panels``: list of (title, phase, metric, condition filter or None)."""
+    """``panels``: list of (title, phase, metric, condition filter or None), ``columns`` a
+    row (default: all in one row)."""
+    columns = columns or len(panels)
+    rows = -(-len(panels) // columns)
     fig, axes = plt.subplots(
-        1,
-        len(panels),
-        figsize=(5.2 * len(panels), 3.8),
+        rows,
+        columns,
+        figsize=(5.2 * columns, 3.8 * rows),
         squeeze=False,
         sharey=len({p[2] for p in panels}) == 1,
     )
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
     # one colour per label in every panel (E5 plots each architecture in three panels)
     slot = {name: i for i, name in enumerate(dict.fromkeys(label(c) for c in conditions))}
-    for ax, (title, phase, metric, keep) in zip(axes[0], panels, strict=True):
+    for ax, (title, phase, metric, keep) in zip(axes.flat, panels, strict=False):
         names = None
         for j, cond in enumerate(conditions):
             if keep is not None and not keep(cond):

@@ -389,6 +389,8 @@ def execute(
         # has another expected TV (≈1.39 at init) and would blur the comparison
         for i, (name, v) in enumerate(filter_smoothness(model, min_kernel=3).items()):
             rows.append(_row(spec, phase, SMOOTHNESS, i, name, v))
+        if spec.measure.get("compare"):
+            rows.extend(_compare_rows(spec, phase, model, x, normalize, res.layers))
 
     measure("init")
     result: dict[str, Any] = {
@@ -414,6 +416,44 @@ def execute(
     result["rows"] = rows
     write_json(done, result)
     return result
+
+
+def _compare_rows(spec: RunSpec, phase: str, model, images, normalize, layers) -> list[dict]:
+    """The same layers under Petrini's diffeomorphisms (``diffeo``: normalized distance;
+    ``diffeo_rf``: R_f) and the Lie derivative (``lie``: ‖L_X r‖ / ‖r‖, mean over the
+    transforms; ``lie:<t>`` each; ``lie_e2e:<t>``: ‖L_X softmax‖² at the output), as
+    ``measure["compare"]`` asks: {"diffeo": spec record, "lie": transforms, "lie_images"}."""
+    from defstab.deform import DeformationSpec
+    from defstab.measure import measure_sensitivity
+    from defstab.measure.lie import lie_derivatives
+
+    c = spec.measure["compare"]
+    rows = []
+    res = measure_sensitivity(
+        model,
+        images,
+        DeformationSpec.from_record(c["diffeo"]),
+        layers=layers[1:],
+        preprocess=normalize,
+        generator=torch.Generator().manual_seed(spec.seed + 2),
+    )
+    for i, name in enumerate(res.layers):
+        rows.append(_row(spec, phase, "diffeo", i, name, float(res.mean[i])))
+        rows.append(_row(spec, phase, "diffeo_rf", i, name, float(res.relative_stability[i])))
+    lie = lie_derivatives(
+        model, images[: c["lie_images"]], c["lie"], layers[1:], preprocess=normalize,
+        contributions=False,
+    )  # fmt: skip
+    relative = lie.relative.nanmean(dim=-1)  # (transforms, layers)
+    for i, name in enumerate(lie.layers):
+        rows.append(_row(spec, phase, "lie", i, name, float(relative[:, i].mean())))
+        for k, t in enumerate(lie.transforms):
+            rows.append(_row(spec, phase, f"lie:{t}", i, name, float(relative[k, i])))
+    for k, t in enumerate(lie.transforms):
+        rows.append(
+            _row(spec, phase, f"lie_e2e:{t}", 0, "output", float(lie.end_to_end_sq[k].mean()))
+        )
+    return rows
 
 
 def _row(spec: RunSpec, phase: str, metric: str, i: int, layer: str, value: float) -> dict:
