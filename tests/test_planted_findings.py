@@ -15,6 +15,8 @@ An experiment whose findings lack a planter fails :func:`test_every_finding_has_
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from defstab.experiments.findings import Evidence
@@ -317,6 +319,39 @@ def augmentation_not_invariant(e):
     return _augmentation(step)
 
 
+# ------------------------------------------------------------------------- measures
+MEASURE_NAMES = ("sensitivity", "diffeo", "lie")
+PATTERN_A = (1.0, -1.0, 1.0, -1.0)  # across KINDS; orthogonal, both mean 0, equal norms:
+PATTERN_B = (1.0, 1.0, -1.0, -1.0)  # r·A + √(1 − r²)·B has correlation r with A
+
+
+def _measures(phase, a, b):
+    """Per seed, log a = A and log b = r·A + √(1 − r²)·B at the last layer, so their
+    correlation across types is the planted r; the third measure is −A (correlation −1
+    with a), the other phase and the earlier layers hold other patterns."""
+
+    def plant(e):
+        (third,) = [m for m in MEASURE_NAMES if m not in (a, b)]
+        p = Plant(KINDS)
+        for j, k in enumerate(KINDS):
+            for s in SEEDS:
+                r = max(-1.0, min(1.0, e[s]))  # the gate test's raw 9.6: a correlation of 1
+                last = {
+                    a: PATTERN_A[j],
+                    b: r * PATTERN_A[j] + (1 - r * r) ** 0.5 * PATTERN_B[j],
+                    third: -PATTERN_A[j],
+                }
+                for ph in ("init", "trained"):
+                    for m in MEASURE_NAMES:
+                        log_last = last[m] if ph == phase else (PATTERN_B[j] if m == a else
+                                                                -PATTERN_B[j])  # fmt: skip
+                        early = [3.0 * PATTERN_B[j] * (1 if m == a else -1)] * 4
+                        p.curve(k, ph, m, s, [math.exp(v) for v in (*early, log_last)])
+        return p
+
+    return plant
+
+
 # the findings of each experiment, in the order the experiment returns them
 PLANTERS = {
     "pooling": [pooling_gap, pooling_converge, pooling_raise],
@@ -331,6 +366,11 @@ PLANTERS = {
         _aps_crop,
     ],
     "worst-case": [lambda e: _worst("init", e), lambda e: _worst("trained", e), worst_gap],
+    "measures": [
+        _measures(phase, a, b)
+        for phase in ("init", "trained")
+        for a, b in (("sensitivity", "diffeo"), ("sensitivity", "lie"), ("diffeo", "lie"))
+    ],
     "augmentation": [
         augmentation_none_vs_crop,
         augmentation_outside("crop4", 4),
