@@ -1,13 +1,23 @@
-"""``defstab deform``: draw random TPS deformations of images (the paper's Fig. 2)."""
+"""``defstab deform``: draw deformations of images — random TPS (the paper's Fig. 2),
+Petrini et al.'s diffeomorphisms, Engstrom et al.'s rotations + translations — or saved
+ones: a measurement's deformations.pt (TPS or diffeo), spatial's worst transforms."""
 
 from __future__ import annotations
 
-HELP = "draw random thin-plate-spline deformations of images"  # one line in `defstab --help`
+HELP = "draw TPS, diffeomorphism or rotation + translation deformations of images"
 
 
 def add_parser(sub):
     p = sub.add_parser("deform", help=HELP)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
+    p.add_argument(
+        "--kind",
+        default="tps",
+        choices=["tps", "diffeo", "spatial"],
+        help="tps (default; --grid, --max-disp), diffeo (Petrini: --displacement or "
+        "--temperature, --cut), spatial (Engstrom: random within --spatial-preset, or "
+        "--transforms FILE)",
+    )
     p.add_argument("--grid", type=int, default=5, help="control points per side (default 5)")
     p.add_argument("--max-disp", type=float, default=10.0, help="C in pixels (default 10)")
     p.add_argument(
@@ -24,6 +34,28 @@ def add_parser(sub):
         default=None,
         help="draw saved displacements (N, k·k, 2) instead of random ones, e.g. the "
         "worst_deformations.pt of 'defstab measure --worst-case' (one row per IMAGE, in order)",
+    )
+    p.add_argument("--temperature", type=float, default=None, help="diffeo: T")
+    p.add_argument(
+        "--displacement",
+        type=float,
+        default=None,
+        metavar="PX",
+        help="diffeo: typical displacement in pixels (default 1)",
+    )
+    p.add_argument("--cut", type=int, default=3, help="diffeo: the cut-off c (default 3)")
+    p.add_argument(
+        "--spatial-preset",
+        default=None,
+        choices=["engstrom-cifar", "engstrom-imagenet"],
+        help="spatial: the ranges and resampling (default by image size, as defstab spatial)",
+    )
+    p.add_argument(
+        "--transforms",
+        metavar="FILE",
+        default=None,
+        help="spatial: the per_image.csv of 'defstab spatial' (its worst angle and shift per "
+        "image; one row per IMAGE, in order)",
     )
     p.add_argument("-o", "--output", default="deformations.png", help="PNG, SVG or PDF")
     return p
@@ -46,11 +78,22 @@ def run(args) -> None:
     if len(shapes) > 1:
         raise ValueError(f"images differ in size {sorted(shapes)}; pass --size to crop them alike.")
     batch = torch.stack(images)
-    grid = args.grid
+    names = [str(p).rsplit("/", 1)[-1] for p in args.images]
+    replay = None
     if args.displacements:
         from defstab.io.replay import read_replay
 
-        disp = read_replay(args.displacements, "--displacements").params
+        replay = read_replay(args.displacements, "--displacements")
+        saved = ((replay.record or {}).get("deformation") or {}).get("kind")
+        if saved == "diffeo" and args.kind == "tps":
+            args.kind = "diffeo"  # the file says what it holds
+    if args.kind != "tps":
+        _draw_fields(args, batch, names, out, replay)
+        print(f"wrote {out}")
+        return
+    grid = args.grid
+    if args.displacements:
+        disp = replay.params
         grid = math.isqrt(disp.shape[1]) if isinstance(disp, torch.Tensor) and disp.ndim == 3 else 0
         if grid < 2 or disp.shape != (len(images), grid * grid, 2):
             raise ValueError(
@@ -63,6 +106,84 @@ def run(args) -> None:
         gen = torch.Generator().manual_seed(args.seed)
         deformed, disp = random_tps(batch, grid, args.max_disp, gen, padding=args.padding)
     tps = get_tps(tuple(batch.shape[-2:]), grid)
-    names = [str(p).rsplit("/", 1)[-1] for p in args.images]
     deformation_figure(batch, disp, deformed, tps, out, names=names)
     print(f"wrote {out}")
+
+
+def _draw_fields(args, batch, names, out, replay) -> None:
+    """A diffeomorphism or a rotation + translation per image: original, field, deformed."""
+    import torch
+
+    from defstab.deform.warp import warp
+    from defstab.plotting.deformation import field_figure
+
+    n, size = batch.shape[0], tuple(batch.shape[-2:])
+    gen = torch.Generator().manual_seed(args.seed)
+    captions = None
+    if args.kind == "diffeo":
+        from defstab.deform import DeformationSpec
+        from defstab.deform.diffeo import diffeo_field
+
+        if replay is not None:
+            spec = DeformationSpec.from_record(replay.record["deformation"])
+            coefficients = replay.params
+            if coefficients.ndim != 4 or coefficients.shape[0] != n:
+                raise ValueError(
+                    f"--displacements {args.displacements} holds {coefficients.shape[0]} "
+                    f"diffeomorphisms; give {coefficients.shape[0]} images, in order."
+                )
+        else:
+            displacement = args.displacement
+            if args.temperature is None and displacement is None:
+                displacement = 1.0
+            spec = DeformationSpec.diffeo(size, args.cut, args.temperature, displacement)
+            coefficients = spec.sample(n, gen)
+        fields = diffeo_field(coefficients, size, spec.temperature)
+        title = f"diffeomorphism (T = {spec.temperature:.3g}, c = {spec.cut})"
+        deformed = warp(batch, fields.float(), padding=spec.padding)
+    else:
+        from defstab.translate.spatial import (
+            apply_transforms,
+            get_spatial_preset,
+            random_transforms,
+            transform_fields,
+        )
+
+        if size[0] != size[1]:
+            raise ValueError("spatial transforms take square images; pass --size.")
+        preset = get_spatial_preset(
+            args.spatial_preset or ("engstrom-cifar" if size[0] <= 64 else "engstrom-imagenet")
+        )
+        if args.transforms:
+            transforms = _read_transforms(args.transforms, n)
+        else:
+            transforms = random_transforms(n, 1, preset, size[0], gen)[:, 0]
+        fields = transform_fields(transforms, preset, size[0])
+        deformed = apply_transforms(batch, transforms[:, None], preset)[:, 0]
+        captions = [f"{a:+.1f}°, ({x:+.1f}, {y:+.1f}) px" for a, x, y in transforms.tolist()]
+        title = f"rotation + translation ({preset.name})"
+    field_figure(batch, fields, deformed, out, title, names=names, captions=captions)
+
+
+def _read_transforms(path, n: int):
+    """(n, 3) angle, dx, dy from the worst_* columns of spatial's per_image.csv."""
+    import torch
+
+    from defstab.io.tables import read_csv
+
+    try:
+        rows = read_csv(path)
+        values = [[float(r[k]) for k in ("worst_angle", "worst_dx", "worst_dy")] for r in rows]
+    except FileNotFoundError:
+        raise ValueError(f"--transforms {path} does not exist.") from None
+    except (KeyError, ValueError, TypeError):
+        raise ValueError(
+            f"--transforms {path} is not the per_image.csv of 'defstab spatial' (it needs "
+            "worst_angle, worst_dx and worst_dy columns)."
+        ) from None
+    if len(values) != n:
+        raise ValueError(
+            f"--transforms {path} holds {len(values)} transforms; give {len(values)} images, "
+            "in order."
+        )
+    return torch.tensor(values, dtype=torch.float64)

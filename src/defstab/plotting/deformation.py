@@ -81,3 +81,43 @@ def deformation_figure(
             ax.set_ylim(h - 0.5, -0.5)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def field_figure(
+    images: torch.Tensor,
+    fields: torch.Tensor,
+    deformed: torch.Tensor,
+    path: str | Path,
+    field_title: str,
+    arrows_per_side: int = 16,
+    names: list[str] | None = None,
+    captions: list[str] | None = None,
+) -> Path:
+    """One row per image: original, the dense field, deformed (its title ends with the
+    image's ``captions`` entry) — for deformations without
+    control points (Petrini diffeomorphisms, rotations + translations).
+
+    Args:
+        images, deformed: (N, 3, H, W) in [0, 1].
+        fields: (N, H, W, 2) output → input displacements in pixels: output pixel p reads
+            the input at p + u(p); each arrow runs from p + u(p) to p, as in the TPS figure.
+    """
+    n, _, h, w = images.shape
+    step_y, step_x = max(1, h // arrows_per_side), max(1, w // arrows_per_side)
+    gy, gx = torch.meshgrid(
+        torch.arange(step_y // 2, h, step_y), torch.arange(step_x // 2, w, step_x), indexing="ij"
+    )
+    fig, axes = plt.subplots(n, 3, figsize=(8.4, 2.9 * n), squeeze=False)
+    for i in range(n):
+        label = f"{names[i]}: " if names else ""
+        _show(axes[i, 0], images[i], f"{label}original")
+        _show(axes[i, 1], images[i], field_title)
+        u = fields[i, gy, gx].float()
+        axes[i, 1].quiver(gx + u[..., 0], gy + u[..., 1], -u[..., 0], -u[..., 1], angles="xy",
+                          scale_units="xy", scale=1, color="cyan", width=0.006)  # fmt: skip
+        axes[i, 1].set_xlim(-0.5, w - 0.5)
+        axes[i, 1].set_ylim(h - 0.5, -0.5)
+        caption = f": {captions[i]}" if captions else " (bilinear)"
+        _show(axes[i, 2], deformed[i], f"deformed{caption}")
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -127,6 +127,27 @@ def _theta(angles_deg: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor, size: i
     )
 
 
+def transform_fields(transforms: torch.Tensor, preset: SpatialPreset, size: int) -> torch.Tensor:
+    """(N, 3) transforms (angle °, dx, dy) -> (N, size, size, 2) output → input
+    displacements in pixels (output pixel p reads the input at p + u(p)), as
+    :func:`apply_transforms` resamples: rotation about the centre c, then the shift —
+    q = c + R(p − c) − t in one step, q = c + R(p − t − c) in TensorFlow's two."""
+    t = transforms.double()
+    r = t[:, 0] * (math.pi / 180)
+    cos, sin = torch.cos(r)[:, None, None], torch.sin(r)[:, None, None]
+    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float64),
+                            torch.arange(size, dtype=torch.float64), indexing="ij")  # fmt: skip
+    c = (size - 1) / 2
+    dx, dy = t[:, 1, None, None], t[:, 2, None, None]
+    if preset.two_step:
+        px, py = xs - dx - c, ys - dy - c
+        qx, qy = c + cos * px - sin * py, c + sin * px + cos * py
+    else:
+        px, py = xs - c, ys - c
+        qx, qy = c + cos * px - sin * py - dx, c + sin * px + cos * py - dy
+    return torch.stack([qx - xs, qy - ys], dim=-1)
+
+
 def _resample(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=True)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
