@@ -48,7 +48,8 @@ def results(tmp_path_factory):
     out = root / "results"
     commands = {
         "measure": ["measure", *model, "--data", f"folder:{data}", "--images", "3",
-                    "--distance", "euclidean", "--worst-case", "--attack-steps", "1"],
+                    "--distance", "euclidean", "--worst-case", "--attack-steps", "1",
+                    "--lie-derivative", "rotate", "--lie-images", "2"],
         # three object sizes, then crop and a worst-shift row with columns of their own
         "translate": ["translate", *model, "--data", f"folder:{data}", "--images", "3",
                       "--steps", "2", "--protocol", "embed,crop", "--object-size", "16,20,24",
@@ -155,14 +156,15 @@ def documented_columns() -> dict[tuple[str, str], list[str]]:
 
 @pytest.mark.parametrize(
     "command, name",
-    [("measure", "sensitivity.csv"), ("measure", "per_image.csv"), ("translate", "summary.csv"),
+    [("measure", "sensitivity.csv"), ("measure", "per_image.csv"), ("measure", "lie.csv"),
+     ("measure", "lie_layers.csv"), ("translate", "summary.csv"),
      ("translate", "per_step.csv"), ("translate", "worst_shift.csv"),
      ("smoothness", "smoothness.csv"), ("train", "history.csv")],
 )  # fmt: skip
 def test_output_files_page_lists_the_columns_written(results, command, name):
     """docs/reference/outputs.md names every column a command writes, in its order."""
     out, _, _ = results
-    written = [c for c in read_csv(out / command / name)[0]
-               if not c.startswith(("smooth:", "sens:"))]  # fmt: skip
+    written = [c for c in read_csv(out / command / name)[0]  # patterns: documented as lie_<t>
+               if not c.startswith(("smooth:", "sens:", "lie_rotate"))]  # fmt: skip
     documented = documented_columns()[(command, name)]
     assert [c for c in documented if c in written] == written, (written, documented)
