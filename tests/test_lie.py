@@ -330,3 +330,56 @@ def test_bad_input_is_one_sentence():
         lie_derivatives(net, torch.rand(2, 2, 8, 8), "rotate", ["conv9"])
     with pytest.raises(ValueError, match="NaN|finite"):
         lie_derivatives(net, torch.full((2, 2, 8, 8), float("nan")), "rotate")
+    with pytest.raises(ValueError, match="cannot run on inputs of shape"):
+        lie_derivatives(net, torch.rand(2, 3, 8, 8), "rotate")  # three channels for two
+
+
+class _TinyViT(nn.Module):
+    """Patches of 4 px → 16 tokens and a class token → one encoder layer (torch's
+    MultiheadAttention, whose eval fast path has no forward-mode derivative) → head."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(4)
+        self.patch = nn.Conv2d(3, 8, 4, stride=4)
+        self.class_token = nn.Parameter(torch.randn(1, 1, 8))
+        self.block = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        tokens = self.patch(x).flatten(2).transpose(1, 2)
+        tokens = torch.cat([self.class_token.expand(x.shape[0], -1, -1), tokens], dim=1)
+        return self.head(self.block(tokens)[:, 0])
+
+
+def test_attention_and_tokens_against_finite_differences():
+    net = _TinyViT().double().eval()
+    x = _images(n=2, c=3, h=16, w=16)
+    res = lie_derivatives(net, x, ["rotate"], ["patch", "block"])
+
+    def block_maps(z):  # the block's patch tokens as (N, D, 4, 4) maps
+        tokens = net.patch(z).flatten(2).transpose(1, 2)
+        tokens = torch.cat([net.class_token.expand(z.shape[0], -1, -1), tokens], dim=1)
+        return net.block(tokens)[:, 1:].transpose(1, 2).reshape(z.shape[0], 8, 4, 4)
+
+    with torch.no_grad():
+        fd = _fd_equivariance(block_maps, x, "rotate")
+        out = net.block(torch.cat([net.class_token.expand(2, -1, -1),
+                                   net.patch(x).flatten(2).transpose(1, 2)], dim=1))  # fmt: skip
+        soft = lambda z: torch.softmax(net(z), dim=1)  # noqa: E731
+        cls = (soft(warp(x, "rotate", H)) - soft(warp(x, "rotate", -H))) / (2 * H)
+    # the class token is acted on trivially: its own derivative is that of block(g_t x)
+    cls_fd = None
+    with torch.no_grad():
+
+        def cls_token(z):
+            tokens = net.patch(z).flatten(2).transpose(1, 2)
+            tokens = torch.cat([net.class_token.expand(z.shape[0], -1, -1), tokens], dim=1)
+            return net.block(tokens)[:, 0]
+
+        cls_fd = (cls_token(warp(x, "rotate", H)) - cls_token(warp(x, "rotate", -H))) / (2 * H)
+    size = (fd.flatten(1).pow(2).sum(1) + cls_fd.pow(2).sum(1)).sqrt()
+    expect = size / out.flatten(1).norm(dim=1)
+    torch.testing.assert_close(res.relative[0, 2], expect, rtol=1e-3, atol=0)
+    torch.testing.assert_close(res.end_to_end_sq[0], cls.pow(2).sum(1), rtol=1e-3, atol=1e-14)
+    assert torch.backends.mha.get_fastpath_enabled()  # restored afterwards

@@ -55,11 +55,11 @@ from torch import nn
 
 from defstab._validate import check_images
 from defstab.data.stream import TensorImages
-from defstab.measure.layers import INPUT, prefix_tokens, resolve_layers, transformer_blocks
+from defstab.measure.layers import INPUT, is_attention, prefix_tokens, resolve_layers
 from defstab.measure.lie_actions import action_tangent, parse_transforms, warp_tangent
 from defstab.models.outputs import class_scores
 from defstab.progress import progress as bar
-from defstab.tap import evaluation_mode, model_device_dtype
+from defstab.tap import evaluation_mode, first_tensor, model_device_dtype, run_checked
 
 #: activations of a chunk aim at about this many bytes (every leaf's L_i is kept for it)
 CHUNK_BYTES = 256 << 20
@@ -215,7 +215,8 @@ def lie_derivatives(
     names = resolve_layers(model, layers)
     all_modules = dict(model.named_modules())
     measured = {name: all_modules[name] for name in names[1:]}
-    prefix = prefix_tokens(model) if transformer_blocks(model) else None
+    # token sequences are acted on as maps in models with attention (ViTs), else as vectors
+    prefix = prefix_tokens(model) if any(is_attention(m) for m in model.modules()) else None
     units = _units(model, names[1:]) if contributions else {}
     device, dtype = model_device_dtype(model)
     n = len(source)
@@ -319,6 +320,7 @@ def _units(model: nn.Module, measured: list[str]) -> dict[str, nn.Module]:
 
 
 def _first_tensor(out):
+    """The tensor a unit returned (None when it returned none: not attributed)."""
     if isinstance(out, torch.Tensor):
         return out
     if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
@@ -351,9 +353,7 @@ def _full_pass(model, x, transform, measured, preprocess, prefix, output_key):
     for name, module in measured.items():
 
         def hook(mod, args, out, name=name):
-            y = _first_tensor(out)
-            if y is not None:
-                record(name, y)
+            record(name, first_tensor(out, name))
 
         hooks.append(module.register_forward_hook(hook))
     try:
@@ -367,7 +367,7 @@ def _full_pass(model, x, transform, measured, preprocess, prefix, output_key):
             h.remove()
     missing = [name for name in measured if name not in relative]
     if missing:
-        raise ValueError(f"layer {missing[0]!r} did not run or returned no tensor.")
+        raise ValueError(f"layer {missing[0]!r} is never called by the model's forward pass.")
     return {"relative": relative, "scores_tangent": tangent}
 
 
@@ -440,9 +440,17 @@ def _pushed(model, x, module, derivatives, preprocess, output_key):
 
 @contextlib.contextmanager
 def _forward_ad_errors():
-    """One sentence for an operator without a forward-mode derivative."""
+    """One sentence for an operator without a forward-mode derivative. torch's fused
+    attention kernels (``nn.MultiheadAttention``'s eval fast path, flash and efficient
+    ``scaled_dot_product_attention``) have none, so meanwhile attention takes the composite
+    "math" path, which computes the same thing from differentiable operators."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
     try:
-        yield
+        with sdpa_kernel(SDPBackend.MATH):
+            yield
     except (NotImplementedError, RuntimeError) as e:
         if "forward AD" in str(e) or "forward-mode" in str(e) or "jvp" in str(e).lower():
             raise ValueError(
@@ -450,6 +458,8 @@ def _forward_ad_errors():
                 f"model has none in torch {torch.__version__}: {str(e).splitlines()[0]}"
             ) from None
         raise
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 def _chunk_size(model, probe, preprocess) -> int:
@@ -465,7 +475,7 @@ def _chunk_size(model, probe, preprocess) -> int:
 
     hooks = [m.register_forward_hook(count) for m in model.modules() if _is_leaf(m)]
     try:
-        model(preprocess(probe) if preprocess is not None else probe)
+        run_checked(model, preprocess(probe) if preprocess is not None else probe)
     finally:
         for h in hooks:
             h.remove()
