@@ -383,3 +383,20 @@ def test_attention_and_tokens_against_finite_differences():
     torch.testing.assert_close(res.relative[0, 2], expect, rtol=1e-3, atol=0)
     torch.testing.assert_close(res.end_to_end_sq[0], cls.pow(2).sum(1), rtol=1e-3, atol=1e-14)
     assert torch.backends.mha.get_fastpath_enabled()  # restored afterwards
+
+
+def test_a_conv_is_translation_equivariant_away_from_the_border():
+    """Central differences commute with any convolution; with content 3 px from every
+    border (the difference reaches 1 px, the conv 1 px more) neither the padding (circular
+    here) nor the reflected difference at the border pixels is reached:
+    the translations' Lie derivative of the conv layer is 0, the rotation's is not (its
+    field varies from pixel to pixel)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(2, 3, 3, padding=1, padding_mode="circular"), nn.Flatten(), nn.Linear(300, 4)
+    ).double()
+    x = torch.zeros(2, 2, 10, 10, dtype=torch.float64)
+    x[..., 3:-3, 3:-3] = _images(n=2, h=4, w=4)
+    res = lie_derivatives(net, x, TRANSFORMS, ["0"])
+    assert res.relative[:2, 1].abs().max() < 1e-12  # translate_x, translate_y
+    assert res.relative[2, 1].min() > 1e-3  # rotate
