@@ -133,3 +133,20 @@ def test_a_model_without_forward_derivatives_is_one_sentence(tmp_path, capsys):
 
     with pytest.raises(ValueError, match="needs forward-mode derivatives"):
         lie_derivatives(Net(), torch.rand(2, 3, 8, 8), "rotate", ["conv"])
+
+
+def test_an_unreadable_image_is_left_out_not_counted_as_zero(tmp_path, capsys):
+    from fixtures_formats import write_image_folder
+
+    root = write_image_folder(tmp_path / "imgs", classes=("a", "b"), per_class=3, size=(32, 32))
+    (root / "a" / "001.png").write_bytes(b"not a png")
+    out = tmp_path / "m"
+    assert main(["measure", "--model", "vgg_cifar_maxpool", "--width", "0.125", "--data",
+                 f"folder:{root}", "--images", "6", "--lie-derivative", "rotate", "--quiet",
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert len(read_csv(out / "skipped.csv")) == 1
+    (row,) = read_csv(out / "lie.csv")
+    assert row["n_images"] == "5"
+    per_layer = read_csv(out / "sensitivity.csv")
+    assert all(float(r["lie_rotate"]) > 0 for r in per_layer[1:])
+    capsys.readouterr()

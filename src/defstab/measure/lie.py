@@ -227,6 +227,7 @@ def lie_derivatives(
     contrib = torch.zeros(t_count, u_count, n, dtype=torch.float64) if contributions else None
     residual = torch.zeros_like(e2e_sq) if contributions else None
     called: set[str] = set()
+    measured_at = torch.zeros(n, dtype=torch.bool)  # an unreadable image is left out
     with evaluation_mode(model):
         if batch_size is None:
             probe = next(source.batches(None, 2, 0, min(2, n)))[1]
@@ -236,22 +237,23 @@ def lie_derivatives(
         try:
             for positions, x in source.batches(None, batch_size):
                 x = x.to(device, dtype)
+                measured_at[positions] = True
                 for i, transform in enumerate(transforms):
                     full = _full_pass(model, x, transform, measured, preprocess, prefix,
                                       output_key)  # fmt: skip
                     pbar.update(1)
                     for j, name in enumerate(names):
                         relative[i, j, positions] = full["relative"][name].double().cpu()
-                    tangent = full["scores_tangent"]
-                    e2e_sq[i, positions] = tangent.double().pow(2).sum(1).cpu()
-                    e2e_abs[i, positions] = tangent.double().abs().mean(1).cpu()
+                    tangent = full["scores_tangent"].double()
+                    e2e_sq[i, positions] = tangent.pow(2).sum(1).cpu()
+                    e2e_abs[i, positions] = tangent.abs().mean(1).cpu()
                     if not contributions:
                         pbar.update(1 + u_count)
                         continue
                     local = _local_derivatives(model, x, transform, units, preprocess, prefix)
                     called.update(local)
                     pbar.update(1)
-                    remainder = tangent.double()
+                    remainder = tangent
                     for k, (unit, module) in enumerate(units.items()):
                         if unit in local:
                             pushed = _pushed(model, x, module, local[unit], preprocess,
@@ -263,19 +265,22 @@ def lie_derivatives(
                     residual[i, positions] = remainder.pow(2).sum(1).cpu()
         finally:
             pbar.close()
+    if not measured_at.any():
+        raise ValueError("none of the images could be read.")
     keep = [k for k, u in enumerate(units) if u in called]  # modules the forward never calls
     unit_names = [list(units)[k] for k in keep]
+    at = measured_at
     return LieResult(
         transforms=transforms,
         layers=names,
-        relative=relative,
-        end_to_end_sq=e2e_sq,
-        end_to_end_abs=e2e_abs,
+        relative=relative[..., at],
+        end_to_end_sq=e2e_sq[:, at],
+        end_to_end_abs=e2e_abs[:, at],
         units=unit_names,
         unit_types=[type(units[u]).__name__ for u in unit_names],
         leaf=torch.tensor([_is_leaf(units[u]) for u in unit_names], dtype=torch.bool),
-        contributions=None if contrib is None else contrib[:, keep],
-        unattributed=residual,
+        contributions=None if contrib is None else contrib[:, keep][..., at],
+        unattributed=None if residual is None else residual[:, at],
         meta={
             "transforms": list(transforms),
             "parameterisation": "Gruver et al.: normalised coordinates, align_corners=True; "
@@ -288,7 +293,7 @@ def lie_derivatives(
             "contributions": "exact expectation of their probe estimator"
             if contributions
             else None,
-            "images": n,
+            "images": int(at.sum()),
         },
     )
 
