@@ -89,6 +89,7 @@ RANGES: dict[str, Range] = {
     "temperature": POSITIVE,
     "displacement": POSITIVE,
     "cut": AT_LEAST_1,
+    "lie_images": AT_LEAST_1,
     "robust_radius": Range(2),
     "robust_up": Range(2),
     # training
