@@ -250,7 +250,7 @@ def test_registry_lists_every_experiment_once():
     from defstab.experiments import EXPERIMENTS, get_experiment, list_experiments
 
     names = list_experiments()
-    assert names == EXPERIMENTS and len(set(names)) == len(names) == 8
+    assert names == EXPERIMENTS and len(set(names)) == len(names) == 9
     assert names[:2] == ["pooling", "smooth-init"]  # the study's (and the report's) order
     with pytest.raises(ValueError, match="Did you mean 'pooling'"):
         get_experiment("poling")
