@@ -15,19 +15,19 @@ MARKERS = {"translate_x": "o", "translate_y": "s", "rotate": "^", "scale": "D"}
 
 
 def plot_lie(result, path: str | Path, title: str | None = None) -> Path:
-    """Left: ‖L_X r(x)‖ / ‖r(x)‖ per measured layer, a line per transform with a band of ±2
-    standard errors over images. Right (when contributions were computed): each leaf
+    """Top: ‖L_X r(x)‖ / ‖r(x)‖ per measured layer, a line per transform with a band of ±2
+    standard errors over images. Below (when contributions were computed): each leaf
     module's mean contribution ‖J L_i‖² on a log scale, in forward order, and what
     operations outside modules add; the end-to-end ‖L_X softmax‖² in the legend."""
     with_units = result.contributions is not None and len(result.units) > 0
     leaves = [k for k, leaf in enumerate(result.leaf.tolist()) if leaf] if with_units else []
     width_left = max(4.5, 0.4 * len(result.layers) + 2)
     width_right = max(4.5, 0.16 * (len(leaves) + 1) + 2) if with_units else 0
+    # one above the other: a ResNet has 20 measured layers and 60 leaves
     fig, axes = plt.subplots(
-        1,
         2 if with_units else 1,
-        figsize=(width_left + width_right, 3.8),
-        gridspec_kw={"width_ratios": [width_left, width_right]} if with_units else None,
+        1,
+        figsize=(min(16.0, max(width_left, width_right)), 4.2 * (2 if with_units else 1)),
         squeeze=False,
     )
     ax = axes[0, 0]
@@ -49,7 +49,7 @@ def plot_lie(result, path: str | Path, title: str | None = None) -> Path:
     ax.legend(fontsize=7)
     ax.set_title(f"Lie derivative per layer, n = {n} (band: ±2 s.e.)", fontsize=9)
     if with_units:
-        ax = axes[0, 1]
+        ax = axes[1, 0]
         names = [
             f"{result.units[k].removeprefix('features.')} {result.unit_types[k]}" for k in leaves
         ] + ["(outside modules)"]
