@@ -5,6 +5,7 @@ import math
 import re
 
 import pytest
+import torch
 
 from defstab.experiments import ExperimentConfig, run_experiment
 from defstab.experiments.aggregate import aggregate
@@ -343,3 +344,57 @@ def test_more_seeds_on_an_existing_folder_reuse_every_finished_run(tmp_path, cap
     assert len(after) == 12 and all(after[p] == t for p, t in first.items())
     meta = json.loads((tmp_path / "smooth-init" / "experiment.json").read_text())
     assert meta["seeds"] == [0, 1, 2] and meta["findings"][0]["n_seeds"] == 3
+
+
+def test_an_experiment_network_folder_is_a_run_folder(tmp_path, tiny_cifar, capsys):
+    """`--run OUT/networks/<net>` rebuilds the network an experiment trained (its model,
+    width, channels and classes — these two read from the checkpoint), with the
+    normalisation of its data, and measures it."""
+    import torch
+
+    from defstab.cli.main import main
+    from defstab.data.spec import DataSpec
+    from defstab.io.checkpoint import model_state, read_checkpoint
+    from defstab.models.loading import load_run
+
+    overrides = dict(TINY_TRAIN) | {"per_class": None, "images": 4}
+    cfg = ExperimentConfig(name="pooling", out=tmp_path, data=tiny_cifar, overrides=overrides,
+                           archs=["maxpool"])  # fmt: skip
+    run_experiment(cfg, quiet=True)
+    (net,) = sorted((tmp_path / "networks").iterdir())
+    record = json.loads((net / "network.json").read_text())
+    model, info = load_run(net)
+    saved = model_state(read_checkpoint(net / record["checkpoint"])[0])
+    assert info["checkpoint"] == net / record["checkpoint"]  # the trained state
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, saved[key]), key
+    assert info["normalize"] == DataSpec.parse(tiny_cifar).normalization == "cifar10"
+    out = tmp_path / "m"
+    assert main(["measure", "--run", str(net), "--data", tiny_cifar, "--images", "4",
+                 "--quiet", "--out", str(out)]) == 0  # fmt: skip
+    config = json.loads((out / "config.json").read_text())
+    assert config["weights"].startswith("trained:") and config["run"] == str(net)
+    capsys.readouterr()
+    with pytest.raises(ValueError, match="nor an experiment's network folder"):
+        load_run(tmp_path)
+
+
+def test_a_network_folder_for_other_channels_and_classes(tmp_path):
+    """The spec does not record the data's channels and classes; they come from the
+    checkpoint (a one-channel, four-class network here)."""
+    from defstab.io.checkpoint import save_checkpoint
+    from defstab.models import create_model
+    from defstab.models.loading import load_run
+
+    net = create_model("vgg_cifar_maxpool", width=0.125, in_channels=1, num_classes=4, seed=3)
+    folder = tmp_path / "networks" / "vgg_cifar_maxpool-seed3-abc"
+    save_checkpoint(net, folder / "checkpoints" / "step_00000005.safetensors")
+    spec = {"model": "vgg_cifar_maxpool", "model_kwargs": {"width": 0.125}, "seed": 3,
+            "data": "mnist:somewhere", "data_options": {}, "train": {}}  # fmt: skip
+    (folder / "network.json").write_text(json.dumps({"spec": spec}))
+    model, info = load_run(folder)
+    assert info["step"] == 5 and info["normalize"] == "mnist"
+    assert info["model_kwargs"] == {"width": 0.125, "in_channels": 1, "num_classes": 4}
+    assert model(torch.rand(2, 1, 32, 32)).shape == (2, 4)
+    for key, value in net.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key

@@ -31,7 +31,8 @@ def add_model_args(p, checkpoint: bool = True, scores: bool = False) -> None:
         p.add_argument(
             "--run",
             metavar="DIR",
-            help="a 'defstab train' folder: its model, settings and latest checkpoint",
+            help="a 'defstab train' folder, or an experiment's OUT/networks/<network> folder: "
+            "its model, settings and latest checkpoint",
         )
         p.add_argument("--step", type=int, default=None, help="with --run: this step's checkpoint")
     p.add_argument(

@@ -169,9 +169,46 @@ def native_input_size(model: nn.Module, spec: str) -> int | None:
     return None
 
 
+def _network_config(run: Path, record: dict) -> dict:
+    """A train folder's config.json fields from an experiment's ``network.json``: the model
+    and its settings from the spec, the normalisation of its data."""
+    from defstab.data.spec import DataSpec
+
+    spec = record.get("spec")
+    if not isinstance(spec, dict) or "model" not in spec:
+        raise ValueError(f"{run / 'network.json'} holds no network spec.")
+    return {
+        "command": "train",
+        "model": spec["model"],
+        "model_kwargs": dict(spec.get("model_kwargs", {})),
+        "normalize": DataSpec.parse(spec["data"]).normalization,
+        # the experiment built it for its data's channels and classes, which the spec does
+        # not record: read them from the checkpoint
+        "shapes_from_checkpoint": True,
+    }
+
+
+def _input_output_sizes(name: str, kwargs: dict, checkpoint) -> dict:
+    """``in_channels`` and ``num_classes`` of a registry network, from the checkpoint: the
+    input channels of its first 4-D weight and the rows of its last 2-D weight."""
+    from defstab.io.checkpoint import model_state, read_checkpoint
+
+    state = model_state(read_checkpoint(checkpoint)[0])
+    order = list(build_model(name, **kwargs).state_dict())
+    convs = [k for k in order if k in state and state[k].ndim == 4]
+    linears = [k for k in order if k.endswith("weight") and k in state and state[k].ndim == 2]
+    sizes = {}
+    if convs:
+        sizes["in_channels"] = int(state[convs[0]].shape[1])
+    if linears:
+        sizes["num_classes"] = int(state[linears[-1]].shape[0])
+    return sizes
+
+
 def load_run(run_dir, step: int | None = None) -> tuple[nn.Module, dict]:
-    """The model of a ``defstab train`` folder with the weights of its latest checkpoint
-    (or of ``step``).
+    """The model of a ``defstab train`` folder — or of an experiment's network folder
+    (``OUT/networks/<model>-seed<s>-<hash>/``, read from its ``network.json``) — with the
+    weights of its latest checkpoint (or of ``step``).
 
     Returns:
         (model in eval mode, info): info holds ``model``, ``model_kwargs``, ``normalize``,
@@ -187,12 +224,19 @@ def load_run(run_dir, step: int | None = None) -> tuple[nn.Module, dict]:
     if not run.is_dir():
         raise FileNotFoundError(f"train folder not found: {run}")
     cfg_path = run / "config.json"
+    if not cfg_path.exists() and (run / "network.json").exists():
+        cfg_path = run / "network.json"
     try:
         config = json.loads(cfg_path.read_text())
     except FileNotFoundError:
-        raise ValueError(f"{run} is not a 'defstab train' folder (no config.json).") from None
+        raise ValueError(
+            f"{run} is neither a 'defstab train' folder (no config.json) nor an experiment's "
+            "network folder (no network.json)."
+        ) from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{cfg_path} is not valid JSON ({e}).") from None
+    if cfg_path.name == "network.json":
+        config = _network_config(run, config)
     if config.get("command") != "train":
         raise ValueError(f"{run} is not a 'defstab train' folder (its config.json is not).")
     checkpoints = sorted((run / "checkpoints").glob("step_*.safetensors"))
@@ -207,6 +251,8 @@ def load_run(run_dir, step: int | None = None) -> tuple[nn.Module, dict]:
             + ", ".join(map(str, sorted(steps)[:20]))
         )
     kwargs = config.get("model_kwargs", {})
+    if config.get("shapes_from_checkpoint"):
+        kwargs = kwargs | _input_output_sizes(config["model"], kwargs, steps[step])
     model = build_model(config["model"], **kwargs)
     load_checkpoint(model, steps[step])
     info = {
