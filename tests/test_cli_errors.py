@@ -129,7 +129,7 @@ CASES = {
             "--out",
             str(r / "out"),
         ],  # fmt: skip
-        "not a 'defstab train' folder",
+        "is neither a 'defstab train' folder (no config.json) nor an experiment's network",
     ),
     "measure --step without --run": (lambda r: measure(r, "--step", "3"), "give --run"),
     "measure no model": (
