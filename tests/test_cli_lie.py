@@ -131,8 +131,12 @@ def test_a_model_without_forward_derivatives_is_one_sentence(tmp_path, capsys):
         def forward(self, x):
             return self.head(NoForward.apply(self.conv(x)).mean((2, 3)))
 
+    net = Net()
     with pytest.raises(ValueError, match="needs forward-mode derivatives"):
-        lie_derivatives(Net(), torch.rand(2, 3, 8, 8), "rotate", ["conv"])
+        lie_derivatives(net, torch.rand(2, 3, 8, 8), "rotate", ["conv"])
+    # the failed pass left no hook behind, and attention's fused kernels are back on
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in net.modules())
+    assert torch.backends.mha.get_fastpath_enabled()
 
 
 def test_an_unreadable_image_is_left_out_not_counted_as_zero(tmp_path, capsys):

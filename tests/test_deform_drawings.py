@@ -114,8 +114,7 @@ def test_spatial_then_draw_each_worst_transform(tmp_path, capsys):
         assert code == 2 and message in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("padding", ["zeros"])
-def test_transform_fields_sign_of_rotation(padding):
+def test_transform_fields_sign_of_rotation():
     """A positive angle turns content as apply_transforms does: a bright dot right of the
     centre lands where the field says it is read from."""
     preset = get_spatial_preset("engstrom-imagenet")

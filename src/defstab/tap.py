@@ -49,6 +49,17 @@ def evaluation_mode(model: nn.Module):
             m.training = mode
 
 
+@contextlib.contextmanager
+def hooks_removed_after(handles):
+    """Keep hook ``handles`` for the ``with`` block; remove them afterwards, whatever
+    happens inside."""
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     """Device and floating dtype of the model's first parameter (or buffer); CPU float32
     for a model without either."""
@@ -159,11 +170,8 @@ def probe_layers(
         return hook
 
     handles = [m.register_forward_hook(make_hook(n)) for n, m in modules.items()]
-    try:
+    with hooks_removed_after(handles):
         run_checked(model, probe)
-    finally:
-        for h in handles:
-            h.remove()
     missing = [n for n in modules if n not in shapes]
     if missing:
         raise ValueError(f"layers {missing} are never called by the model's forward pass.")

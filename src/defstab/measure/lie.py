@@ -59,7 +59,13 @@ from defstab.measure.layers import INPUT, is_attention, prefix_tokens, resolve_l
 from defstab.measure.lie_actions import action_tangent, parse_transforms, warp_tangent
 from defstab.models.outputs import class_scores
 from defstab.progress import progress as bar
-from defstab.tap import evaluation_mode, first_tensor, model_device_dtype, run_checked
+from defstab.tap import (
+    evaluation_mode,
+    first_tensor,
+    hooks_removed_after,
+    model_device_dtype,
+    run_checked,
+)
 
 #: activations of a chunk aim at about this many bytes (every leaf's L_i is kept for it)
 CHUNK_BYTES = 256 << 20
@@ -361,15 +367,11 @@ def _full_pass(model, x, transform, measured, preprocess, prefix, output_key):
             record(name, first_tensor(out, name))
 
         hooks.append(module.register_forward_hook(hook))
-    try:
-        with fwAD.dual_level(), _forward_ad_errors():
-            inputs = _dual_input(x, transform, preprocess)
-            record(INPUT, inputs)
-            scores = class_scores(model(inputs), output_key)
-            tangent = fwAD.unpack_dual(torch.softmax(scores, dim=1)).tangent
-    finally:
-        for h in hooks:
-            h.remove()
+    with hooks_removed_after(hooks), fwAD.dual_level(), _forward_ad_errors():
+        inputs = _dual_input(x, transform, preprocess)
+        record(INPUT, inputs)
+        scores = class_scores(model(inputs), output_key)
+        tangent = fwAD.unpack_dual(torch.softmax(scores, dim=1)).tangent
     missing = [name for name in measured if name not in relative]
     if missing:
         raise ValueError(f"layer {missing[0]!r} is never called by the model's forward pass.")
@@ -410,12 +412,8 @@ def _local_derivatives(model, x, transform, units, preprocess, prefix):
         m.register_forward_pre_hook(lambda mod, args, name=name: pre(name, mod, args))
         for name, m in units.items()
     ]
-    try:
-        with fwAD.dual_level(), _forward_ad_errors():
-            model(preprocess(x) if preprocess is not None else x)
-    finally:
-        for h in hooks:
-            h.remove()
+    with hooks_removed_after(hooks), fwAD.dual_level(), _forward_ad_errors():
+        model(preprocess(x) if preprocess is not None else x)
     return local
 
 
@@ -433,13 +431,10 @@ def _pushed(model, x, module, derivatives, preprocess, output_key):
         dual = fwAD.make_dual(primal, lie if tangent is None else tangent + lie)
         return dual if isinstance(out, torch.Tensor) else (dual, *out[1:])
 
-    handle = module.register_forward_hook(hook)
-    try:
-        with fwAD.dual_level(), _forward_ad_errors():
-            scores = class_scores(model(preprocess(x) if preprocess is not None else x), output_key)
-            tangent = fwAD.unpack_dual(torch.softmax(scores, dim=1)).tangent
-    finally:
-        handle.remove()
+    handles = [module.register_forward_hook(hook)]
+    with hooks_removed_after(handles), fwAD.dual_level(), _forward_ad_errors():
+        scores = class_scores(model(preprocess(x) if preprocess is not None else x), output_key)
+        tangent = fwAD.unpack_dual(torch.softmax(scores, dim=1)).tangent
     return torch.zeros_like(scores) if tangent is None else tangent
 
 
@@ -479,9 +474,6 @@ def _chunk_size(model, probe, preprocess) -> int:
             total += y[:1].numel() * y.element_size()
 
     hooks = [m.register_forward_hook(count) for m in model.modules() if _is_leaf(m)]
-    try:
+    with hooks_removed_after(hooks):
         run_checked(model, preprocess(probe) if preprocess is not None else probe)
-    finally:
-        for h in hooks:
-            h.remove()
     return int(max(1, min(256, CHUNK_BYTES // max(1, 3 * total))))
