@@ -6,7 +6,7 @@ adding an experiment is one file in ``experiments/catalog/``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from defstab.models.registry import unknown_name_message
 
@@ -33,6 +33,8 @@ class Experiment:
         order: place in the study (CLI listing and report); ties go by name.
         describe: settings → how its networks are trained, in words (for the caveats).
         title_init_only: the heading when nothing was trained (e.g. the demo's E1).
+        seed_plans: preset name → its :class:`~defstab.experiments.statistics.SeedPlan`,
+            stated in the catalog file before any run.
         tables: the report's tables of this experiment's summary.csv: "sensitivity",
             "noise", "smoothness" (per layer) and "shifts" (translation measures). An
             experiment that reuses another's networks (their summary rows come along)
@@ -51,6 +53,7 @@ class Experiment:
     describe: Callable | None = None
     title_init_only: str | None = None
     tables: tuple[str, ...] = ("sensitivity", "noise", "smoothness", "shifts")
+    seed_plans: dict = field(default_factory=dict)
 
 
 def register_experiment(experiment: Experiment) -> Experiment:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 
 from defstab.errors import FindingError  # noqa: F401  (re-exported)
 
@@ -184,6 +185,50 @@ def verdict(e: SeedEffect, delta: SmallestEffect) -> str:
 
 #: seeds_needed looks no further than this
 MAX_SEEDS = 50
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    """How many seeds a preset runs, fixed in its catalog file before any run.
+
+    Either a fixed number of seeds (``looks=(n,)``) or group-sequential looks fixed in
+    advance (``looks=(3, 5)``: the verdicts are computed at 3 seeds and, only for what is
+    still undecided, again at 5). Each look is tested at ``0.025 / len(looks)`` one-sided
+    (Bonferroni over looks), so whichever look decides, a finding with no effect "shows"
+    at most 2.5% of the time, and one whose effect is δ "does not show" at most 2.5%.
+
+    Attributes:
+        looks: seed counts, strictly increasing, each ≥ 2.
+        reason: why these counts (cost, the spread seen in earlier runs of other code).
+    """
+
+    looks: tuple[int, ...]
+    reason: str
+
+    def __post_init__(self):
+        looks = tuple(int(n) for n in self.looks)
+        if not looks or looks[0] < 2 or any(b <= a for a, b in pairwise(looks)):
+            raise ValueError(
+                f"a seed plan's looks must be strictly increasing seed counts ≥ 2, got {looks}."
+            )
+        object.__setattr__(self, "looks", looks)
+
+    @property
+    def seeds(self) -> int:
+        """The most seeds the plan runs (its last look)."""
+        return self.looks[-1]
+
+    def next_look(self, n_seeds: int) -> int | None:
+        """The first planned look with more than ``n_seeds`` seeds (None: plan exhausted)."""
+        return next((n for n in self.looks if n > n_seeds), None)
+
+    def record(self) -> dict:
+        return {
+            "looks": list(self.looks),
+            "per_look_alpha": 0.025 / len(self.looks),
+            "correction": "Bonferroni over looks" if len(self.looks) > 1 else "fixed n",
+            "reason": self.reason,
+        }
 
 
 def seeds_needed(e: SeedEffect, delta: SmallestEffect, cap: int = MAX_SEEDS) -> int | None:

@@ -154,6 +154,9 @@ def _blur_findings(ev: Evidence, others: list[str]) -> list[dict]:
     return out
 
 
+#: E1's networks and APS: the same plan as E1 (stated before any run)
+SEED_PLANS = pooling.SEED_PLANS
+
 EXPERIMENT = register_experiment(
     Experiment(
         name="antialias",
@@ -166,5 +169,6 @@ EXPERIMENT = register_experiment(
         summary="E1's networks and APS (circular padding) under one-pixel embedded, cropped "
         "and circular shifts: P(top-1 change), MAC, consistency",
         order=10,
+        seed_plans=SEED_PLANS,
     )
 )

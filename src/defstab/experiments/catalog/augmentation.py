@@ -291,6 +291,9 @@ def describe(settings: dict) -> str:
     )
 
 
+#: the same plan as E1, whose crop ±4 networks it shares (stated before any run)
+SEED_PLANS = pooling.SEED_PLANS
+
 EXPERIMENT = register_experiment(
     Experiment(
         name="augmentation",
@@ -301,6 +304,7 @@ EXPERIMENT = register_experiment(
         summary="no augmentation / crop ±4 / shifts ±8: one-pixel shifts inside and outside "
         "the trained range",
         order=12,
+        seed_plans=SEED_PLANS,
         describe=describe,
     )
 )

@@ -132,6 +132,9 @@ def findings(ev: Evidence) -> list[dict]:
     return out
 
 
+#: E1's networks: the same plan as E1 (stated before any run)
+SEED_PLANS = pooling.SEED_PLANS
+
 EXPERIMENT = register_experiment(
     Experiment(
         name="measures",
@@ -143,5 +146,6 @@ EXPERIMENT = register_experiment(
         summary="E1's networks under random TPS, Petrini diffeomorphisms and the Lie "
         "derivative, at init and trained: per-layer curves and agreement of the rankings",
         order=11,
+        seed_plans=SEED_PLANS,
     )
 )

@@ -10,7 +10,7 @@ from defstab.experiments.figures import layer_curves
 from defstab.experiments.findings import Evidence, finding, per_seed, spread
 from defstab.experiments.registry import Experiment, register_experiment
 from defstab.experiments.runs import RunSpec
-from defstab.experiments.statistics import seed_effect
+from defstab.experiments.statistics import SeedPlan, seed_effect
 
 REAL, RANDOM_LABELS, RANDOM_IMAGES = "real labels", "random labels", "random images"
 VARIANTS = (REAL, RANDOM_LABELS, RANDOM_IMAGES)
@@ -109,6 +109,15 @@ def describe(s: dict) -> str:
     )
 
 
+# Seed plans, stated before any run of this code. quick: looks at 3 and 5 seeds (60 runs at
+# the second look, about an hour on 2 cores); paper: the paper's 5 seeds, one look.
+SEED_PLANS = {
+    "quick": SeedPlan(
+        (3, 5), "two looks: 3 and 5 seeds; 5 × 12 networks is the quick preset's CPU budget"
+    ),
+    "paper": SeedPlan((5,), "the paper's 5 seeds, one look"),
+}
+
 EXPERIMENT = register_experiment(
     Experiment(
         name="random-labels",
@@ -119,6 +128,7 @@ EXPERIMENT = register_experiment(
         epochs_key="random_label_epochs",
         summary="each architecture trained on real labels, random labels, shuffled pixels",
         order=5,
+        seed_plans=SEED_PLANS,
         describe=describe,
     )
 )

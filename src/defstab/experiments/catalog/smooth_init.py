@@ -11,7 +11,7 @@ from defstab.experiments.figures import layer_curves, shades
 from defstab.experiments.findings import Evidence, finding, layer_mean, per_seed
 from defstab.experiments.registry import UNTRAINED, Experiment, register_experiment
 from defstab.experiments.runs import RunSpec
-from defstab.experiments.statistics import seed_effect
+from defstab.experiments.statistics import SeedPlan, seed_effect
 
 
 def plan(cfg: ExperimentConfig) -> list[RunSpec]:
@@ -73,6 +73,12 @@ def findings(ev: Evidence) -> list[dict]:
     ]
 
 
+# Seed plans, stated before any run of this code: measurement only, so cheap; one look.
+SEED_PLANS = {
+    "quick": SeedPlan((3,), "3 seeds, one look (measurement at init only)"),
+    "paper": SeedPlan((5,), "the paper's 5 seeds, one look"),
+}
+
 EXPERIMENT = register_experiment(
     Experiment(
         name="smooth-init",
@@ -83,5 +89,6 @@ EXPERIMENT = register_experiment(
         summary="sensitivity at init for Gaussian-smoothed filters (σ sweep)",
         describe=lambda s: UNTRAINED,
         order=2,
+        seed_plans=SEED_PLANS,
     )
 )

@@ -87,6 +87,9 @@ def findings(ev: Evidence) -> list[dict]:
     ]
 
 
+#: E1's networks: the same plan as E1 (stated before any run)
+SEED_PLANS = pooling.SEED_PLANS
+
 EXPERIMENT = register_experiment(
     Experiment(
         name="smoothness",
@@ -97,5 +100,6 @@ EXPERIMENT = register_experiment(
         tables=("smoothness",),
         summary="filter smoothness of E1's networks, at init and trained",
         order=4,
+        seed_plans=SEED_PLANS,
     )
 )

@@ -12,7 +12,7 @@ from defstab.experiments.figures import layer_curves, shades
 from defstab.experiments.findings import Evidence, finding, per_seed
 from defstab.experiments.registry import Experiment, register_experiment
 from defstab.experiments.runs import RunSpec
-from defstab.experiments.statistics import bonferroni_level, seed_effect
+from defstab.experiments.statistics import SeedPlan, bonferroni_level, seed_effect
 from defstab.io.atomic import strict_json
 
 
@@ -132,6 +132,12 @@ def describe(s: dict) -> str:
     )
 
 
+# Seed plans, stated before any run of this code: the presets' synthetic_seeds, one look.
+SEED_PLANS = {
+    "quick": SeedPlan((4,), "4 seeds, one look (16 short runs)"),
+    "paper": SeedPlan((5,), "the paper's 5 seeds, one look"),
+}
+
 EXPERIMENT = register_experiment(
     Experiment(
         name="synthetic",
@@ -144,5 +150,6 @@ EXPERIMENT = register_experiment(
         describe=describe,
         summary="train on synthetic tasks of deformation strength C; filter smoothness",
         order=3,
+        seed_plans=SEED_PLANS,
     )
 )

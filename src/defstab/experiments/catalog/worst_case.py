@@ -122,6 +122,9 @@ def findings(ev: Evidence) -> list[dict]:
     return out
 
 
+#: E1's networks: the same plan as E1 (stated before any run)
+SEED_PLANS = pooling.SEED_PLANS
+
 EXPERIMENT = register_experiment(
     Experiment(
         name="worst-case",
@@ -132,5 +135,6 @@ EXPERIMENT = register_experiment(
         findings=findings,
         summary="E1's networks under worst-case TPS deformations (PGD) beside random ones",
         order=11,
+        seed_plans=SEED_PLANS,
     )
 )
