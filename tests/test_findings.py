@@ -8,16 +8,28 @@ import numpy as np
 import pytest
 
 from defstab.errors import FindingError
-from defstab.experiments.findings import Evidence, finding, per_seed
+from defstab.experiments.findings import AT_INIT, Evidence, finding, per_seed
 from defstab.experiments.statistics import (
+    MAX_SEEDS,
     VERDICTS,
+    SeedPlan,
     SmallestEffect,
+    holm,
     largest_of,
+    p_above,
+    p_below,
     seed_effect,
     seeds_needed,
     t_quantile,
     verdict,
 )
+from defstab.experiments.verdicts import decide
+
+
+def decided(record, n=None):
+    """One finding alone, decided at one planned look of its seeds."""
+    n = n or max(1, record["_test"].effect.n_seeds)
+    return decide([[record]], [n], SeedPlan((n,), "test"), family="test")[0][0]
 
 
 def test_t_quantiles_match_scipy():
@@ -144,7 +156,9 @@ def test_effects_are_paired_within_seed_and_gated_per_network():
     ev = _evidence(values, acc=0.8)
     ps = per_seed(ev, _b_minus_a(ev), claim="b > a", networks=["a", "b"], gate=ev.gate())
     assert ps.values == pytest.approx([0.1, 0.1, 0.1, 0.12]) and ps.missing == ()
-    f = finding("b > a", "b − a per seed", "b − a", seed_effect(ps), delta=DELTA, gate=ev.gate())
+    f = decided(
+        finding("b > a", "b − a per seed", "b − a", seed_effect(ps), delta=DELTA, gate=ev.gate())
+    )
     assert f["verdict"] == "shows" and f["gate"]["threshold"] == 0.7
     assert f["smallest_effect"] == {"value": 0.01, "reason": "test"}
     assert f["ci"][0] <= f["effect"] <= f["ci"][1] and f["ci_level"] == "95% t interval"
@@ -155,7 +169,7 @@ def test_effects_are_paired_within_seed_and_gated_per_network():
     assert low.accuracy(["a", "b"]) > 0.7
     ps = per_seed(low, _b_minus_a(low), claim="b > a", networks=["a", "b"], gate=low.gate())
     assert ps.seeds == (0, 2, 3) and ps.missing == ((1, "b seed 1: test accuracy 0.6900 < 0.70"),)
-    g = finding("b > a", "", "b − a", seed_effect(ps), delta=DELTA, gate=low.gate())
+    g = decided(finding("b > a", "", "b − a", seed_effect(ps), delta=DELTA, gate=low.gate()), 4)
     assert g["n_seeds"] == 3 and g["missing_seeds"] == [
         {"seed": 1, "reason": "b seed 1: test accuracy 0.6900 < 0.70"}
     ]
@@ -163,11 +177,12 @@ def test_effects_are_paired_within_seed_and_gated_per_network():
     # every network below the gate: no seed, inconclusive, and said why
     none = _evidence(values, acc=0.4)
     ps = per_seed(none, _b_minus_a(none), claim="b > a", networks=["a", "b"], gate=none.gate())
-    h = finding("b > a", "", "b − a", seed_effect(ps), delta=DELTA, gate=none.gate())
+    h = decided(finding("b > a", "", "b − a", seed_effect(ps), delta=DELTA, gate=none.gate()), 4)
     assert h["verdict"] == "inconclusive" and h["n_seeds"] == 0 and len(h["missing_seeds"]) == 4
     assert "did not learn" not in h["observed"] and "no seed's networks" in h["observed"]
     json.dumps(h, allow_nan=False)
-    one = finding("b > a", "", "b − a", seed_effect([0.1]), delta=DELTA)
+    one = decided(finding("b > a", "", "b − a", seed_effect([0.1]), delta=DELTA, gate=None,
+                          no_gate=AT_INIT))  # fmt: skip
     assert one["ci"] == [None, None] and one["verdict"] == "inconclusive"
     assert one["seeds_needed"] is None and "fewer than two" in one["seeds_needed_reason"]
     json.dumps(one, allow_nan=False)
@@ -185,11 +200,104 @@ def test_a_failing_effect_stops_with_the_finding_and_the_seed():
         per_seed(ev, lambda s: float("nan"), claim="b > a")
 
 
-def test_inconclusive_findings_say_how_many_seeds_would_decide():
-    f = finding("x", "", "x", seed_effect([0.1, -0.1, 0.05]), delta=SmallestEffect(0.05, "r"))
+def _at_init(values, delta=DELTA, **kw):
+    return finding("x", "", "x", seed_effect(values), delta=delta, gate=None, no_gate=AT_INIT, **kw)
+
+
+def test_inconclusive_findings_say_how_many_seeds_a_new_plan_would_need():
+    f = decided(_at_init([0.1, -0.1, 0.05], SmallestEffect(0.05, "r")))
     assert f["verdict"] == "inconclusive" and f["seeds_needed"] == 40
+    assert f["next_look"] is None and "plan is exhausted" in f["next_look_reason"]
     assert "stayed as observed" in f["seeds_needed_reason"]
-    assert "seeds_needed" not in finding("x", "", "x", seed_effect([1, 1.1]), delta=DELTA)
+    assert "seeds_needed" not in decided(_at_init([1, 1.1]))
+
+
+def test_a_finding_must_name_its_gate_or_why_it_has_none():
+    e = seed_effect([0.1, 0.2])
+    with pytest.raises(FindingError, match="must name its accuracy gate"):
+        finding("x", "", "x", e, delta=DELTA, gate=None)
+    ev = _evidence([(0.0, 0.1)], acc=0.8)
+    with pytest.raises(FindingError, match="must name its accuracy gate"):
+        finding("x", "", "x", e, delta=DELTA, gate=ev.gate(), no_gate=AT_INIT)
+
+
+def test_one_sided_p_values_match_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        v = rng.normal(0.02, 0.03, int(rng.integers(2, 9)))
+        e = seed_effect(list(v))
+        for null in (0.0, 0.01):
+            up = stats.ttest_1samp(v, null, alternative="greater").pvalue
+            down = stats.ttest_1samp(v, null, alternative="less").pvalue
+            assert p_above(e, null) == pytest.approx(up, rel=1e-6, abs=1e-12)
+            assert p_below(e, null) == pytest.approx(down, rel=1e-6, abs=1e-12)
+    # p < α ⇔ the (1 − 2α) interval's end lies beyond the value
+    e = seed_effect([0.1, 0.3, 0.2])
+    assert (p_above(e, 0.0) < 0.025) == (e.ci[0] > 0) and (p_below(e, 0.5) < 0.025) == (
+        e.ci[1] < 0.5
+    )
+    assert p_above(seed_effect([0.1]), 0.0) == 1.0 and p_below(seed_effect([0.2, 0.2]), 0.2) == 1
+
+
+def test_holm_rejects_what_the_step_down_procedure_rejects():
+    """Holm's adjusted p < α exactly for the hypotheses the textbook step-down rejects:
+    sorted, reject while p_(i) < α / (m − i), stop at the first that is not."""
+    rng = np.random.default_rng(2)
+    for _ in range(300):
+        m = int(rng.integers(1, 8))
+        p = list(rng.uniform(0, 0.06, m) ** rng.uniform(0.5, 2))
+        rejected = set()
+        for i, j in enumerate(sorted(range(m), key=lambda k: p[k])):
+            if p[j] >= 0.025 / (m - i):
+                break
+            rejected.add(j)
+        assert {j for j, a in enumerate(holm(p)) if a < 0.025} == rejected
+    assert holm([0.01]) == [0.01] and holm([0.6, 0.6]) == [1.0, 1.0]
+
+
+def test_seeds_needed_at_a_corrected_level_and_at_its_cap():
+    stats = pytest.importorskip("scipy.stats")
+    e = seed_effect([0.03, -0.01, 0.02])  # mean 0.0133, sd 0.0208
+    for alpha in (0.05 / 12, 0.05 / 24):
+        n = seeds_needed(e, DELTA, alpha=alpha)
+
+        def half(m, a=alpha):
+            return stats.t.ppf(1 - a / 2, m - 1) * e.sd / math.sqrt(m)
+
+        assert half(n) < e.effect <= half(n - 1)
+    assert seeds_needed(e, DELTA, alpha=0.05 / 24) > seeds_needed(e, DELTA)
+    # against δ: the room is effect − δ, so it takes more seeds than against 0
+    tight = seed_effect([0.035, 0.015, 0.025])  # sd 0.01: 3 seeds against 0, 5 against δ
+    assert seeds_needed(tight, DELTA, against="delta") > seeds_needed(tight, DELTA)
+    assert seeds_needed(e, DELTA, against="delta") is None  # room 0.0033 at sd 0.021: > 50
+    # the cap: the first n is returned when it equals the cap, None one below it
+    n = seeds_needed(e, DELTA, alpha=0.05 / 12)
+    assert seeds_needed(e, DELTA, alpha=0.05 / 12, cap=n) == n
+    assert seeds_needed(e, DELTA, alpha=0.05 / 12, cap=n - 1) is None
+    # exactly at δ, tested against δ: no number of seeds decides it
+    assert seeds_needed(seed_effect([0.01, 0.01]), DELTA, against="delta") is None
+    assert MAX_SEEDS == 50
+
+
+def test_bounded_effects_get_bounded_intervals():
+    rec = _at_init([0.99, 0.2, 0.98], bounds=(-1.0, 1.0))
+    f = decided(rec)
+    assert f["ci"][1] == 1.0 and f["ci"][0] > -1.0
+    raw = seed_effect([0.99, 0.2, 0.98])
+    assert raw.ci[1] > 1.0  # without the bounds the t interval leaves the range
+
+
+def test_against_delta_needs_the_interval_above_delta():
+    # tight around 1.5δ: lo > δ, "shows" either way; tight around 0.9·…1.1·δ: lo > 0 only
+    assert decided(_at_init([0.015, 0.0151, 0.0149], against="delta"))["verdict"] == "shows"
+    near = [0.0098, 0.0102, 0.0101, 0.0099]
+    assert decided(_at_init(near))["verdict_words"] == (
+        "shows: direction; an effect below δ is not excluded"
+    )
+    assert decided(_at_init(near, against="delta"))["verdict"] == "inconclusive"
+    assert verdict(seed_effect(near), DELTA, against="delta") == "inconclusive"
+    assert verdict(seed_effect(near), DELTA) == "shows"
 
 
 def test_demo_labels_tell_the_truth(tmp_path):

@@ -1,35 +1,50 @@
 """Planted effects: every finding of every registered experiment, computed by the catalog's
-own code from result rows shaped like real runs, on per-seed effects we choose.
+own code from result rows shaped like real runs, on per-seed effects we choose, and decided
+by the verdict code the runner uses (one planned look of 5 seeds, Holm over the
+experiment's findings).
 
 For each finding a planter writes rows whose within-seed effect is exactly the planted
 value, and puts large decoys where a wrong sign, condition, phase or layer range would
-read them. Four scenarios per finding, scaled by the finding's own δ:
+read them. Five scenarios per finding, scaled by the finding's own δ:
 
-* clearly positive → "shows";
+* clearly positive → "shows: at least δ";
 * reversed → "does not show";
 * a null within ±δ/2 → "does not show";
-* noise around 0 → "inconclusive".
+* noise around 0 → "inconclusive";
+* tightly around δ → "shows" in direction only, or, for an effect ≥ 0 by construction
+  (tested against δ), "inconclusive".
+
+The gates: each network's accuracies differ by key and by seed, one seed sits exactly at
+the threshold and one just below, so a gate that reads the wrong key, threshold or
+comparison — or a finding that loses its gate — fails :func:`test_every_gate_reads_its_key`.
 
 An experiment whose findings lack a planter fails :func:`test_every_finding_has_a_planter`.
 """
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from defstab.experiments.findings import Evidence
 from defstab.experiments.presets import PRESETS
 from defstab.experiments.registry import get_experiment, list_experiments
+from defstab.experiments.statistics import SeedPlan
+from defstab.experiments.verdicts import evaluate
 
 SEEDS = range(5)
 SCENARIOS = {
-    "positive": ([3.0, 3.2, 2.8, 3.1, 2.9], "shows"),
+    "positive": ([3.0, 3.2, 2.8, 3.1, 2.9], "shows: at least δ"),
     "reversed": ([-3.0, -3.2, -2.8, -3.1, -2.9], "does not show"),
     "null": ([0.1, -0.1, 0.05, -0.05, 0.0], "does not show"),
     "noisy": ([2.0, -2.0, 1.5, -1.5, 0.0], "inconclusive"),
+    "at delta": (
+        [1.0, 1.1, 0.9, 1.05, 0.95],
+        "shows: direction; an effect below δ is not excluded",
+    ),
 }
+#: findings whose effect is ≥ 0 by construction: "shows" needs the interval above δ
+AGAINST_DELTA = {("worst-case", 0), ("worst-case", 1), ("augmentation", 3)}
+PLAN = SeedPlan((len(SEEDS),), "planted: one look of every seed")
 DECOY = 100.0  # where a wrong layer range or condition would look
 SETTINGS = PRESETS["quick"]
 KINDS = SETTINGS["pooling_types"]  # maxpool, avgpool (pooling); subsample, strided
@@ -49,11 +64,17 @@ class Plant:
                               "metric": metric, "layer_index": i, "layer": f"l{i}",
                               "value": float(v)})  # fmt: skip
 
-    def evidence(self, low_seed=None) -> Evidence:
-        """Every network learned (well above every gate), except all of ``low_seed``."""
+    def evidence(self, low_seed=None, accuracy=None) -> Evidence:
+        """Every network learned (well above every gate), except all of ``low_seed``;
+        ``accuracy(condition, seed)`` → the run's accuracy fields, if given."""
         runs = [
-            {"condition": c, "seed": s, "test_acc": 0.95, "train_acc": 1.0, "train_fit": 1.0}
-            | ({"test_acc": 0.10, "train_acc": 0.1, "train_fit": 0.1} if s == low_seed else {})
+            {"condition": c, "seed": s}
+            | (
+                accuracy(c, s)
+                if accuracy
+                else {"test_acc": 0.96, "train_acc": 1.0, "train_fit": 1.0}
+                | ({"test_acc": 0.10, "train_acc": 0.1, "train_fit": 0.1} if s == low_seed else {})
+            )
             for c in self.conditions
             for s in SEEDS
         ]
@@ -319,39 +340,6 @@ def augmentation_not_invariant(e):
     return _augmentation(step)
 
 
-# ------------------------------------------------------------------------- measures
-MEASURE_NAMES = ("sensitivity", "diffeo", "lie")
-PATTERN_A = (1.0, -1.0, 1.0, -1.0)  # across KINDS; orthogonal, both mean 0, equal norms:
-PATTERN_B = (1.0, 1.0, -1.0, -1.0)  # r·A + √(1 − r²)·B has correlation r with A
-
-
-def _measures(phase, a, b):
-    """Per seed, log a = A and log b = r·A + √(1 − r²)·B at the last layer, so their
-    correlation across types is the planted r; the third measure is −A (correlation −1
-    with a), the other phase and the earlier layers hold other patterns."""
-
-    def plant(e):
-        (third,) = [m for m in MEASURE_NAMES if m not in (a, b)]
-        p = Plant(KINDS)
-        for j, k in enumerate(KINDS):
-            for s in SEEDS:
-                r = max(-1.0, min(1.0, e[s]))  # the gate test's raw 9.6: a correlation of 1
-                last = {
-                    a: PATTERN_A[j],
-                    b: r * PATTERN_A[j] + (1 - r * r) ** 0.5 * PATTERN_B[j],
-                    third: -PATTERN_A[j],
-                }
-                for ph in ("init", "trained"):
-                    for m in MEASURE_NAMES:
-                        log_last = last[m] if ph == phase else (PATTERN_B[j] if m == a else
-                                                                -PATTERN_B[j])  # fmt: skip
-                        early = [3.0 * PATTERN_B[j] * (1 if m == a else -1)] * 4
-                        p.curve(k, ph, m, s, [math.exp(v) for v in (*early, log_last)])
-        return p
-
-    return plant
-
-
 # the findings of each experiment, in the order the experiment returns them
 PLANTERS = {
     "pooling": [pooling_gap, pooling_converge, pooling_raise],
@@ -366,11 +354,7 @@ PLANTERS = {
         _aps_crop,
     ],
     "worst-case": [lambda e: _worst("init", e), lambda e: _worst("trained", e), worst_gap],
-    "measures": [
-        _measures(phase, a, b)
-        for phase in ("init", "trained")
-        for a, b in (("sensitivity", "diffeo"), ("sensitivity", "lie"), ("diffeo", "lie"))
-    ],
+    "measures": [],  # retired: no finding (test_measures_states_why_it_has_no_finding)
     "augmentation": [
         augmentation_none_vs_crop,
         augmentation_outside("crop4", 4),
@@ -381,9 +365,10 @@ PLANTERS = {
 CASES = [(name, i) for name, planters in PLANTERS.items() for i in range(len(planters))]
 
 
-def _findings(name, i, effects, low_seed=None):
-    ev = PLANTERS[name][i](effects).evidence(low_seed)
-    return get_experiment(name).findings(ev)
+def _findings(name, i, effects, low_seed=None, accuracy=None):
+    ev = PLANTERS[name][i](effects).evidence(low_seed, accuracy)
+    found, _ = evaluate(get_experiment(name).findings, ev, PLAN, family=name)
+    return found
 
 
 def test_every_finding_has_a_planter():
@@ -404,8 +389,12 @@ def test_planted_effect_gives_its_verdict(name, index, scenario):
     f = _findings(name, index, planted)[index]
     assert f["per_seed"] == pytest.approx(planted, abs=1e-9), f["paper"]
     assert f["n_seeds"] == len(SEEDS) and f["missing_seeds"] == []
-    assert f["verdict"] == expected, (f["paper"], f["observed"])
-    if expected == "inconclusive":
+    if scenario == "at delta" and (name, index) in AGAINST_DELTA:
+        expected = "inconclusive"  # lo > 0 is free here: the claim is an excess over δ
+    assert f["tested_against"] == ("δ" if (name, index) in AGAINST_DELTA else "0")
+    assert f["verdict_words"] == expected, (f["paper"], f["observed"])
+    if f["verdict"] == "inconclusive":  # one look: the plan is exhausted
+        assert f["next_look"] is None and "exhausted" in f["next_look_reason"]
         assert f["seeds_needed"] is None or f["seeds_needed"] > len(SEEDS)
 
 
@@ -419,3 +408,73 @@ def test_a_seed_whose_networks_missed_the_gate_is_named(name, index):
     assert [m["seed"] for m in f["missing_seeds"]] == [0]
     assert f["seeds"] == [1, 2, 3, 4] and f["n_seeds"] == 4
     assert "seed 0" in f["missing_seeds"][0]["reason"] and "seed(s) left out" in f["observed"]
+
+
+# which accuracy each finding's gate must read, and the preset threshold it must apply;
+# None: a finding about networks at initialisation, which must say why it has no gate
+TEST_ACC = ("test_acc", "min_test_acc")
+EXPECTED_GATES = {
+    "pooling": [None, TEST_ACC, TEST_ACC],
+    "smooth-init": [None],
+    "synthetic": [("test_acc", "min_test_acc_synthetic")] * 2,
+    "smoothness": [TEST_ACC, TEST_ACC],
+    "random-labels": [("train_fit", "min_train_acc_random_labels")] * 2,
+    "antialias": [TEST_ACC] * 4,
+    "worst-case": [None, TEST_ACC, None],
+    "measures": [],
+    "augmentation": [TEST_ACC] * 4,
+}
+ACCURACY_KEYS = ("test_acc", "train_acc", "train_fit")
+
+
+def _accuracies(key, threshold):
+    """Seed 0 exactly at the threshold (passes: a network at the minimum reached it);
+    seed 1 just below (left out); seed 2 just above on ``key`` and 0 on every other key
+    (a gate reading another key would drop it, and one with a higher threshold, from
+    another preset key, too); seeds 3, 4 well above."""
+
+    def accuracy(cond, seed):
+        right = {0: threshold, 1: threshold - 1e-4, 2: threshold + 0.01}.get(seed, 1.0)
+        other = 0.0 if seed == 2 else 1.0
+        return {k: (right if k == key else other) for k in ACCURACY_KEYS}
+
+    return accuracy
+
+
+def test_the_gate_table_covers_every_finding():
+    assert sorted(EXPECTED_GATES) == sorted(PLANTERS)
+    assert all(len(EXPECTED_GATES[n]) == len(PLANTERS[n]) for n in PLANTERS)
+    # the three thresholds differ, so reading the wrong one is seen
+    assert len({SETTINGS[t] for t in ("min_test_acc", "min_test_acc_synthetic",
+                                      "min_train_acc_random_labels")}) == 3  # fmt: skip
+
+
+@pytest.mark.parametrize("name, index", CASES)
+def test_every_gate_reads_its_key(name, index):
+    expected = EXPECTED_GATES[name][index]
+    delta = _findings(name, index, [0.0] * len(SEEDS))[index]["smallest_effect"]["value"]
+    planted = [delta * v for v in SCENARIOS["positive"][0]]
+    if expected is None:
+        f = _findings(name, index, planted, accuracy=lambda c, s: dict.fromkeys(ACCURACY_KEYS, 0))[
+            index
+        ]
+        assert "gate" not in f and f["no_gate"], f["paper"]
+        assert f["n_seeds"] == len(SEEDS) and f["missing_seeds"] == []
+        return
+    key, threshold_key = expected
+    threshold = SETTINGS[threshold_key]
+    f = _findings(name, index, planted, accuracy=_accuracies(key, threshold))[index]
+    assert f["gate"]["key"] == key and f["gate"]["threshold"] == threshold, f["paper"]
+    assert [m["seed"] for m in f["missing_seeds"]] == [1], (f["paper"], f["missing_seeds"])
+    assert f["seeds"] == [0, 2, 3, 4]
+    # the sensitivity analysis: the same finding on every seed, and what the gate removed
+    ungated = f["without_gate"]
+    assert ungated["n_seeds"] == len(SEEDS) and "seed 1" in ungated["removed_by_gate"][0]
+    assert ungated["verdict"] == "shows"
+
+
+def test_measures_states_why_it_has_no_finding():
+    from defstab.experiments.catalog.measures import FINDINGS_RETIRED
+
+    experiment = get_experiment("measures")
+    assert experiment.findings_retired == FINDINGS_RETIRED and "no verdict" in FINDINGS_RETIRED

@@ -220,17 +220,7 @@ def run(args) -> None:
     print(meta["title"] + (" [quick preset]" if args.preset == "quick" else ""))
     if meta["resumed_runs"]:
         print(f"  ({meta['resumed_runs']} of {len(meta['runs'])} runs were already finished)")
-    for f in meta["findings"]:
-        acc = "".join(
-            f"; {label} {f[key]:.3f}"
-            for key, label in (("test_accuracy", "test acc."), ("train_accuracy", "train acc."))
-            if f.get(key) is not None
-        )
-        print(f"  [{f['verdict']}] {f['paper']}\n      {f['observed']}{acc}")
-        print(f"      δ = {f['smallest_effect']['value']:g}: {f['smallest_effect']['reason']}")
-        if f["verdict"] == "inconclusive" and f.get("seeds_needed_reason"):
-            needed = f.get("seeds_needed")
-            print(f"      seeds needed: {needed if needed else '—'} ({f['seeds_needed_reason']})")
+    print_findings(meta)
     print(f"wrote {Path(args.out) / args.name}/ (summary.csv, results.csv, {meta['figure']})")
 
 
@@ -259,3 +249,52 @@ def _sweep(args, cfg, key: str) -> None:
             f"(δ = {r['delta']:g})  {r['finding']}"
         )
     print(f"wrote {result['folder']}/ (sweep.csv, sweep.png)")
+
+
+def _signed(v) -> str:
+    return "—" if v is None else f"{v:+.4f}"
+
+
+def print_findings(meta: dict) -> None:
+    """The plan, then each finding: its verdict in words, the numbers, δ, the gate's effect
+    and what would decide it."""
+    plan = meta.get("seed_plan")
+    if plan:
+        looks = ", ".join(str(n) for n in plan["looks"])
+        print(
+            f"  seed plan ({plan['preset']}): looks at {looks} seeds ({plan['correction']}); "
+            f"{len(meta['seeds'])} seeds run"
+            + (" — beyond the plan: the exploratory verdicts are not the preset's" if
+               meta.get("beyond_plan") else "")
+        )  # fmt: skip
+    if meta.get("findings_retired"):
+        print(f"  {meta['findings_retired']}")
+    if meta["findings"]:
+        m = meta["findings"][0]["multiplicity"]
+        print(f"  Holm over {m['holm_family_size']} findings (family: {m['holm_family']})")
+    for f in meta["findings"]:
+        acc = "".join(
+            f"; {label} {f[key]:.3f}"
+            for key, label in (("test_accuracy", "test acc."), ("train_accuracy", "train acc."))
+            if f.get(key) is not None
+        )
+        print(f"  [{f['verdict_words']}] {f['paper']}\n      {f['observed']}{acc}")
+        print(f"      δ = {f['smallest_effect']['value']:g}: {f['smallest_effect']['reason']}")
+        if f.get("verdict_reason"):
+            print(f"      {f['verdict_reason']}")
+        gate = f.get("without_gate")
+        if gate and gate["removed_by_gate"]:
+            print(
+                f"      without the gate: {gate['verdict']} over {gate['n_seeds']} seeds, effect "
+                f"{_signed(gate['effect'])} (the gate removed: "
+                f"{'; '.join(gate['removed_by_gate'])})"
+            )
+        if f.get("exploratory"):
+            x = f["exploratory"]
+            print(f"      {x['note']}: {x['verdict']} over {x['n_seeds']} seeds")
+        if f["verdict"] == "inconclusive" and f.get("next_look_reason"):
+            line = f"      undecided: {f['next_look_reason']}"
+            if f.get("seeds_needed_reason"):
+                needed = f.get("seeds_needed") or "—"
+                line += f"; a new plan: {needed} seeds ({f['seeds_needed_reason']})"
+            print(line)

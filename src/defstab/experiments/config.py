@@ -10,6 +10,7 @@ from defstab.data.spec import DataSpec
 from defstab.deform import DeformationSpec
 from defstab.experiments.executors import ExecutorConfig
 from defstab.experiments.presets import preset
+from defstab.experiments.statistics import SeedPlan
 
 POOLING_TYPES = ["subsample", "maxpool", "avgpool", "strided", "strided_relu", "blurpool"]
 PAPER_TYPES = POOLING_TYPES[:5]
@@ -32,6 +33,9 @@ class ExperimentConfig:
         overrides: any preset key (width, epochs, images, …).
         label: what to call this setting in titles and caveats (default: the preset's name;
             the demo says "demo setting").
+        seed_plan: the seeds' plan (:class:`~defstab.experiments.statistics.SeedPlan`);
+            default the preset's, from the experiment's catalog file. ``seeds`` runs
+            exactly that many instead (beyond the plan: exploratory verdicts).
         executor: where the runs execute (:class:`~defstab.experiments.executors.
             ExecutorConfig`: in this process by default; local workers, Ray, Slurm).
     """
@@ -48,6 +52,7 @@ class ExperimentConfig:
     label: str | None = None
     folder_name: str | None = None  # default: name (a sweep gives each value its own)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    seed_plan: SeedPlan | None = None
 
     def settings(self) -> dict:
         s = preset(self.preset) | {k: v for k, v in self.overrides.items() if v is not None}

@@ -1,31 +1,29 @@
 """A published finding next to what a run shows: the evidence an experiment hands its
 findings, per-seed curves, the accuracy gate, and the finding record.
 
-Every finding is an effect computed within each seed and summarised over seeds with an
-interval (:mod:`defstab.experiments.statistics`); findings about trained networks carry
-the accuracy their networks reached and are "inconclusive" below the preset's threshold.
-Nothing here is tuned: a finding that does not show is reported as such.
+Every finding is an effect computed within each seed (:func:`per_seed`); findings about
+trained networks name the accuracy gate each network behind them must pass, the others
+say why none applies. :func:`finding` writes what was observed; the interval and the
+verdict, which depend on the seed plan and on the experiment's other findings, are added by
+:func:`defstab.experiments.verdicts.decide`. Nothing here is tuned: a finding that does
+not show is reported as such.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from defstab.experiments.statistics import (
-    INCONCLUSIVE,
-    MAX_SEEDS,
+    AGAINST,
     FindingError,
     PerSeed,
     SeedEffect,
     SmallestEffect,
-    seeds_needed,
-    verdict,
 )
-from defstab.io.atomic import strict_json
 
 
 @dataclass
@@ -45,16 +43,32 @@ class Evidence:
     conditions: list[str]
     runs: list[dict]
     settings: dict
+    #: a copy for the sensitivity analysis: every gate lets every network through
+    gates_off: bool = False
+    _cache: dict | None = field(default=None, repr=False, compare=False)
 
     def seeds(self) -> list[int]:
         return sorted({int(r["seed"]) for r in self.rows})
+
+    def first_seeds(self, n: int) -> Evidence:
+        """The evidence of the first ``n`` seeds alone (a look of a seed plan)."""
+        from defstab.experiments.aggregate import aggregate
+
+        keep = set(self.seeds()[:n])
+        rows = [r for r in self.rows if int(r["seed"]) in keep]
+        runs = [r for r in self.runs if int(r["seed"]) in keep]
+        return replace(self, rows=rows, summary=aggregate(rows), runs=runs, _cache=None)
+
+    def ungated(self) -> Evidence:
+        """The same evidence with the gates off: the verdict the gate changed, if any."""
+        return replace(self, gates_off=True)
 
     def curve(self, cond: str, phase: str, metric: str, seed: int) -> list[float]:
         """One seed's values by layer index."""
         return self._curves()[(cond, phase, metric)].get(seed, [])
 
     def _curves(self):
-        if not hasattr(self, "_cache"):
+        if self._cache is None:
             acc = defaultdict(lambda: defaultdict(list))
             for r in self.rows:
                 acc[(r["condition"], r["phase"], r["metric"])][int(r["seed"])].append(
@@ -83,7 +97,7 @@ class Evidence:
             "train_acc": "train accuracy",
             "train_fit": "training-set accuracy (eval mode)",
         }[key]
-        return Gate(what, key, float(self.settings[threshold_key]))
+        return Gate(what, key, float(self.settings[threshold_key]), off=self.gates_off)
 
     def accuracy(self, conditions, key: str = "test_acc") -> float | None:
         """Mean ``key`` over the runs of ``conditions`` (None if none was trained)."""
@@ -97,17 +111,21 @@ class Gate:
 
     Attributes:
         what: in words, e.g. "test accuracy".
-        key: the run field, ``test_acc`` or ``train_acc``.
-        threshold: the preset's minimum.
+        key: the run field, ``test_acc``, ``train_acc`` or ``train_fit``.
+        threshold: the preset's minimum; a network passes at or above it.
+        off: lets every network through (the sensitivity analysis, :meth:`Evidence.ungated`).
     """
 
     what: str
     key: str
     threshold: float
+    off: bool = False
 
     def reason(self, condition: str, seed: int, run: dict) -> str | None:
         """Why this network (its run record) cannot stand behind the finding (None if it
         can); a network trained to a target names the epoch cap it stopped at."""
+        if self.off:
+            return None
         value = run.get(self.key)
         if value is None:
             return f"{condition} seed {seed}: {self.what} not measured"
@@ -184,6 +202,29 @@ def spread(curves: list[list[float]]) -> float:
     return float(np.mean(np.std(np.array([c[1:] for c in curves]), axis=0)))
 
 
+#: why a finding about untrained networks has no accuracy gate
+AT_INIT = "networks at initialisation: nothing was trained, so no accuracy applies"
+
+
+@dataclass(frozen=True)
+class Test:
+    """What :func:`defstab.experiments.verdicts.decide` tests for one finding.
+
+    Attributes:
+        effect: the per-seed effect at this look.
+        delta: the smallest effect of interest.
+        against: "zero" (shows: lo > 0) or "delta" (shows: lo > δ, for an effect that is
+            ≥ 0 by construction, where lo > 0 would be nearly free).
+        bounds: where the effect can lie by its definition (the interval is cut to them:
+            a probability difference in [−1, 1], a ratio − 1 ≥ −1, …).
+    """
+
+    effect: SeedEffect
+    delta: SmallestEffect
+    against: str = "zero"
+    bounds: tuple[float, float] = (-math.inf, math.inf)
+
+
 def finding(
     claim: str,
     definition: str,
@@ -191,11 +232,14 @@ def finding(
     effect: SeedEffect,
     *,
     delta: SmallestEffect,
+    gate: Gate | None,
+    no_gate: str | None = None,
+    against: str = "zero",
+    bounds: tuple[float, float] = (-math.inf, math.inf),
     test_accuracy: float | None = None,
     train_accuracy: float | None = None,
-    gate: Gate | None = None,
 ) -> dict:
-    """The finding record of ``experiment.json``.
+    """The finding record of ``experiment.json``, before its verdict.
 
     Args:
         claim: the paper's finding, in words.
@@ -204,32 +248,36 @@ def finding(
         effect: the per-seed effect, signed so that the claim predicts > 0; seeds whose
             networks missed the gate are in ``effect.missing``.
         delta: the finding's smallest effect of interest, stated before any run.
+        gate: the accuracy each network behind the finding had to reach; None only with
+            ``no_gate``, the reason no gate applies (e.g. "networks at initialisation").
+        against: what "shows" must exceed (:class:`Test`).
+        bounds: the effect's range by definition (:class:`Test`).
         test_accuracy, train_accuracy: mean over the networks behind the finding.
-        gate: the accuracy each of those networks had to reach (recorded).
+
+    Raises:
+        FindingError: neither a gate nor the reason for none; an unknown ``against``.
     """
-    v = verdict(effect, delta)
-    lo, hi = effect.ci
-    interval = f"{effect.level} [{lo:+.4f}, {hi:+.4f}]" if math.isfinite(lo) else "no interval"
+    if (gate is None) == (not no_gate):
+        raise FindingError(
+            f"the finding {claim!r} must name its accuracy gate or, with gate=None, the "
+            "reason none applies (no_gate=...)."
+        )
+    if against not in AGAINST:
+        raise FindingError(f"the finding {claim!r}: against must be one of {AGAINST}.")
     text = observed
-    if effect.n_seeds:
-        text += f"; effect {effect.effect:+.4f}, {interval} over {effect.n_seeds} seeds"
-    text += f"; smallest effect of interest δ = {delta.value:g}"
+    if effect.missing:
+        text += f"; {len(effect.missing)} seed(s) left out: " + "; ".join(
+            r for _, r in effect.missing
+        )
+        if gate is not None and effect.n_seeds == 0:
+            text += " — INCONCLUSIVE: no seed's networks learned enough to test the claim"
     record = {
         "paper": claim,
         "definition": definition,
-        "effect": strict_json(effect.effect),
-        "ci": [strict_json(lo), strict_json(hi)],
-        "ci_level": effect.level,
-        "n_seeds": effect.n_seeds,
-        "seeds": list(effect.seeds),
-        "per_seed": [float(x) for x in effect.per_seed],
+        "observed": text,
         "smallest_effect": delta.record(),
-        "missing_seeds": [{"seed": s, "reason": r} for s, r in effect.missing],
+        "tested_against": "δ" if against == "delta" else "0",
     }
-    if not math.isfinite(effect.effect):
-        record["effect_reason"] = "no seed had the data (see missing_seeds)"
-    if not math.isfinite(lo):
-        record["ci_reason"] = "fewer than two seeds: no interval"
     if test_accuracy is not None:
         record["test_accuracy"] = test_accuracy
     if train_accuracy is not None:
@@ -237,28 +285,11 @@ def finding(
     if gate is not None:
         record["gate"] = {
             "what": gate.what,
+            "key": gate.key,
             "threshold": gate.threshold,
             "applies_to": "each network",
         }
-    if effect.missing:
-        text += f"; {len(effect.missing)} seed(s) left out: " + "; ".join(
-            r for _, r in effect.missing
-        )
-        if gate is not None and effect.n_seeds == 0:
-            text += " — INCONCLUSIVE: no seed's networks learned enough to test the claim"
-    if effect.n_seeds < 2:
-        text += " — fewer than two seeds: no interval, so no verdict"
-    record["observed"] = text
-    record["verdict"] = v
-    if v == INCONCLUSIVE:
-        needed = seeds_needed(effect, delta)
-        record["seeds_needed"] = needed
-        record["seeds_needed_reason"] = (
-            "fewer than two seeds: no standard deviation to plan from"
-            if effect.n_seeds < 2
-            else f"more than {MAX_SEEDS} seeds at the observed mean and spread"
-            if needed is None
-            else f"seeds whose interval would decide the verdict if the mean "
-            f"({effect.effect:+.4f}) and the per-seed sd ({effect.sd:.4f}) stayed as observed"
-        )
+    else:
+        record["no_gate"] = no_gate
+    record["_test"] = Test(effect, delta, against, tuple(bounds))
     return record

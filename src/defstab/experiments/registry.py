@@ -33,6 +33,8 @@ class Experiment:
         order: place in the study (CLI listing and report); ties go by name.
         describe: settings → how its networks are trained, in words (for the caveats).
         title_init_only: the heading when nothing was trained (e.g. the demo's E1).
+        findings_retired: why an experiment that measures states no finding (said in
+            experiment.json, by the CLI and in the report).
         seed_plans: preset name → its :class:`~defstab.experiments.statistics.SeedPlan`,
             stated in the catalog file before any run.
         tables: the report's tables of this experiment's summary.csv: "sensitivity",
@@ -54,6 +56,7 @@ class Experiment:
     title_init_only: str | None = None
     tables: tuple[str, ...] = ("sensitivity", "noise", "smoothness", "shifts")
     seed_plans: dict = field(default_factory=dict)
+    findings_retired: str | None = None
 
 
 def register_experiment(experiment: Experiment) -> Experiment:

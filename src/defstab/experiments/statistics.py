@@ -2,15 +2,23 @@
 
 A finding's effect is computed *within* each seed (same seed ⇒ same initial weights
 before any condition-specific change, same data order), signed so that the paper's claim
-predicts a positive value, then summarised over seeds by its mean and a two-sided t
-interval [lo, hi]. Each finding states, before any run, its smallest effect of interest
-δ > 0 in the effect's units (:class:`SmallestEffect`). The verdict:
+predicts a positive value, then summarised over seeds by its mean and a t interval
+[lo, hi]. Each finding states, before any run, its smallest effect of interest δ > 0 in
+the effect's units (:class:`SmallestEffect`), and each preset its seeds
+(:class:`SeedPlan`). The rule, one-sided at 2.5% for each kind of error:
 
-* ``"inconclusive"`` with fewer than two seeds (no interval);
 * ``"does not show"`` when hi < δ: the effect, if there is one, is too small to matter
-  or reversed;
-* ``"shows"`` when lo > 0 (and hi ≥ δ);
-* ``"inconclusive"`` otherwise.
+  or reversed (the test of H0: effect ≥ δ);
+* ``"shows"`` when lo > 0 — or lo > δ for a finding whose effect is ≥ 0 by construction
+  (``against="delta"``), where "larger than 0" would be free (the test of H0: effect ≤ 0,
+  or ≤ δ);
+* ``"inconclusive"`` otherwise, and with fewer than two seeds (no interval).
+
+The levels are corrected for everything that could make "shows" come easier: the layer a
+finding picks among k (Bonferroni, :func:`largest_of`), the looks of a group-sequential
+plan (Bonferroni over looks), and the experiment's several findings (Holm,
+:mod:`defstab.experiments.verdicts`). :func:`verdict` is the rule for one finding alone,
+at one look.
 
 Example:
     >>> delta = SmallestEffect(0.05, "a twentieth of the scale")
@@ -31,6 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import pairwise
 
 from defstab.errors import FindingError  # noqa: F401  (re-exported)
@@ -77,8 +86,10 @@ def t_cdf(t: float, df: float) -> float:
     return 1 - tail if t > 0 else tail
 
 
+@lru_cache(maxsize=4096)
 def t_quantile(p: float, df: float) -> float:
-    """The ``p`` quantile of Student's t (bisection on :func:`t_cdf`)."""
+    """The ``p`` quantile of Student's t (bisection on :func:`t_cdf`; cached: the same few
+    levels are asked for again and again)."""
     if df <= 0:
         return math.inf
     lo, hi = -1e6, 1e6
@@ -120,6 +131,9 @@ class SeedEffect:
         level: the interval in words, e.g. "95% t interval" or the Bonferroni wording.
         seeds: the seeds behind ``per_seed`` (empty when given as a bare list).
         missing: (seed, reason) for each seed left out, e.g. a network below its gate.
+        alpha: 1 − the interval's two-sided level.
+        tests: how many tests this one was picked among (the largest of k layers: k); the
+            looks and the experiment's other findings are corrected for on top.
     """
 
     effect: float
@@ -131,6 +145,7 @@ class SeedEffect:
     seeds: tuple[int, ...] = ()
     missing: tuple[tuple[int, str], ...] = ()
     alpha: float = 0.05
+    tests: int = 1
 
 
 @dataclass(frozen=True)
@@ -142,7 +157,9 @@ class PerSeed:
     missing: tuple[tuple[int, str], ...] = ()
 
 
-def seed_effect(per_seed, alpha: float = 0.05, level: str | None = None) -> SeedEffect:
+def seed_effect(
+    per_seed, alpha: float = 0.05, level: str | None = None, tests: int = 1
+) -> SeedEffect:
     """Mean and (1 − alpha) t interval (ddof = 1) of per-seed effects.
 
     Args:
@@ -150,6 +167,7 @@ def seed_effect(per_seed, alpha: float = 0.05, level: str | None = None) -> Seed
             data must be listed as missing with its reason, never dropped silently.
         alpha: 1 − the interval's level.
         level: the interval in words (default: "95% t interval" for alpha = 0.05).
+        tests: how many tests this effect was picked among (recorded, see SeedEffect).
     """
     if isinstance(per_seed, PerSeed):
         seeds, values, missing = per_seed.seeds, per_seed.values, per_seed.missing
@@ -160,7 +178,13 @@ def seed_effect(per_seed, alpha: float = 0.05, level: str | None = None) -> Seed
         raise ValueError(f"a per-seed effect is not finite ({values}); name missing seeds instead.")
     level = level or f"{100 * (1 - alpha):.3g}% t interval"
     n = len(values)
-    common = {"seeds": tuple(seeds), "missing": tuple(missing), "level": level, "alpha": alpha}
+    common = {
+        "seeds": tuple(seeds),
+        "missing": tuple(missing),
+        "level": level,
+        "alpha": alpha,
+        "tests": int(tests),
+    }
     if n == 0:
         return SeedEffect(math.nan, (-math.inf, math.inf), 0, (), **common)
     mean = sum(values) / n
@@ -171,16 +195,75 @@ def seed_effect(per_seed, alpha: float = 0.05, level: str | None = None) -> Seed
     return SeedEffect(mean, (mean - half, mean + half), n, values, sd, **common)
 
 
-def verdict(e: SeedEffect, delta: SmallestEffect) -> str:
-    """The rule of the module docstring."""
+#: what "shows" must exceed: 0, or δ for an effect that is ≥ 0 by construction
+AGAINST = ("zero", "delta")
+
+
+def verdict(e: SeedEffect, delta: SmallestEffect, against: str = "zero") -> str:
+    """The rule of the module docstring, for one finding at one look, on ``e``'s interval."""
     lo, hi = e.ci
     if e.n_seeds < 2 or not (math.isfinite(lo) and math.isfinite(hi)):
         return INCONCLUSIVE
     if hi < delta.value:
         return DOES_NOT_SHOW
-    if lo > 0:
+    if lo > null_value(delta, against):
         return SHOWS
     return INCONCLUSIVE
+
+
+def null_value(delta: SmallestEffect, against: str) -> float:
+    """What "shows" must exceed: 0, or δ (``against="delta"``)."""
+    if against not in AGAINST:
+        raise ValueError(f"against must be one of {AGAINST}, got {against!r}.")
+    return delta.value if against == "delta" else 0.0
+
+
+def _t_statistic(e: SeedEffect, value: float) -> float:
+    """(mean − value) / standard error; ±inf for zero spread (the sign of mean − value)."""
+    diff = e.effect - value
+    if e.sd == 0:
+        return math.copysign(math.inf, diff) if diff != 0 else 0.0
+    return diff / (e.sd / math.sqrt(e.n_seeds))
+
+
+def p_above(e: SeedEffect, value: float) -> float:
+    """One-sided p of H0: effect ≤ ``value`` (small: the effect is larger); 1 with fewer
+    than two seeds. p < α ⇔ the (1 − 2α) t interval's lower end lies above ``value``."""
+    if e.n_seeds < 2:
+        return 1.0
+    t = _t_statistic(e, value)
+    if math.isinf(t):
+        return 0.0 if t > 0 else 1.0
+    if t == 0 and e.sd == 0:
+        return 1.0
+    return 1.0 - t_cdf(t, e.n_seeds - 1)
+
+
+def p_below(e: SeedEffect, value: float) -> float:
+    """One-sided p of H0: effect ≥ ``value`` (small: the effect is smaller)."""
+    if e.n_seeds < 2:
+        return 1.0
+    t = _t_statistic(e, value)
+    if math.isinf(t):
+        return 0.0 if t < 0 else 1.0
+    if t == 0 and e.sd == 0:
+        return 1.0
+    return t_cdf(t, e.n_seeds - 1)
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error ≤ α when rejecting those < α).
+
+    >>> [round(p, 3) for p in holm([0.01, 0.04, 0.03])]
+    [0.03, 0.06, 0.06]
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 #: seeds_needed looks no further than this
@@ -198,7 +281,8 @@ class SeedPlan:
     at most 2.5% of the time, and one whose effect is δ "does not show" at most 2.5%.
 
     Attributes:
-        looks: seed counts, strictly increasing, each ≥ 2.
+        looks: seed counts, strictly increasing (a look of one seed decides nothing: the
+            demo's test mode).
         reason: why these counts (cost, the spread seen in earlier runs of other code).
     """
 
@@ -207,9 +291,10 @@ class SeedPlan:
 
     def __post_init__(self):
         looks = tuple(int(n) for n in self.looks)
-        if not looks or looks[0] < 2 or any(b <= a for a, b in pairwise(looks)):
+        if not looks or looks[0] < 1 or any(b <= a for a, b in pairwise(looks)):
             raise ValueError(
-                f"a seed plan's looks must be strictly increasing seed counts ≥ 2, got {looks}."
+                f"a seed plan's looks must be strictly increasing positive seed counts, got "
+                f"{looks}."
             )
         object.__setattr__(self, "looks", looks)
 
@@ -231,20 +316,33 @@ class SeedPlan:
         }
 
 
-def seeds_needed(e: SeedEffect, delta: SmallestEffect, cap: int = MAX_SEEDS) -> int | None:
+def seeds_needed(
+    e: SeedEffect,
+    delta: SmallestEffect,
+    cap: int = MAX_SEEDS,
+    alpha: float | None = None,
+    against: str = "zero",
+) -> int | None:
     """The smallest number of seeds whose interval would decide the verdict if the mean
     and the per-seed standard deviation stayed as observed; None beyond ``cap`` or
-    without a standard deviation (fewer than two seeds).
+    without a standard deviation (fewer than two seeds). A planning aid for a *new* plan,
+    stated before its runs: never a licence to add seeds to a finished one.
 
-    The deciding boundary: at or above δ, "shows" needs lo > 0, so the half-width must
-    fall below the effect; below δ, "does not show" needs hi < δ, so it must fall below
-    δ − effect. The interval's level is ``e``'s own (Bonferroni-corrected ones included).
+    The deciding boundary: at or above δ, "shows" needs lo > 0 (lo > δ with
+    ``against="delta"``), so the half-width must fall below effect − that value; below δ,
+    "does not show" needs hi < δ, so it must fall below δ − effect. The interval's
+    two-sided level is 1 − ``alpha`` (default ``e``'s own, corrections included).
     """
     if e.n_seeds < 2 or not math.isfinite(e.sd):
         return None
-    room = e.effect if e.effect >= delta.value else delta.value - e.effect
+    alpha = e.alpha if alpha is None else alpha
+    room = (
+        e.effect - null_value(delta, against) if e.effect >= delta.value else delta.value - e.effect
+    )
+    if room <= 0:  # exactly at δ against δ: no number of seeds decides it
+        return None
     for n in range(2, cap + 1):
-        if t_quantile(1 - e.alpha / 2, n - 1) * e.sd / math.sqrt(n) < room:
+        if t_quantile(1 - alpha / 2, n - 1) * e.sd / math.sqrt(n) < room:
             return n
     return None
 
@@ -254,7 +352,9 @@ def largest_of(per_seed_by_test: dict[str, PerSeed | list[float]]) -> tuple[str,
     picked it among ``k = len(per_seed_by_test)`` (each at 1 − 0.05/k)."""
     k = max(1, len(per_seed_by_test))
     name = max(per_seed_by_test, key=lambda t: seed_effect(per_seed_by_test[t]).effect)
-    return name, seed_effect(per_seed_by_test[name], alpha=0.05 / k, level=bonferroni_level(k))
+    return name, seed_effect(
+        per_seed_by_test[name], alpha=0.05 / k, level=bonferroni_level(k), tests=k
+    )
 
 
 def bonferroni_level(k: int, what: str = "layers") -> str:

@@ -103,6 +103,66 @@ def _pivot(summary: list[dict], metric: str) -> str:
     )
 
 
+def _plan_line(meta: dict) -> str:
+    """The seed plan, the seeds run and the multiplicity family, in one sentence."""
+    plan = meta.get("seed_plan") or {}
+    text = ""
+    if plan:
+        looks = ", ".join(str(n) for n in plan["looks"])
+        text = (
+            f"Seed plan ({plan.get('preset')}, stated before any run): looks at {looks} seeds, "
+            f"{plan['correction']}; {len(meta.get('seeds', []))} seeds run."
+        )
+        if meta.get("beyond_plan"):
+            text += " Seeds beyond the plan: their verdicts are exploratory, not the preset's."
+    found = meta.get("findings") or []
+    if found and "multiplicity" in found[0]:
+        m = found[0]["multiplicity"]
+        text += f" Holm over {m['holm_family_size']} findings (family: {m['holm_family']})."
+    return text.strip()
+
+
+def _finding_row(f: dict) -> str:
+    """One finding of the report's table: claim, numbers, δ, accuracy and verdict."""
+    verdict = f.get("verdict", "inconclusive")
+    css = {"shows": "yes", "does not show": "no"}.get(verdict, "maybe")
+    acc = " · ".join(
+        f"{label} {f[key]:.3f}"
+        for key, label in (("test_accuracy", "test acc."), ("train_accuracy", "train acc."))
+        if f.get(key) is not None
+    )
+    delta = f.get("smallest_effect") or {}
+    notes = []
+    if f.get("verdict_reason"):
+        notes.append(f["verdict_reason"])
+    gate = f.get("without_gate")
+    if gate and gate.get("removed_by_gate"):
+        effect = "—" if gate["effect"] is None else f"{gate['effect']:+.4f}"
+        notes.append(
+            f"without the gate: {gate['verdict']} over {gate['n_seeds']} seeds, effect {effect} "
+            f"(removed: {'; '.join(gate['removed_by_gate'])})"
+        )
+    if f.get("exploratory"):
+        x = f["exploratory"]
+        notes.append(f"{x['note']}: {x['verdict']} over {x['n_seeds']} seeds")
+    if verdict == "inconclusive" and f.get("next_look_reason"):
+        line = f"undecided: {f['next_look_reason']}"
+        if f.get("seeds_needed_reason"):
+            line += (
+                f"; a new plan: {f.get('seeds_needed') or '—'} seeds ({f['seeds_needed_reason']})"
+            )
+        notes.append(line)
+    extra = "".join(f"<br><small>{html.escape(n)}</small>" for n in notes)
+    words = f.get("verdict_words", verdict)
+    return (
+        f"<tr><td>{html.escape(f['paper'])}</td><td>{html.escape(f['observed'])}"
+        f"<br><small>effect: {html.escape(f.get('definition', ''))}</small>{extra}</td>"
+        f"<td>{delta.get('value', '—')}<br><small>{html.escape(delta.get('reason', ''))}"
+        f"</small></td><td>{html.escape(acc) or '—'}</td>"
+        f'<td><span class="{css}">{html.escape(words)}</span></td></tr>'
+    )
+
+
 def _experiment_section(folder: Path, meta: dict) -> str:
     parts = [f"<h2>{html.escape(meta['title'])}</h2>"]
     parts += [f'<div class="caveat">{html.escape(c)}</div>' for c in meta.get("caveats", [])]
@@ -113,28 +173,11 @@ def _experiment_section(folder: Path, meta: dict) -> str:
             "<p><small>Lines: mean over seeds; bands and error bars: ± 2 std over seeds, as "
             "Ruderman et al. 2018 draw them.</small></p>"
         )
-    rows = []
-    for f in meta.get("findings", []):
-        verdict = f.get("verdict", "inconclusive")
-        css = {"shows": "yes", "does not show": "no"}.get(verdict, "maybe")
-        acc = " · ".join(
-            f"{label} {f[key]:.3f}"
-            for key, label in (("test_accuracy", "test acc."), ("train_accuracy", "train acc."))
-            if f.get(key) is not None
-        )
-        delta = f.get("smallest_effect") or {}
-        needed = ""
-        if verdict == "inconclusive" and f.get("seeds_needed_reason"):
-            why = html.escape(f["seeds_needed_reason"])
-            needed = f"<br><small>seeds needed: {f.get('seeds_needed') or '—'} ({why})</small>"
-        rows.append(
-            f"<tr><td>{html.escape(f['paper'])}</td><td>{html.escape(f['observed'])}"
-            f"<br><small>effect: {html.escape(f.get('definition', ''))}</small>{needed}</td>"
-            f"<td>{delta.get('value', '—')}<br><small>{html.escape(delta.get('reason', ''))}"
-            f"</small></td><td>{html.escape(acc) or '—'}</td>"
-            f'<td><span class="{css}">{html.escape(verdict)}</span></td></tr>'
-        )
+    rows = [_finding_row(f) for f in meta.get("findings", [])]
+    if meta.get("findings_retired"):
+        parts.append(f"<p><b>No verdict.</b> {html.escape(meta['findings_retired'])}</p>")
     if rows:
+        parts.append(f"<p>{html.escape(_plan_line(meta))}</p>")
         parts.append(
             "<h3>The paper's finding and this run</h3><table><tr><th>paper</th>"
             "<th>this run (effect, interval over seeds)</th><th>smallest effect of interest δ"

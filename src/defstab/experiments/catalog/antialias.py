@@ -129,6 +129,7 @@ def _finding(ev: Evidence, claim, effect, networks, definition, observed) -> dic
         observed,
         seed_effect(per_seed(ev, effect, claim=claim, networks=networks, gate=ev.gate())),
         delta=SHIFT_CHANGE,
+        bounds=(-1.0, 1.0),  # a difference of probabilities
         test_accuracy=ev.accuracy(networks),
         train_accuracy=ev.accuracy(networks, "train_acc"),
         gate=ev.gate(),

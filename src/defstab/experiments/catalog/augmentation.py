@@ -221,6 +221,7 @@ def findings(ev: Evidence) -> list[dict]:
                     ["none", "crop4"],
                 ),
                 delta=SHIFT_CHANGE,
+                bounds=(-1.0, 1.0),  # a difference of probabilities
                 **acc(["none", "crop4"]),
             )
         )
@@ -248,6 +249,7 @@ def findings(ev: Evidence) -> list[dict]:
                     [aug],
                 ),
                 delta=SHIFT_CHANGE,
+                bounds=(-1.0, 1.0),
                 **acc([aug]),
             )
         )
@@ -270,6 +272,9 @@ def findings(ev: Evidence) -> list[dict]:
                     [widest],
                 ),
                 delta=NOT_INVARIANT,
+                # a probability is ≥ 0 by construction: "not invariant" needs it above δ
+                against="delta",
+                bounds=(0.0, 1.0),
                 **acc([widest]),
             )
         )

@@ -11,7 +11,7 @@ from defstab.experiments.config import (
     train_settings,
 )
 from defstab.experiments.figures import layer_curves
-from defstab.experiments.findings import Evidence, finding, per_seed, spread
+from defstab.experiments.findings import AT_INIT, Evidence, finding, per_seed, spread
 from defstab.experiments.registry import Experiment, register_experiment
 from defstab.experiments.runs import RunSpec
 from defstab.experiments.statistics import SeedPlan, SmallestEffect, largest_of, seed_effect
@@ -87,6 +87,8 @@ def findings(ev: Evidence) -> list[dict]:
                 "non-pooling minus pooling, last layer at init",
                 e,
                 delta=SENSITIVITY_GAP,
+                gate=None,
+                no_gate=AT_INIT,
             )
         )
     trained = [

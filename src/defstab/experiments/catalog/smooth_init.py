@@ -8,7 +8,7 @@ import numpy as np
 from defstab.experiments.catalog.pooling import SENSITIVITY_GAP
 from defstab.experiments.config import ExperimentConfig, measure_settings
 from defstab.experiments.figures import layer_curves, shades
-from defstab.experiments.findings import Evidence, finding, layer_mean, per_seed
+from defstab.experiments.findings import AT_INIT, Evidence, finding, layer_mean, per_seed
 from defstab.experiments.registry import UNTRAINED, Experiment, register_experiment
 from defstab.experiments.runs import RunSpec
 from defstab.experiments.statistics import SeedPlan, seed_effect
@@ -69,6 +69,8 @@ def findings(ev: Evidence) -> list[dict]:
             + ", ".join(f"{c} {m:.3f}" for c, m in zip(ev.conditions, means, strict=True)),
             seed_effect(per_seed(ev, drop, claim=claim, networks=[lo, hi])),
             delta=SENSITIVITY_GAP,
+            gate=None,
+            no_gate=AT_INIT,
         )
     ]
 

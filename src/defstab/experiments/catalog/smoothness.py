@@ -3,6 +3,8 @@ E1, another view (they are trained once and shared)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from defstab.experiments.catalog import pooling
@@ -80,6 +82,7 @@ def findings(ev: Evidence) -> list[dict]:
             f"{AGREE_WITHIN} minus the std across types after training",
             seed_effect(per_seed(ev, agreement, claim=agree_claim, networks=conds, gate=gate)),
             delta=AGREEMENT_MARGIN,
+            bounds=(-math.inf, AGREE_WITHIN),  # AGREE_WITHIN − a standard deviation
             test_accuracy=ev.accuracy(conds),
             train_accuracy=ev.accuracy(conds, "train_acc"),
             gate=gate,

@@ -9,12 +9,14 @@ their pooling finding holds in the worst case too.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from defstab.experiments.catalog import pooling
 from defstab.experiments.config import ExperimentConfig
 from defstab.experiments.figures import layer_curves
-from defstab.experiments.findings import Evidence, finding, per_seed
+from defstab.experiments.findings import AT_INIT, Evidence, finding, per_seed
 from defstab.experiments.registry import Experiment, register_experiment
 from defstab.experiments.runs import WORST, RunSpec
 from defstab.experiments.statistics import SmallestEffect, seed_effect
@@ -89,11 +91,15 @@ def findings(ev: Evidence) -> list[dict]:
                 f"relative excess of the worst case, last layer, {phase}",
                 seed_effect(per_seed(ev, ratio, claim=claim, networks=have, gate=gate)),
                 delta=WORST_EXCESS,
+                # ≥ 0 by construction: "shows" needs the whole interval above δ
+                against="delta",
+                bounds=(-1.0, math.inf),  # a ratio of distances, minus 1
+                gate=gate,
+                no_gate=None if trained else AT_INIT,
                 **(
                     {
                         "test_accuracy": ev.accuracy(have),
                         "train_accuracy": ev.accuracy(have, "train_acc"),
-                        "gate": gate,
                     }
                     if trained
                     else {}
@@ -117,6 +123,8 @@ def findings(ev: Evidence) -> list[dict]:
                 "non-pooling minus pooling, worst case, last layer at init",
                 seed_effect(per_seed(ev, gap, claim=claim, networks=pools + plain)),
                 delta=pooling.SENSITIVITY_GAP,
+                gate=None,
+                no_gate=AT_INIT,
             )
         )
     return out
