@@ -478,3 +478,62 @@ def test_measures_states_why_it_has_no_finding():
 
     experiment = get_experiment("measures")
     assert experiment.findings_retired == FINDINGS_RETIRED and "no verdict" in FINDINGS_RETIRED
+
+
+def test_synthetic_per_layer_table_by_hand():
+    """E3's per-layer table: layer i's effect is planted as (i + 1)·δ/2 plus noise that
+    differs by seed; each row must be that layer's mean and its t interval, Bonferroni over
+    the CONV − 1 deeper layers, against scipy."""
+    stats = pytest.importorskip("scipy.stats")
+    import numpy as np
+
+    noise = [0.01, -0.02, 0.015, 0.0, -0.005]
+    delta = 0.035
+    per_layer = [[(i + 1) * delta / 2 + noise[s] * (i + 1) for s in SEEDS] for i in range(CONV)]
+    p = Plant(STRENGTHS)
+    for c in STRENGTHS:
+        for s in SEEDS:
+            if c == STRENGTHS[0]:
+                curve = [1.5 + per_layer[i][s] for i in range(CONV)]
+            else:
+                curve = [1.5 + (DECOY if c in STRENGTHS[1:-1] else 0.0)] * CONV
+            p.curve(c, "trained", "smoothness", s, curve)
+    found, _ = evaluate(get_experiment("synthetic").findings, p.evidence(), PLAN, family="t")
+    table = found[0]["per_layer"]
+    assert [row["conv layer"] for row in table] == list(range(1, CONV + 1))
+    k = CONV - 1
+    for row, values in zip(table, per_layer, strict=True):
+        v = np.array(values)
+        lo, hi = stats.t.interval(1 - 0.05 / k, len(v) - 1, loc=v.mean(), scale=stats.sem(v))
+        assert row["effect"] == pytest.approx(v.mean(), abs=1e-12)
+        assert row["ci"] == pytest.approx([lo, hi], rel=1e-6)
+        assert row["ci_level"].startswith(f"Bonferroni over {k} layers")
+    above = sum(
+        stats.t.interval(1 - 0.05 / k, 4, loc=np.mean(v), scale=stats.sem(v))[0] > 0
+        for v in per_layer[1:]
+    )
+    assert f"{above} of {k} layers have an interval above 0" in found[0]["observed"]
+
+
+def test_augmentation_steps_inside_and_outside_by_hand():
+    """The pad-shift path's steps dx → dx + 1 (dx = −12 … 11), each with its own value:
+    'within ±4 px' is exactly the steps with both ends in [−4, 4] (dx = −4 … 3), 'outside
+    ±4' the others, listed here by hand."""
+    from defstab.experiments.catalog.augmentation import _steps
+
+    values = [float(10 * i + 1) for i in range(2 * K)]  # step index i ↔ dx = i − 12
+    p = Plant(["maxpool/crop4"])
+    p.curve("maxpool/crop4", "trained", "pad:p_top1_change", 0, values)
+    ev = p.evidence()
+
+    def mean_of(dxs):
+        return sum(values[dx + K] for dx in dxs) / len(dxs)
+
+    inside4 = [-4, -3, -2, -1, 0, 1, 2, 3]
+    outside4 = [dx for dx in range(-K, K) if dx not in inside4]
+    assert _steps(ev, "maxpool/crop4", 0, -1, 4) == pytest.approx(mean_of(inside4))
+    assert _steps(ev, "maxpool/crop4", 0, 4, K) == pytest.approx(mean_of(outside4))
+    inside8 = list(range(-8, 8))
+    assert _steps(ev, "maxpool/crop4", 0, -1, 8) == pytest.approx(mean_of(inside8))
+    # the two steps at the centre (−1 → 0 and 0 → 1) are the only ones within ±1
+    assert _steps(ev, "maxpool/crop4", 0, -1, 1) == pytest.approx(mean_of([-1, 0]))

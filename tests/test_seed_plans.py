@@ -123,3 +123,17 @@ def test_a_plan_refuses_impossible_looks():
             SeedPlan(bad, "x")
     assert PLAN.next_look(3) == 5 and PLAN.next_look(5) is None and PLAN.seeds == 5
     assert PLAN.record()["per_look_alpha"] == 0.0125
+
+
+def test_a_finding_decided_at_a_look_stays_decided_and_is_reported_there():
+    """The second look runs for the undecided finding B; A, decided at 3 seeds, keeps its
+    verdict and its 3-seed numbers even though its later seeds regress."""
+    values = np.array([[0.30, 0.31, 0.29, -0.5, -0.4], [0.30, -0.2, 0.1, 0.25, 0.2]])
+    found, looks = run_plan(values)
+    a, b = found
+    assert [lk["n_seeds"] for lk in looks] == [3, 5]
+    assert a["verdict"] == "shows" and a["decided_at_seeds"] == 3 and a["n_seeds"] == 3
+    assert a["effect"] == pytest.approx(0.30) and a["looks"][1]["effect"] == pytest.approx(
+        0.0, abs=1e-12
+    )
+    assert b["n_seeds"] == 5 and b["decided_at_seeds"] is None

@@ -13,10 +13,11 @@ The procedure, fixed before any run (:class:`~defstab.experiments.statistics.See
 3. Holm's step-down over the experiment's findings (its family) at one-sided 2.5%, for
    each of the two kinds of claim; "does not show" when its adjusted p < 2.5%, else
    "shows" when its adjusted p < 2.5%, else "inconclusive";
-4. the experiment stops at the first look where every finding is decided; the preset's
-   verdict is the one at the last planned look reached. Seeds beyond the plan (``--seeds``
-   not a planned look) give an *exploratory* verdict, recorded apart and never printed as
-   the preset's.
+4. the experiment stops at the first look where every finding is decided; a finding is
+   reported at the look that decided it (a later look, run for the others, is recorded
+   but changes nothing), an undecided one at the last planned look reached. Seeds beyond
+   the plan (``--seeds`` not a planned look) give an *exploratory* verdict, recorded apart
+   and never printed as the preset's.
 
 Under a true effect of 0 a finding says "shows" at most 2.5% of the time, and one whose
 effect is δ says "does not show" at most 2.5%, whatever the other findings are
@@ -137,8 +138,9 @@ def decide(
             sensitivity analysis beside each gated verdict.
 
     Returns:
-        (findings, looks): the finding records of the reporting look, complete with
-        interval, p-values, verdict, its strength and the looks; and one summary per look.
+        (findings, looks): each finding's record at the look that decided it (else the
+        last planned look reached), complete with interval, p-values, verdict, its
+        strength and every look; and one summary per look.
     """
     if not records_by_look:
         return [], []
@@ -153,10 +155,22 @@ def decide(
     if ungated_by_look is not None:
         u_stats = [[_at_look(r["_test"], K) for r in recs] for recs in ungated_by_look]
         ungated = (u_stats, _sequential([u_stats[i] for i in planned]))
-    report = planned[-1] if planned else len(records_by_look) - 1
     m = len(claims)
     out = []
-    for j, rec in enumerate(records_by_look[report]):
+    for j in range(m):
+        # a finding is reported at the first planned look that decided it (where the
+        # procedure stopped for it), else at the last planned look reached
+        decided_at = next(
+            (i for k, i in enumerate(planned) if sequential[k][j][0] != INCONCLUSIVE), None
+        )
+        report = (
+            decided_at
+            if decided_at is not None
+            else planned[-1]
+            if planned
+            else len(records_by_look) - 1
+        )
+        rec = records_by_look[report][j]
         test = rec["_test"]
         st = stats[report][j]
         f = {k: v for k, v in rec.items() if k != "_test"}
@@ -192,6 +206,7 @@ def decide(
         if planned:
             v, p_s, p_d = sequential[-1][j]
             f["verdict"] = v
+            f["decided_at_seeds"] = seeds_by_look[decided_at] if decided_at is not None else None
             f["p_shows"] = min(stats[i][j]["p_shows"] for i in planned)
             f["p_does_not_show"] = min(stats[i][j]["p_does_not_show"] for i in planned)
             f["holm_p_shows"], f["holm_p_does_not_show"] = p_s, p_d
