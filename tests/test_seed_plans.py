@@ -137,3 +137,39 @@ def test_a_finding_decided_at_a_look_stays_decided_and_is_reported_there():
         0.0, abs=1e-12
     )
     assert b["n_seeds"] == 5 and b["decided_at_seeds"] is None
+
+
+def test_the_cli_follows_the_plan_and_labels_seeds_beyond_it(tmp_path, capsys):
+    """Through the real entry point: a tiny E1 (one epoch: its networks miss the gate) runs
+    look by look under the quick plan, records each look, and a later --seeds 4 on the same
+    folder (not a planned look) reuses the runs and prints exploratory verdicts apart."""
+    import json
+
+    from defstab.cli.main import main
+
+    argv = ["experiment", "pooling", "--data", "synthetic:2", "--archs", "maxpool,subsample",
+            "--epochs", "1", "--width", "0.125", "--images", "8", "--per-class", "6",
+            "--quiet", "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "seed plan (quick): looks at 3, 5 seeds (Bonferroni over looks)" in out
+    meta = json.loads((tmp_path / "pooling" / "experiment.json").read_text())
+    seen = [lk["n_seeds"] for lk in meta["looks"]]
+    assert seen in ([3], [3, 5]) and meta["seeds"] == list(range(seen[-1]))
+    found = meta["findings"]
+    decided = all(f["verdict"] != "inconclusive" for f in found)
+    assert (seen == [3]) == decided  # it stops at the first look that decides everything
+    assert found[0]["looks"][0]["ci"][0] is not None and not meta["beyond_plan"]
+    assert all(f["verdict_words"] in out for f in found) and "Holm over 3 findings" in out
+    # the trained findings' networks (one epoch) miss the gate: named, and shown ungated
+    trained = [f for f in found if "gate" in f]
+    assert trained and all(f["missing_seeds"] and "without_gate" in f for f in trained)
+    assert "without the gate:" in out
+    assert main([*argv, "--seeds", "4"]) == 0
+    out = capsys.readouterr().out
+    meta = json.loads((tmp_path / "pooling" / "experiment.json").read_text())
+    assert meta["beyond_plan"] and [lk["n_seeds"] for lk in meta["looks"]] == [3, 4]
+    f = meta["findings"][0]
+    assert f["exploratory"]["n_seeds"] == 4 and max(lk["n_seeds"] for lk in f["looks"]) == 4
+    assert "beyond the plan: the exploratory verdicts are not the preset's" in out
+    assert "beyond the plan: exploratory (not the preset's verdict)" in out

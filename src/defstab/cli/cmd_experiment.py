@@ -286,8 +286,8 @@ def print_findings(meta: dict) -> None:
         if gate and gate["removed_by_gate"]:
             print(
                 f"      without the gate: {gate['verdict']} over {gate['n_seeds']} seeds, effect "
-                f"{_signed(gate['effect'])} (the gate removed: "
-                f"{'; '.join(gate['removed_by_gate'])})"
+                f"{_signed(gate['effect'])} (the gate removed {len(gate['removed_by_gate'])} "
+                "seed(s), named above)"
             )
         if f.get("exploratory"):
             x = f["exploratory"]

@@ -140,7 +140,7 @@ def _finding_row(f: dict) -> str:
         effect = "—" if gate["effect"] is None else f"{gate['effect']:+.4f}"
         notes.append(
             f"without the gate: {gate['verdict']} over {gate['n_seeds']} seeds, effect {effect} "
-            f"(removed: {'; '.join(gate['removed_by_gate'])})"
+            f"(the gate removed {len(gate['removed_by_gate'])} seed(s), named above)"
         )
     if f.get("exploratory"):
         x = f["exploratory"]
