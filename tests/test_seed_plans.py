@@ -160,7 +160,7 @@ def test_the_cli_follows_the_plan_and_labels_seeds_beyond_it(tmp_path, capsys):
     decided = all(f["verdict"] != "inconclusive" for f in found)
     assert (seen == [3]) == decided  # it stops at the first look that decides everything
     assert found[0]["looks"][0]["ci"][0] is not None and not meta["beyond_plan"]
-    assert all(f["verdict_words"] in out for f in found) and "Holm over 3 findings" in out
+    assert all(f["verdict_words"] in out for f in found) and "Holm over 3 finding(s)" in out
     # the trained findings' networks (one epoch) miss the gate: named, and shown ungated
     trained = [f for f in found if "gate" in f]
     assert trained and all(f["missing_seeds"] and "without_gate" in f for f in trained)

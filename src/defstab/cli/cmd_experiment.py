@@ -251,13 +251,11 @@ def _sweep(args, cfg, key: str) -> None:
     print(f"wrote {result['folder']}/ (sweep.csv, sweep.png)")
 
 
-def _signed(v) -> str:
-    return "—" if v is None else f"{v:+.4f}"
-
-
 def print_findings(meta: dict) -> None:
     """The plan, then each finding: its verdict in words, the numbers, δ, the gate's effect
     and what would decide it."""
+    from defstab.experiments.verdicts import finding_notes
+
     plan = meta.get("seed_plan")
     if plan:
         looks = ", ".join(str(n) for n in plan["looks"])
@@ -271,7 +269,7 @@ def print_findings(meta: dict) -> None:
         print(f"  {meta['findings_retired']}")
     if meta["findings"]:
         m = meta["findings"][0]["multiplicity"]
-        print(f"  Holm over {m['holm_family_size']} findings (family: {m['holm_family']})")
+        print(f"  Holm over {m['holm_family_size']} finding(s) (family: {m['holm_family']})")
     for f in meta["findings"]:
         acc = "".join(
             f"; {label} {f[key]:.3f}"
@@ -280,21 +278,5 @@ def print_findings(meta: dict) -> None:
         )
         print(f"  [{f['verdict_words']}] {f['paper']}\n      {f['observed']}{acc}")
         print(f"      δ = {f['smallest_effect']['value']:g}: {f['smallest_effect']['reason']}")
-        if f.get("verdict_reason"):
-            print(f"      {f['verdict_reason']}")
-        gate = f.get("without_gate")
-        if gate and gate["removed_by_gate"]:
-            print(
-                f"      without the gate: {gate['verdict']} over {gate['n_seeds']} seeds, effect "
-                f"{_signed(gate['effect'])} (the gate removed {len(gate['removed_by_gate'])} "
-                "seed(s), named above)"
-            )
-        if f.get("exploratory"):
-            x = f["exploratory"]
-            print(f"      {x['note']}: {x['verdict']} over {x['n_seeds']} seeds")
-        if f["verdict"] == "inconclusive" and f.get("next_look_reason"):
-            line = f"      undecided: {f['next_look_reason']}"
-            if f.get("seeds_needed_reason"):
-                needed = f.get("seeds_needed") or "—"
-                line += f"; a new plan: {needed} seeds ({f['seeds_needed_reason']})"
-            print(line)
+        for note in finding_notes(f):
+            print(f"      {note}")

@@ -323,3 +323,26 @@ def evaluate(findings_fn, ev, plan: SeedPlan, *, family: str) -> tuple[list[dict
 def all_decided(findings: list[dict]) -> bool:
     """Whether every finding has its verdict (the experiment stops at this look)."""
     return all(f["verdict"] in (SHOWS, DOES_NOT_SHOW) for f in findings)
+
+
+def finding_notes(f: dict) -> list[str]:
+    """What a reader needs beside a finding's verdict, one sentence each: why there is no
+    verdict, the verdict without the gate, the exploratory verdict, what would decide it."""
+    notes = [f["verdict_reason"]] if f.get("verdict_reason") else []
+    gate = f.get("without_gate")
+    if gate and gate.get("removed_by_gate"):
+        effect = "—" if gate["effect"] is None else f"{gate['effect']:+.4f}"
+        notes.append(
+            f"without the gate: {gate['verdict']} over {gate['n_seeds']} seeds, effect {effect} "
+            f"(the gate removed {len(gate['removed_by_gate'])} seed(s), named above)"
+        )
+    if f.get("exploratory"):
+        x = f["exploratory"]
+        notes.append(f"{x['note']}: {x['verdict']} over {x['n_seeds']} seeds")
+    if f.get("verdict") == INCONCLUSIVE and f.get("next_look_reason"):
+        line = f"undecided: {f['next_look_reason']}"
+        if f.get("seeds_needed_reason"):
+            needed = f.get("seeds_needed") or "—"
+            line += f"; a new plan: {needed} seeds ({f['seeds_needed_reason']})"
+        notes.append(line)
+    return notes

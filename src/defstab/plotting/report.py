@@ -118,12 +118,14 @@ def _plan_line(meta: dict) -> str:
     found = meta.get("findings") or []
     if found and "multiplicity" in found[0]:
         m = found[0]["multiplicity"]
-        text += f" Holm over {m['holm_family_size']} findings (family: {m['holm_family']})."
+        text += f" Holm over {m['holm_family_size']} finding(s) (family: {m['holm_family']})."
     return text.strip()
 
 
 def _finding_row(f: dict) -> str:
     """One finding of the report's table: claim, numbers, δ, accuracy and verdict."""
+    from defstab.experiments.verdicts import finding_notes
+
     verdict = f.get("verdict", "inconclusive")
     css = {"shows": "yes", "does not show": "no"}.get(verdict, "maybe")
     acc = " · ".join(
@@ -132,26 +134,7 @@ def _finding_row(f: dict) -> str:
         if f.get(key) is not None
     )
     delta = f.get("smallest_effect") or {}
-    notes = []
-    if f.get("verdict_reason"):
-        notes.append(f["verdict_reason"])
-    gate = f.get("without_gate")
-    if gate and gate.get("removed_by_gate"):
-        effect = "—" if gate["effect"] is None else f"{gate['effect']:+.4f}"
-        notes.append(
-            f"without the gate: {gate['verdict']} over {gate['n_seeds']} seeds, effect {effect} "
-            f"(the gate removed {len(gate['removed_by_gate'])} seed(s), named above)"
-        )
-    if f.get("exploratory"):
-        x = f["exploratory"]
-        notes.append(f"{x['note']}: {x['verdict']} over {x['n_seeds']} seeds")
-    if verdict == "inconclusive" and f.get("next_look_reason"):
-        line = f"undecided: {f['next_look_reason']}"
-        if f.get("seeds_needed_reason"):
-            line += (
-                f"; a new plan: {f.get('seeds_needed') or '—'} seeds ({f['seeds_needed_reason']})"
-            )
-        notes.append(line)
+    notes = finding_notes(f) if "verdict_words" in f else []
     extra = "".join(f"<br><small>{html.escape(n)}</small>" for n in notes)
     words = f.get("verdict_words", verdict)
     return (
