@@ -173,3 +173,18 @@ def test_the_cli_follows_the_plan_and_labels_seeds_beyond_it(tmp_path, capsys):
     assert f["exploratory"]["n_seeds"] == 4 and max(lk["n_seeds"] for lk in f["looks"]) == 4
     assert "beyond the plan: the exploratory verdicts are not the preset's" in out
     assert "beyond the plan: exploratory (not the preset's verdict)" in out
+
+
+def test_a_decided_finding_is_not_flipped_by_a_later_look():
+    """Holm's ranking moves when another finding's p-value falls: A "shows" at 3 seeds
+    (tightly at 0.041, below δ = 0.05 but not yet provably), B is undecided. At 5 seeds B
+    does not show, which moves A down Holm's order: recomputed, A would now "not show" too
+    (its adjusted p falls from 0.035 to 0.017). A was decided at 3 seeds and stays so."""
+    m = 0.05 - 7.5 * 0.002 / math.sqrt(3)  # t = −7.5 against δ at 3 seeds, sd 0.002
+    a = [m - 0.002, m, m + 0.002, m, m]
+    b = [-0.1, 0.0, -0.05, -0.1, -0.05]
+    found, looks = run_plan(np.array([a, b]))
+    assert [lk["n_seeds"] for lk in looks] == [3, 5]
+    assert found[1]["verdict"] == "does not show"
+    assert found[0]["verdict"] == "shows" and found[0]["decided_at_seeds"] == 3
+    assert [lk["verdict"] for lk in found[0]["looks"]] == ["shows", "shows"]

@@ -101,14 +101,24 @@ def _holm_verdicts(p_shows: list[float], p_dns: list[float]) -> list[tuple[str, 
 
 
 def _sequential(per_look: list[list[dict]]) -> list[list[tuple[str, float, float]]]:
-    """Holm verdicts at each planned look on each finding's smallest p so far."""
+    """Holm verdicts at each planned look on each finding's smallest p so far; a finding
+    decided at a look keeps that verdict and its p-values (its part of the procedure
+    stopped there), whatever later looks, run for the others, would say."""
     best_s = [1.0] * len(per_look[0]) if per_look else []
     best_d = list(best_s)
+    frozen: dict[int, tuple[str, float, float]] = {}
     out = []
     for stats in per_look:
-        best_s = [min(b, x["p_shows"]) for b, x in zip(best_s, stats, strict=True)]
-        best_d = [min(b, x["p_does_not_show"]) for b, x in zip(best_d, stats, strict=True)]
-        out.append(_holm_verdicts(best_s, best_d))
+        for j, x in enumerate(stats):
+            if j not in frozen:
+                best_s[j] = min(best_s[j], x["p_shows"])
+                best_d[j] = min(best_d[j], x["p_does_not_show"])
+        verdicts = _holm_verdicts(best_s, best_d)
+        verdicts = [frozen.get(j, v) for j, v in enumerate(verdicts)]
+        for j, v in enumerate(verdicts):
+            if v[0] != INCONCLUSIVE:
+                frozen.setdefault(j, v)
+        out.append(verdicts)
     return out
 
 
