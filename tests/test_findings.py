@@ -286,6 +286,10 @@ def test_bounded_effects_get_bounded_intervals():
     assert f["ci"][1] == 1.0 and f["ci"][0] > -1.0
     raw = seed_effect([0.99, 0.2, 0.98])
     assert raw.ci[1] > 1.0  # without the bounds the t interval leaves the range
+    # no interval (fewer than two seeds) is not made one by the bounds
+    for values in ([], [0.5]):
+        f = decided(_at_init(values, bounds=(-1.0, 1.0)))
+        assert f["ci"] == [None, None] and "fewer than two seeds" in f["ci_reason"]
 
 
 def test_against_delta_needs_the_interval_above_delta():

@@ -79,7 +79,8 @@ def _at_look(test, n_looks: int) -> dict:
     wide = seed_effect(values, alpha=0.05 / factor)
     lo, hi = wide.ci
     low, high = test.bounds
-    lo, hi = max(lo, low), min(hi, high)  # the true effect lies in its range
+    if math.isfinite(lo) and math.isfinite(hi):  # no interval (< 2 seeds) stays none
+        lo, hi = max(lo, low), min(hi, high)  # the true effect lies in its range
     null = null_value(test.delta, test.against)
     return {
         "n_seeds": e.n_seeds,
