@@ -254,8 +254,8 @@ def p_below(e: SeedEffect, value: float) -> float:
 def holm(p_values: list[float]) -> list[float]:
     """Holm's step-down adjusted p-values (family-wise error ≤ α when rejecting those < α).
 
-    >>> [round(p, 3) for p in holm([0.01, 0.04, 0.03])]
-    [0.03, 0.06, 0.06]
+    >>> tuple(round(p, 3) for p in holm([0.01, 0.04, 0.03]))
+    (0.03, 0.06, 0.06)
     """
     m = len(p_values)
     order = sorted(range(m), key=lambda i: p_values[i])
