@@ -21,15 +21,21 @@ from defstab.experiments.statistics import (
     seed_effect,
     seeds_needed,
     t_quantile,
-    verdict,
 )
 from defstab.experiments.verdicts import decide
 
 
 def decided(record, n=None):
     """One finding alone, decided at one planned look of its seeds."""
-    n = n or max(1, record["_test"].effect.n_seeds)
+    n = n or max(1, record["_claim"].effect.n_seeds)
     return decide([[record]], [n], SeedPlan((n,), "test"), family="test")[0][0]
+
+
+DELTA = SmallestEffect(0.01, "test")
+
+
+def _at_init(values, delta=DELTA, **kw):
+    return finding("x", "", "x", seed_effect(values), delta=delta, gate=None, no_gate=AT_INIT, **kw)
 
 
 def test_t_quantiles_match_scipy():
@@ -37,9 +43,6 @@ def test_t_quantiles_match_scipy():
     for df in (1, 2, 3, 4, 7, 29, 200):
         for p in (0.975, 0.995, 1 - 0.025 / 12):
             assert t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-6)
-
-
-DELTA = SmallestEffect(0.01, "test")
 
 
 def test_interval_by_hand():
@@ -69,7 +72,7 @@ def test_interval_by_hand():
     ],
 )
 def test_verdict_rule_at_every_boundary(values, expected):
-    assert verdict(seed_effect(values), DELTA) == expected
+    assert decided(_at_init(values))["verdict"] == expected
 
 
 def test_verdict_rule_against_scipy_intervals():
@@ -83,7 +86,7 @@ def test_verdict_rule_against_scipy_intervals():
         v = rng.normal(rng.normal(0, 0.02), rng.uniform(0, 0.02), n)
         lo, hi = stats.t.interval(0.95, n - 1, loc=v.mean(), scale=stats.sem(v))
         want = "does not show" if hi < 0.01 else "shows" if lo > 0 else "inconclusive"
-        assert verdict(seed_effect(list(v)), DELTA) == want
+        assert decided(_at_init(list(v)))["verdict"] == want
 
 
 def test_smallest_effect_must_be_positive():
@@ -101,7 +104,7 @@ def test_seeds_needed_is_the_first_n_whose_interval_decides():
     stats = pytest.importorskip("scipy.stats")
     for values in ([0.03, -0.01, 0.02], [0.02, 0.0, 0.03], [0.004, 0.02, -0.01], [0.3, -0.1]):
         e = seed_effect(values)
-        assert verdict(e, DELTA) == "inconclusive"
+        assert decided(_at_init(values))["verdict"] == "inconclusive"
         n = seeds_needed(e, DELTA)
         room = e.effect if e.effect >= DELTA.value else DELTA.value - e.effect
 
@@ -112,7 +115,7 @@ def test_seeds_needed_is_the_first_n_whose_interval_decides():
         # a sample of n seeds with this mean and sd gets a verdict
         z = (stats.norm.ppf((np.arange(n) + 0.5) / n)) if n > 2 else np.array([-1.0, 1.0])
         sample = e.effect + e.sd * (z - z.mean()) / z.std(ddof=1)
-        assert verdict(seed_effect(list(sample)), DELTA) != "inconclusive"
+        assert decided(_at_init(list(sample)))["verdict"] != "inconclusive"
     # too noisy to decide within the cap; one seed: nothing to plan from
     assert seeds_needed(seed_effect([1.0, -1.0]), DELTA) is None
     assert seeds_needed(seed_effect([0.1]), DELTA) is None
@@ -198,10 +201,6 @@ def test_a_failing_effect_stops_with_the_finding_and_the_seed():
         per_seed(ev, broken, claim="b > a", networks=["a", "b"])
     with pytest.raises(FindingError, match="is nan for seed 0"):
         per_seed(ev, lambda s: float("nan"), claim="b > a")
-
-
-def _at_init(values, delta=DELTA, **kw):
-    return finding("x", "", "x", seed_effect(values), delta=delta, gate=None, no_gate=AT_INIT, **kw)
 
 
 def test_inconclusive_findings_say_how_many_seeds_a_new_plan_would_need():
@@ -300,8 +299,6 @@ def test_against_delta_needs_the_interval_above_delta():
         "shows: direction; an effect below δ is not excluded"
     )
     assert decided(_at_init(near, against="delta"))["verdict"] == "inconclusive"
-    assert verdict(seed_effect(near), DELTA, against="delta") == "inconclusive"
-    assert verdict(seed_effect(near), DELTA) == "shows"
 
 
 def test_demo_labels_tell_the_truth(tmp_path):

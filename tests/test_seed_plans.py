@@ -188,3 +188,6 @@ def test_a_decided_finding_is_not_flipped_by_a_later_look():
     assert found[1]["verdict"] == "does not show"
     assert found[0]["verdict"] == "shows" and found[0]["decided_at_seeds"] == 3
     assert [lk["verdict"] for lk in found[0]["looks"]] == ["shows", "shows"]
+    # its recorded p-value is the one it was decided on: 3 seeds, t = −7.5, × 2 looks
+    stats = pytest.importorskip("scipy.stats")
+    assert found[0]["p_does_not_show"] == pytest.approx(2 * stats.t.cdf(-7.5, 2), rel=1e-6)

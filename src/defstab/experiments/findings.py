@@ -207,7 +207,7 @@ AT_INIT = "networks at initialisation: nothing was trained, so no accuracy appli
 
 
 @dataclass(frozen=True)
-class Test:
+class Claim:
     """What :func:`defstab.experiments.verdicts.decide` tests for one finding.
 
     Attributes:
@@ -250,8 +250,8 @@ def finding(
         delta: the finding's smallest effect of interest, stated before any run.
         gate: the accuracy each network behind the finding had to reach; None only with
             ``no_gate``, the reason no gate applies (e.g. "networks at initialisation").
-        against: what "shows" must exceed (:class:`Test`).
-        bounds: the effect's range by definition (:class:`Test`).
+        against: what "shows" must exceed (:class:`Claim`).
+        bounds: the effect's range by definition (:class:`Claim`).
         test_accuracy, train_accuracy: mean over the networks behind the finding.
 
     Raises:
@@ -291,5 +291,5 @@ def finding(
         }
     else:
         record["no_gate"] = no_gate
-    record["_test"] = Test(effect, delta, against, tuple(bounds))
+    record["_claim"] = Claim(effect, delta, against, tuple(bounds))
     return record

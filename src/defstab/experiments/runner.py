@@ -156,7 +156,7 @@ def run_experiment(cfg: ExperimentConfig, quiet: bool = False) -> dict:
         "data_used": [d.record() for d in data],
         "templates": cfg.templates,
         "seeds": seeds,
-        "seed_plan": plan_of_seeds.record() | {"preset": cfg.preset},
+        "seed_plan": plan_of_seeds.record() | {"preset": cfg.label or cfg.preset},
         "beyond_plan": len(seeds) not in plan_of_seeds.looks,
         "looks": looks,
         "conditions": conditions,

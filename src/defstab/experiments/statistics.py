@@ -1,4 +1,5 @@
-"""Verdicts from statistics: an effect per seed, a t interval over seeds, and one rule.
+"""The statistics behind verdicts: an effect per seed, a t interval over seeds, one-sided
+p-values, Holm's adjustment, seed plans.
 
 A finding's effect is computed *within* each seed (same seed ⇒ same initial weights
 before any condition-specific change, same data order), signed so that the paper's claim
@@ -16,21 +17,18 @@ the effect's units (:class:`SmallestEffect`), and each preset its seeds
 
 The levels are corrected for everything that could make "shows" come easier: the layer a
 finding picks among k (Bonferroni, :func:`largest_of`), the looks of a group-sequential
-plan (Bonferroni over looks), and the experiment's several findings (Holm,
-:mod:`defstab.experiments.verdicts`). :func:`verdict` is the rule for one finding alone,
-at one look.
+plan (Bonferroni over looks), and the experiment's several findings (Holm). The rule
+itself is applied in one place, :func:`defstab.experiments.verdicts.decide`.
 
 Example:
     >>> delta = SmallestEffect(0.05, "a twentieth of the scale")
     >>> e = seed_effect([0.30, 0.25, 0.35])
     >>> round(e.effect, 3), [round(v, 3) for v in e.ci], e.n_seeds
     (0.3, [0.176, 0.424], 3)
-    >>> verdict(e, delta)
-    'shows'
-    >>> verdict(seed_effect([0.004, 0.005, 0.006]), delta)  # tight and below δ
-    'does not show'
-    >>> verdict(seed_effect([0.1, -0.1, 0.05]), delta)
-    'inconclusive'
+    >>> p_above(e, 0.0) < 0.025  # "shows": the 95% interval's lower end is above 0
+    True
+    >>> p_below(seed_effect([0.004, 0.005, 0.006]), delta.value) < 0.025  # below δ
+    True
     >>> seeds_needed(seed_effect([0.1, -0.1, 0.05]), delta)  # at this mean and spread
     40
 """
@@ -197,18 +195,6 @@ def seed_effect(
 
 #: what "shows" must exceed: 0, or δ for an effect that is ≥ 0 by construction
 AGAINST = ("zero", "delta")
-
-
-def verdict(e: SeedEffect, delta: SmallestEffect, against: str = "zero") -> str:
-    """The rule of the module docstring, for one finding at one look, on ``e``'s interval."""
-    lo, hi = e.ci
-    if e.n_seeds < 2 or not (math.isfinite(lo) and math.isfinite(hi)):
-        return INCONCLUSIVE
-    if hi < delta.value:
-        return DOES_NOT_SHOW
-    if lo > null_value(delta, against):
-        return SHOWS
-    return INCONCLUSIVE
 
 
 def null_value(delta: SmallestEffect, against: str) -> float:

@@ -71,24 +71,24 @@ def look_level(k: int, looks: int) -> str:
     return f"{100 * (1 - 0.05 / (k * looks)):.3g}% t interval (Bonferroni over {' × '.join(parts)})"
 
 
-def _at_look(test, n_looks: int) -> dict:
+def _at_look(claim, n_looks: int) -> dict:
     """One finding at one look: its corrected interval and one-sided p-values."""
-    e, k = test.effect, max(1, test.effect.tests)
+    e, k = claim.effect, max(1, claim.effect.tests)
     factor = n_looks * k
     values = [float(v) for v in e.per_seed]
     wide = seed_effect(values, alpha=0.05 / factor)
     lo, hi = wide.ci
-    low, high = test.bounds
+    low, high = claim.bounds
     if math.isfinite(lo) and math.isfinite(hi):  # no interval (< 2 seeds) stays none
         lo, hi = max(lo, low), min(hi, high)  # the true effect lies in its range
-    null = null_value(test.delta, test.against)
+    null = null_value(claim.delta, claim.against)
     return {
         "n_seeds": e.n_seeds,
         "effect": e.effect,
         "ci": (lo, hi),
         "ci_level": look_level(k, n_looks),
         "p_shows": min(1.0, factor * p_above(e, null)),
-        "p_does_not_show": min(1.0, factor * p_below(e, test.delta.value)),
+        "p_does_not_show": min(1.0, factor * p_below(e, claim.delta.value)),
     }
 
 
@@ -160,11 +160,11 @@ def decide(
         raise ValueError(f"two findings of {family} make the same claim.")
     K = len(plan.looks)
     planned = [i for i, n in enumerate(seeds_by_look) if n in plan.looks]
-    stats = [[_at_look(r["_test"], K) for r in recs] for recs in records_by_look]
+    stats = [[_at_look(r["_claim"], K) for r in recs] for recs in records_by_look]
     sequential = _sequential([stats[i] for i in planned])
     ungated = None
     if ungated_by_look is not None:
-        u_stats = [[_at_look(r["_test"], K) for r in recs] for recs in ungated_by_look]
+        u_stats = [[_at_look(r["_claim"], K) for r in recs] for recs in ungated_by_look]
         ungated = (u_stats, _sequential([u_stats[i] for i in planned]))
     m = len(claims)
     out = []
@@ -182,10 +182,10 @@ def decide(
             else len(records_by_look) - 1
         )
         rec = records_by_look[report][j]
-        test = rec["_test"]
+        claim = rec["_claim"]
         st = stats[report][j]
-        f = {k: v for k, v in rec.items() if k != "_test"}
-        e = test.effect
+        f = {k: v for k, v in rec.items() if k != "_claim"}
+        e = claim.effect
         lo, hi = st["ci"]
         f |= {
             "effect": strict_json(e.effect),
@@ -210,7 +210,7 @@ def decide(
         text = f["observed"]
         if e.n_seeds:
             text += f"; effect {e.effect:+.4f}, {interval} over {e.n_seeds} seeds"
-        text += f"; smallest effect of interest δ = {test.delta.value:g}"
+        text += f"; smallest effect of interest δ = {claim.delta.value:g}"
         if e.n_seeds < 2:
             text += " — fewer than two seeds: no interval, so no verdict"
         f["observed"] = text
@@ -218,8 +218,10 @@ def decide(
             v, p_s, p_d = sequential[-1][j]
             f["verdict"] = v
             f["decided_at_seeds"] = seeds_by_look[decided_at] if decided_at is not None else None
-            f["p_shows"] = min(stats[i][j]["p_shows"] for i in planned)
-            f["p_does_not_show"] = min(stats[i][j]["p_does_not_show"] for i in planned)
+            # the p-values the verdict rests on: smallest over the looks up to the deciding one
+            upto = planned[: planned.index(decided_at) + 1] if decided_at is not None else planned
+            f["p_shows"] = min(stats[i][j]["p_shows"] for i in upto)
+            f["p_does_not_show"] = min(stats[i][j]["p_does_not_show"] for i in upto)
             f["holm_p_shows"], f["holm_p_does_not_show"] = p_s, p_d
         else:
             f["verdict"] = INCONCLUSIVE
@@ -227,7 +229,7 @@ def decide(
                 f"no planned look reached: {seeds_by_look[-1]} seeds run, the plan's first "
                 f"look is at {plan.looks[0]}"
             )
-        f["strength"] = _strength(f["verdict"], lo, test)
+        f["strength"] = _strength(f["verdict"], lo, claim)
         f["verdict_words"] = f["verdict"] + (f": {f['strength']}" if f["strength"] else "")
         f["looks"] = [
             {
@@ -240,7 +242,7 @@ def decide(
             for i in range(len(records_by_look))
         ]
         if f["verdict"] == INCONCLUSIVE:
-            _next_look(f, plan, seeds_by_look, planned, e, test, m)
+            _next_look(f, plan, seeds_by_look, planned, e, claim, m)
         if len(records_by_look) - 1 not in planned:
             x = stats[-1][j]
             alone = _holm_verdicts(
@@ -270,13 +272,13 @@ def decide(
     return out, looks
 
 
-def _strength(verdict: str, lo: float, test) -> str | None:
+def _strength(verdict: str, lo: float, claim) -> str | None:
     if verdict != SHOWS:
         return None
-    return AT_LEAST_DELTA if lo > test.delta.value else DIRECTION
+    return AT_LEAST_DELTA if lo > claim.delta.value else DIRECTION
 
 
-def _next_look(f, plan, seeds_by_look, planned, e, test, m) -> None:
+def _next_look(f, plan, seeds_by_look, planned, e, claim, m) -> None:
     """What would decide an inconclusive finding: the plan's next look, or, the plan
     exhausted, how many seeds a new fixed plan would need (a planning aid)."""
     last = seeds_by_look[planned[-1]] if planned else 0
@@ -287,7 +289,7 @@ def _next_look(f, plan, seeds_by_look, planned, e, test, m) -> None:
         return
     f["next_look_reason"] = f"the plan is exhausted (looks at {', '.join(map(str, plan.looks))})"
     alpha = 0.05 / (max(1, e.tests) * m)
-    needed = seeds_needed(e, test.delta, alpha=alpha, against=test.against)
+    needed = seeds_needed(e, claim.delta, alpha=alpha, against=claim.against)
     f["seeds_needed"] = needed
     f["seeds_needed_reason"] = (
         "fewer than two seeds: no standard deviation to plan from"
