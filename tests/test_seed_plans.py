@@ -165,6 +165,7 @@ def test_the_cli_follows_the_plan_and_labels_seeds_beyond_it(tmp_path, capsys):
     trained = [f for f in found if "gate" in f]
     assert trained and all(f["missing_seeds"] and "without_gate" in f for f in trained)
     assert "without the gate:" in out
+    assert "no accuracy gate: networks at initialisation" in out  # the init finding says why
     assert main([*argv, "--seeds", "4"]) == 0
     out = capsys.readouterr().out
     meta = json.loads((tmp_path / "pooling" / "experiment.json").read_text())

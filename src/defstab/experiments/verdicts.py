@@ -341,7 +341,8 @@ def all_decided(findings: list[dict]) -> bool:
 def finding_notes(f: dict) -> list[str]:
     """What a reader needs beside a finding's verdict, one sentence each: why there is no
     verdict, the verdict without the gate, the exploratory verdict, what would decide it."""
-    notes = [f["verdict_reason"]] if f.get("verdict_reason") else []
+    notes = [f"no accuracy gate: {f['no_gate']}"] if f.get("no_gate") else []
+    notes += [f["verdict_reason"]] if f.get("verdict_reason") else []
     gate = f.get("without_gate")
     if gate and gate.get("removed_by_gate"):
         effect = "—" if gate["effect"] is None else f"{gate['effect']:+.4f}"
