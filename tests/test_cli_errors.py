@@ -131,7 +131,10 @@ CASES = {
         ],  # fmt: skip
         "is neither a 'defstab train' folder (no config.json) nor an experiment's network",
     ),
-    "measure --step without --run": (lambda r: measure(r, "--step", "3"), "give --run"),
+    "measure --step without --run": (
+        lambda r: measure(r, "--step", "3"),
+        "--step has no effect here: it applies with --run",
+    ),
     "measure no model": (
         lambda r: ["measure", "--data", f"folder:{r / 'imgs'}", "--out", str(r / "out")],
         "give --model",

@@ -97,7 +97,10 @@ def test_lie_derivative_beside_shards_and_without_contributions(tmp_path, tiny_c
     [
         (["--lie-derivative", "shear"], "unknown transform 'shear'; choose from translate"),
         (["--lie-derivative", "rotate", "--lie-images", "9"], "--lie-images must be between 1"),
-        (["--lie-images", "2"], "go with --lie-derivative TRANSFORMS"),
+        (
+            ["--lie-images", "2"],
+            "--lie-images has no effect here: it applies with --lie-derivative",
+        ),
         (["--lie-derivative", "rotate", "--shard", "0/2"], "drop it from --shard runs"),
     ],
 )

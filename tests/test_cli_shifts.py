@@ -127,7 +127,7 @@ def test_padding_needs_no_run_and_circular_works_on_torchvision(tmp_path, tiny_c
                  "--out", str(run)]) == 0  # fmt: skip
     assert _status(["translate", "--run", str(run), "--padding", "circular", "--data", tiny_cifar,
                     "--out", str(tmp_path / "t")]) == 2  # fmt: skip
-    assert "drop --padding" in capsys.readouterr().err
+    assert "--padding has no effect here: it applies without --run" in capsys.readouterr().err
     out = tmp_path / "tv"
     assert main(["translate", "--model", "torchvision:resnet18", "--num-classes", "10",
                  "--padding", "circular", "--data", tiny_cifar, "--images", "2",

@@ -151,8 +151,11 @@ def test_measure_diffeo_through_the_cli_replays_bit_for_bit(tmp_path, tiny_cifar
     assert [r["mean"] for r in read_csv(again / "sensitivity.csv")] == [r["mean"] for r in rows]
     capsys.readouterr()
     for extra, message in [
-        (["--cut", "4"], "--cut apply to --deformation diffeo"),
-        (["--deformation", "diffeo", "--grid", "3"], "--grid apply to TPS deformations"),
+        (["--cut", "4"], "--cut has no effect here: it applies with --deformation diffeo"),
+        (
+            ["--deformation", "diffeo", "--grid", "3"],
+            "--grid has no effect here: it applies with --deformation tps",
+        ),
         (["--deformation", "diffeo", "--temperature", "0.001", "--displacement", "1"], "not both"),
         (["--deformation", "diffeo", "--worst-case"], "search TPS deformations"),
         (["--deformation", "diffeo", "--temperature", "0"], "--temperature must be positive"),

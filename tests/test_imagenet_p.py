@@ -226,8 +226,11 @@ def test_perturb_with_a_baseline_then_report(tmp_path, tiny_cifar, capsys):
             ["--baseline-model", "torchvision:alexnet", "--preset", "cifar-p"],
             "the baseline torchvision:alexnet cannot take 3×32×32 frames",
         ),
-        (["--baseline-checkpoint", "w.safetensors"], "need --baseline-model"),
-        (["--baseline-width", "0.5"], "need --baseline-model"),
+        (
+            ["--baseline-checkpoint", "w.safetensors"],
+            "has no effect here: it applies with --baseline-model",
+        ),
+        (["--baseline-width", "0.5"], "has no effect here: it applies with --baseline-model"),
     ],
 )
 def test_perturb_mistakes(tmp_path, tiny_cifar, capsys, extra, message):

@@ -10,6 +10,7 @@ import pytest
 
 from defstab.cli.main import SUBCOMMANDS, build_parser, main
 from defstab.cli.ranges import RANGES, check_option_ranges
+from defstab.cli.schema import SCOPES
 
 
 def _subparser(command: str) -> argparse.ArgumentParser:
@@ -60,7 +61,14 @@ def test_every_numeric_option_has_a_range_and_every_range_an_option():
 
 @pytest.mark.parametrize("command,option,dest,kind,text", CASES)
 def test_out_of_range_is_refused_the_same_way_everywhere(capsys, command, option, dest, kind, text):
-    assert main([*_minimal_argv(command), option, text]) == 2
+    # in a context where the option has an effect (defstab.cli.schema), so that the range
+    # is what refuses it
+    scope = SCOPES.get(command, {}).get(dest)
+    context = list(scope.active) if scope else []
+    argv = _minimal_argv(command)
+    if command == "experiment" and context and not context[0].startswith("-"):
+        argv[1], context = context[0], context[1:]  # the experiment's name
+    assert main([*argv, *context, option, text]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     expected = (
         f"defstab {command}: error: {option} must be {RANGES[dest].describe()}, got {kind(text)}."

@@ -56,7 +56,10 @@ def test_replay_onto_other_images_is_refused_unless_forced(data, tmp_path, capsy
     assert _measure(data, tmp_path / "d", "--seed", "3", "--deformations", str(bare)) == 2
     assert "does not record which images" in capsys.readouterr().err
     assert _measure(data, tmp_path / "e", "--force-replay") == 2
-    assert "goes with --deformations" in capsys.readouterr().err
+    assert (
+        "--force-replay has no effect here: it applies with --deformations"
+        in capsys.readouterr().err
+    )
 
 
 def test_translate_refuses_non_square_images_and_measure_keeps_them(tmp_path, capsys):

@@ -186,8 +186,9 @@ def test_submitit_local_executor_equals_serial(tmp_path):
 def test_scaleout_mistakes_get_one_sentence(tmp_path, capsys, monkeypatch):
     base = [*ARGV, "--out", str(tmp_path / "o")]
     cases = [
-        (["--executor", "local", "--address", "1.2.3.4:1"], "--address applies to --executor ray"),
-        (["--slurm-param", "novalue"], "KEY=VALUE"),
+        (["--executor", "local", "--address", "1.2.3.4:1"],
+         "--address has no effect here: it applies with --executor ray"),
+        (["--executor", "slurm", "--slurm-param", "novalue"], "KEY=VALUE"),
         (["--executor", "slurm", "--slurm-cluster", "local", "--slurm-param", "nonsense=3"],
          "submitit refused"),
         (["--archs", "maxpool,maxpooling"], "unknown downsampling type maxpooling"),

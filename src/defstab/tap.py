@@ -106,6 +106,50 @@ def run_checked(model: nn.Module, batch: torch.Tensor):
         ) from None
 
 
+def _raised_by_defstab(error: BaseException) -> bool:
+    """Whether ``error`` was raised in defstab's own code (a hook's check), not in the
+    model's: the innermost frame of its traceback decides."""
+    import defstab
+
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    package = defstab.__file__.rsplit("/", 1)[0]
+    return tb is not None and tb.tb_frame.f_code.co_filename.startswith(package)
+
+
+def guard_forward(model: nn.Module, name: str) -> nn.Module:
+    """Make any exception of ``model``'s own forward (an ``AssertionError`` of a ViT given
+    another input size, a ``RuntimeError`` of a wrong channel count) one sentence naming
+    the model, the input shape and the exception; defstab's own errors (hooks' checks, the
+    early stop of :func:`tap`) pass unchanged. Replaces ``model.forward`` on the instance
+    (its modules, their names and hooks are untouched); returns ``model``.
+    """
+    forward = model.forward
+    if getattr(forward, "_defstab_guarded", False):
+        return model
+
+    def guarded(*args, **kwargs):
+        try:
+            return forward(*args, **kwargs)
+        except _StopForward:
+            raise
+        except Exception as e:
+            if _raised_by_defstab(e):
+                raise
+            x = args[0] if args else next(iter(kwargs.values()), None)
+            shape = tuple(x.shape[1:]) if isinstance(x, torch.Tensor) else "?"
+            first = str(e).strip().splitlines()[0] if str(e).strip() else "(no message)"
+            raise ValueError(
+                f"the model {name} cannot run on inputs of shape {shape} (C, H, W): "
+                f"its forward raised {type(e).__name__}: {first}"
+            ) from None
+
+    guarded._defstab_guarded = True  # type: ignore[attr-defined]
+    model.forward = guarded
+    return model
+
+
 def tap(
     model: nn.Module,
     modules: dict[str, nn.Module],

@@ -37,7 +37,7 @@ def add_parser(sub):
 
 
 def run(args) -> None:
-    from defstab.cli.common import check_out_folder, warn
+    from defstab.cli.common import check_out_folder, final_out, warn
     from defstab.data.boxes import degenerate, read_boxes, statistics, subset, uniform_placement
     from defstab.io.atomic import write_json
     from defstab.io.provenance import versions
@@ -112,4 +112,4 @@ def run(args) -> None:
             a, b = stats["data"][key], stats["uniform placement"][key]
             fmt = "10d" if key in ("boxes", "images") else "10.3f"
             print(f"{label:{width}s} {a:{fmt}} {b:{fmt}}")
-        print(f"wrote {out}/summary.csv, boxes.csv, dataset_bias.png")
+        print(f"wrote {final_out(args)}/summary.csv, boxes.csv, dataset_bias.png")

@@ -172,6 +172,7 @@ def run(args) -> None:
 
     from defstab.cli.common import (
         check_out_folder,
+        final_out,
         pick_device,
         pick_normalization,
         report_skipped,
@@ -203,6 +204,7 @@ def run(args) -> None:
 
     # checks first: nothing is read, computed or written before the arguments hold
     out = check_out_folder(args.out)
+    resume = final_out(args)  # shards are resume files: outside the result's staging
     if args.images < 2:
         raise ValueError(f"--images must be at least 2, got {args.images}.")
     normalizer = resolve_normalizer(args.normalizer, args.images)
@@ -230,6 +232,7 @@ def run(args) -> None:
             )
         if args.min_flip:
             raise ValueError("--min-flip is not sharded; run it without --shards.")
+        check_shard_chunks(shards, args.images, args.batch_size)
     replay = _read_deformations(args.deformations) if args.deformations else None
     if args.force_replay and replay is None:
         raise ValueError("--force-replay goes with --deformations FILE; give the file.")
@@ -347,23 +350,23 @@ def run(args) -> None:
     if shard is not None:  # one shard: its file, and nothing else
         parts = measure(shard)
         parts.meta["settings"] = settings
-        path = parts.save(shard_file(out, *shard))
+        path = parts.save(shard_file(resume, *shard))
         if not args.quiet:
             print(f"wrote {path} (images {parts.positions[0]}–{parts.positions[1] - 1})")
         return
     if shards > 1:
-        found = load_shards(out, shards, settings, warn)
+        found = load_shards(resume, shards, settings, warn)
         missing = [i for i in range(shards) if i not in found]
         if missing:
             if found and not args.quiet:
                 print(f"{len(found)} of {shards} shards are done; running the other {len(missing)}")
-            run_missing(args, out, missing, shards, device)
-            found = load_shards(out, shards, settings, warn)
+            run_missing(args, resume, missing, shards, device)
+            found = load_shards(resume, shards, settings, warn)
         result = merge_shards([found[i] for i in range(shards)])
         result.meta.pop("settings", None)
     else:
         result = measure()
-    skipped = report_skipped(result.meta["skipped"], indices, out, result.n_images)
+    skipped = report_skipped(result.meta["skipped"], indices, out, result.n_images, final_out(args))
     for layer, note in result.meta["tuple_outputs"].items():
         warn(f"layer {layer} returns a tuple; its {note} is measured.")
     warn_inferred_strides(n for n, s in result.meta["stride_sources"].items() if s == "inferred")
@@ -505,7 +508,21 @@ def run(args) -> None:
             _print_lie(lie)
             written += ["lie.csv"] + (["lie_layers.csv"] if lie.units else []) + ["lie.png"]
         written += ["sensitivity.png", "config.json", "section.json"]
-        print(f"wrote {out}/: {', '.join(written)}")
+        print(f"wrote {final_out(args)}/: {', '.join(written)}")
+
+
+def check_shard_chunks(shards: int, images: int, batch_size: int | None) -> None:
+    """Shards split the chunks of ``batch_size`` images (at most 64 when not given), so
+    there must be a chunk per shard: said before any model is loaded, with the fix."""
+    chunk = batch_size or 64
+    chunks = math.ceil(images / chunk)
+    if shards > chunks:
+        most = max(1, images // shards)
+        raise ValueError(
+            f"--shards {shards} needs {shards} chunks of images, and {images} images make "
+            f"{chunks} chunk(s) of {'--batch-size ' if batch_size else 'up to '}{chunk}; give "
+            f"--batch-size {most} or fewer (or at most {chunks} shard(s))."
+        )
 
 
 def check_lie_options(args, shard) -> tuple[str, ...]:

@@ -95,6 +95,7 @@ def run(args) -> None:
 
     from defstab.cli.common import (
         check_out_folder,
+        final_out,
         pick_device,
         pick_normalization,
         report_skipped,
@@ -200,7 +201,9 @@ def run(args) -> None:
                     row[prefix + key] = float(per_video[pert][role][key][i])
             rows.append(row)
     write_csv(out / "per_video.csv", rows)
-    skipped = report_skipped(images.skipped, ids, out, args.images - len(images.skipped))
+    skipped = report_skipped(
+        images.skipped, ids, out, args.images - len(images.skipped), final_out(args)
+    )
     from defstab.plotting.perturbation import flip_figure
 
     caveat = weights_caveat(settings_of["model"])
@@ -251,7 +254,8 @@ def run(args) -> None:
         print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                         for k, v in row.items()))  # fmt: skip
     written = ["summary.csv", "per_video.csv"] + (["skipped.csv"] if skipped else [])
-    print(f"wrote {out}/: {', '.join([*written, 'flips.png', 'config.json', 'section.json'])}")
+    files = [*written, "flips.png", "config.json", "section.json"]
+    print(f"wrote {final_out(args)}/: {', '.join(files)}")
 
 
 def _measure(networks, pres, images, perturbations, preset, args, device) -> dict:

@@ -12,7 +12,7 @@ def add_parser(sub):
         help="any defstab output folder (experiment, demo, train, measure, smoothness, "
         "translate), or a folder holding several",
     )
-    p.add_argument("-o", "--output", default="report.html")
+    p.add_argument("-o", "--output", "--out", dest="output", default="report.html")
     p.add_argument("--title", default="defstab report")
     return p
 

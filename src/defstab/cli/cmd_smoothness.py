@@ -16,7 +16,7 @@ def add_parser(sub):
 
 
 def run(args) -> None:
-    from defstab.cli.common import check_out_folder, resolve_model, weights_caveat
+    from defstab.cli.common import check_out_folder, final_out, resolve_model, weights_caveat
     from defstab.io.atomic import write_json
     from defstab.io.provenance import versions
     from defstab.io.tables import write_csv
@@ -60,7 +60,7 @@ def run(args) -> None:
         print(f"{k:{width}s} {v:10.4f}")
     if expected:
         print(f"expected at {expected[1]} (3×3 filters): {expected[0]:.3f}")
-    print(f"wrote {out}/smoothness.csv, smoothness.png")
+    print(f"wrote {final_out(args)}/smoothness.csv, smoothness.png")
 
 
 def expected_at_init(settings: dict) -> tuple[float, str] | None:

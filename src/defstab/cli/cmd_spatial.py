@@ -34,6 +34,7 @@ def run(args) -> None:
     from defstab.cli.common import (
         check_out_folder,
         check_scores_cover,
+        final_out,
         pick_device,
         pick_normalization,
         resolve_model,
@@ -130,4 +131,4 @@ def run(args) -> None:
     if caveat:
         print(caveat)
     print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-    print(f"wrote {out}/: summary.csv, per_image.csv, config.json, section.json")
+    print(f"wrote {final_out(args)}/: summary.csv, per_image.csv, config.json, section.json")

@@ -193,7 +193,9 @@ def run(args) -> None:
     normalize = make_normalize(norm_name, first.channels)
     output = {}  # where the class scores sit in the model's output
     probe = first.images(torch.arange(min(2, len(first))))
-    outputs = use_class_scores(model, normalize(probe) if normalize else probe, args, output)
+    outputs = use_class_scores(
+        model, normalize(probe) if normalize else probe, args, output, finite=False
+    )
     check_scores_cover(outputs, first, args.model)
     config = {
         "command": "train",

@@ -127,6 +127,7 @@ def run(args) -> None:
     from defstab.cli.common import (
         check_out_folder,
         check_scores_cover,
+        final_out,
         pick_device,
         pick_normalization,
         report_skipped,
@@ -314,7 +315,9 @@ def run(args) -> None:
     write_csv(out / "summary.csv", summary)
     if per_step:
         _write_per_step(out / "per_step.csv", per_step, ids)
-    skipped = report_skipped(images.skipped, ids, out, args.images - len(images.skipped))
+    skipped = report_skipped(
+        images.skipped, ids, out, args.images - len(images.skipped), final_out(args)
+    )
     if len(preset.object_sizes) > 1 and any(p in ("embed", "inpaint", "scale") for p in protocols):
         measures_vs_size(
             summary, out / "measures_vs_size.png", f"{model_name}: measures vs object size{mark}"
@@ -382,7 +385,8 @@ def run(args) -> None:
     written += ["worst_shift_accuracy.csv"] if robust_rows else []
     written += ["worst_shift.csv"] if args.worst_shift is not None else []
     written += ["layers.csv"] if args.layers else []
-    print(f"wrote {out}/: {', '.join([*written, *figures, 'config.json', 'section.json'])}")
+    files = [*written, *figures, "config.json", "section.json"]
+    print(f"wrote {final_out(args)}/: {', '.join(files)}")
 
 
 def consistency_lines(summary: list[dict]) -> list[str]:

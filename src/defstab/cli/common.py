@@ -71,18 +71,21 @@ def add_model_args(p, checkpoint: bool = True, scores: bool = False) -> None:
         )
 
 
-def use_class_scores(model, probe, args, settings: dict) -> int:
+def use_class_scores(model, probe, args, settings: dict, finite: bool = True) -> int:
     """Make ``model`` return its class scores (N, classes) by the output contract of
     :mod:`defstab.models.outputs`, record where they come from in ``settings["output"]``
     (``config.json``) and say it once on stderr when the output is not a plain tensor.
 
     ``probe`` is a small batch shaped like the inputs to come (the command's own images).
-    Returns the number of class scores.
+    Returns the number of class scores. With ``finite`` (every command but ``train``,
+    whose own divergence check speaks of the learning rate) non-finite scores are one
+    sentence naming the model, on the probe and on every later batch.
     """
     from defstab.models.outputs import return_class_scores, state_contract
 
     key = getattr(args, "output_key", None)
-    contract = return_class_scores(model, probe, key)
+    name = settings.get("model") if finite else None
+    contract = return_class_scores(model, probe, key, model_name=name and str(name))
     settings["output"] = contract.record()
     state_contract(contract)
     return contract.classes
@@ -131,7 +134,9 @@ def add_read_workers(p) -> None:
     )
 
 
-def report_skipped(skipped: list[dict], indices, out: Path, measured: int) -> int:
+def report_skipped(
+    skipped: list[dict], indices, out: Path, measured: int, shown: Path | None = None
+) -> int:
     """skipped.csv (data index, path, reason) of the unreadable images and one warning;
     an earlier run's list is removed when none was skipped. Returns the count."""
     from defstab.io.tables import write_csv
@@ -145,7 +150,7 @@ def report_skipped(skipped: list[dict], indices, out: Path, measured: int) -> in
     first = rows[0]
     warn(
         f"{len(rows)} unreadable image(s) skipped, e.g. {first['path']} ({first['reason']}); "
-        f"all are listed in {out / 'skipped.csv'}; {measured} images were measured."
+        f"all are listed in {(shown or out) / 'skipped.csv'}; {measured} images were measured."
     )
     return len(rows)
 
@@ -159,6 +164,12 @@ def check_out_folder(path: str | Path, option: str = "--out") -> Path:
     if parent is not None and not parent.is_dir():
         raise ValueError(f"{option} {out} lies inside the file {parent}.")
     return out
+
+
+def final_out(args) -> Path:
+    """The result folder the user named: ``--out`` itself, or — while the command writes
+    into its staging folder (:mod:`defstab.io.result_folder`) — the folder it becomes."""
+    return Path(getattr(args, "_final_out", None) or args.out)
 
 
 def warn(message: str) -> None:
@@ -179,8 +190,16 @@ def resolve_model(args, in_channels: int | None = None):
     """(model, settings) from the model arguments; loads the checkpoint if given.
 
     ``settings["weights"]`` says what the weights are: a checkpoint, published weights, or
-    random (untrained) — every output shows it.
+    random (untrained) — every output shows it. Any exception of the model's forward is
+    one sentence naming it (:func:`defstab.tap.guard_forward`).
     """
+    from defstab.tap import guard_forward
+
+    model, settings = _resolve(args, in_channels)
+    return guard_forward(model, str(settings["model"])), settings
+
+
+def _resolve(args, in_channels):
     from defstab.io.checkpoint import load_checkpoint
     from defstab.models.loading import build_model, model_family
 

@@ -12,6 +12,7 @@ import sys
 
 from defstab import __version__
 from defstab.cli.ranges import check_option_ranges
+from defstab.cli.schema import check_option_scopes, given_options
 from defstab.errors import FindingError
 
 # Startup cost: the command modules import nothing heavy at module level (their HELP line
@@ -35,7 +36,14 @@ SUBCOMMANDS = [
 
 
 class _Parser(argparse.ArgumentParser):
-    """Argument errors in one line (argparse's default repeats the whole usage first)."""
+    """Argument errors in one line (argparse's default repeats the whole usage first), and
+    no abbreviated options: ``--lie-deriv`` is refused rather than read as
+    ``--lie-derivative`` (so every option is seen under its own name, by the option
+    scopes and by the shards' argument filter alike)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -54,7 +62,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         description="Measure how stable a CNN's representations are to deformations and shifts.",
     )
     parser.add_argument("--version", action="version", version=f"defstab {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
     for name in SUBCOMMANDS:
         module = importlib.import_module(f"defstab.cli.cmd_{name.replace('-', '_')}")
         if command is None or name == command:
@@ -65,14 +75,50 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+#: commands whose --out is one result, written into a staging folder and swapped in
+#: (defstab.io.result_folder); their resume files, which stay outside the swap
+STAGED = {"measure": ("shards",), "translate": (), "perturb": (), "spatial": (),
+          "smoothness": (), "dataset-bias": ()}  # fmt: skip
+
+
+def run_in_result_folder(args) -> None:
+    """Run the command; a folder of another command's result is refused first, and a
+    result folder is staged and swapped in whole (a failure leaves the previous one)."""
+    out = getattr(args, "out", None)
+    if out is None or args.command in ("experiment", "demo"):  # folders of many results
+        return args._run(args)
+    from pathlib import Path
+
+    from defstab.cli.common import check_out_folder
+    from defstab.io.result_folder import check_owner, staged_folder
+
+    final = check_out_folder(out)
+    check_owner(final, args.command)
+    if args.command not in STAGED or getattr(args, "shard", None) is not None:
+        return args._run(args)  # resumable work (train) or one shard's file
+    with staged_folder(final, keep=STAGED[args.command]) as stage:
+        args._final_out, args.out = Path(final), str(stage)
+        args._run(args)
+
+
+def command_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The parser of subcommand ``name`` inside ``parser``."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[name]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(chosen_command(argv) or "")
     args = parser.parse_args(argv)
     try:
-        check_option_ranges(args)  # one table for every command (defstab.cli.ranges)
+        # before anything is read or loaded: every option where it has an effect
+        # (defstab.cli.schema) and in its range (defstab.cli.ranges), one table each
+        given = given_options(command_parser(parser, args.command), argv)
+        check_option_scopes(args.command, args, given)
+        check_option_ranges(args)
         args._argv = argv  # a command that runs parts of itself in child processes
-        args._run(args)
+        run_in_result_folder(args)
     except (ValueError, OSError, FloatingPointError) as e:
         # user mistakes and file problems: one sentence, no traceback
         message = " ".join(str(e).split()) or type(e).__name__

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,10 +51,12 @@ class StorageError(OSError):
         return self.sentence
 
 
-def storage_error(path, exc: BaseException) -> StorageError | None:
+def storage_error(path, exc: BaseException, written: int | None = None) -> StorageError | None:
     """``exc`` as a :class:`StorageError` for ``path`` if it is a refusal of the file
-    system: an ``OSError`` with an errno, or a library's error that carries one in its
-    message (safetensors says ``I/O error: File too large (os error 27)``); else None."""
+    system: an ``OSError`` with an errno, a library's error that carries one in its
+    message (safetensors says ``I/O error: File too large (os error 27)``), or one
+    recognised by the file's ``written`` size and its folder (see
+    :func:`_refused_by_size`); else None."""
     if isinstance(exc, StorageError):
         return exc
     if isinstance(exc, OSError) and exc.errno is not None:
@@ -62,7 +65,44 @@ def storage_error(path, exc: BaseException) -> StorageError | None:
     if found:
         code = int(found.group(1) or found.group(2))
         return StorageError(path, code, os.strerror(code))
+    return _refused_by_size(path, exc, written)
+
+
+#: what torch's zip writer says when the file system stops a write (it carries no errno)
+_TORCH_WRITER = ("unexpected pos", "PytorchStreamWriter failed", "inline_container")
+
+
+def _refused_by_size(path, exc: BaseException, written: int | None = None) -> StorageError | None:
+    """A refusal that carries no errno, recognised by the file and its folder: no space
+    left where it was being written, a size at the file-size limit (``ulimit -f``), or
+    torch's zip writer stopping part-way (``RuntimeError: [enforce fail at
+    inline_container.cc…] unexpected pos``)."""
+    import errno as codes
+
+    folder = Path(path).parent
+    with contextlib.suppress(OSError):
+        if shutil.disk_usage(folder).free < 1 << 20:
+            return StorageError(path, codes.ENOSPC, os.strerror(codes.ENOSPC))
+    limit = _file_size_limit()
+    if written is not None and limit is not None and written >= limit:
+        return StorageError(path, codes.EFBIG, os.strerror(codes.EFBIG))
+    if isinstance(exc, RuntimeError) and any(m in str(exc) for m in _TORCH_WRITER):
+        size = f" after {written:,} bytes" if written is not None else ""
+        if limit is not None and written is not None and written >= limit - (1 << 16):
+            return StorageError(path, codes.EFBIG, os.strerror(codes.EFBIG))
+        return StorageError(path, None, f"the writer stopped{size}: the file system refused it")
     return None
+
+
+def _file_size_limit() -> int | None:
+    """The soft file-size limit of this process in bytes (None: unlimited)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):
+        return None
+    return None if soft == resource.RLIM_INFINITY else int(soft)
 
 
 @contextlib.contextmanager
@@ -89,7 +129,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     except Exception as e:
-        refused = storage_error(path, e)
+        written = None  # without an errno, the file's size and its folder may tell
+        with contextlib.suppress(OSError):
+            written = tmp_path.stat().st_size
+        refused = storage_error(path, e, written)
         if refused is None:
             raise
         raise refused from None

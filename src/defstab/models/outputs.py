@@ -162,8 +162,26 @@ def class_scores(output, key: str | int | None = None) -> torch.Tensor:
     return output_contract(output, key).scores(output)
 
 
+def check_finite_scores(scores: torch.Tensor, model_name: str) -> None:
+    """One sentence naming the model and the first image (its row in the batch) when any
+    class score is NaN or infinite: a top-1 class, a flip or an accuracy computed from
+    them would look complete and mean nothing."""
+    bad = ~torch.isfinite(scores.detach()).all(dim=1)
+    if bool(bad.any()):
+        row = int(bad.nonzero()[0])
+        what = "NaN" if bool(torch.isnan(scores[row]).any()) else "infinite"
+        raise ValueError(
+            f"the model {model_name} gives {what} class scores for image {row} of a batch of "
+            f"{scores.shape[0]} ({int(bad.sum())} of the batch are non-finite); check its "
+            "weights and its input normalisation."
+        )
+
+
 def return_class_scores(
-    model: nn.Module, probe: torch.Tensor, key: str | int | None = None
+    model: nn.Module,
+    probe: torch.Tensor,
+    key: str | int | None = None,
+    model_name: str | None = None,
 ) -> OutputContract:
     """Make ``model(x)`` return its class scores (N, classes), whatever it returned before.
 
@@ -171,6 +189,9 @@ def return_class_scores(
     contract; when the output is not a plain tensor, a forward hook on the model itself
     replaces each output by its scores (the layers inside are untouched, so their names and
     hooks stay valid). Returns the contract (recorded by the CLI in ``config.json``).
+
+    With ``model_name`` every output's scores are also checked to be finite
+    (:func:`check_finite_scores`), on the probe and on each later call.
     """
     from defstab.tap import evaluation_mode, run_checked
 
@@ -179,8 +200,17 @@ def return_class_scores(
     contract = output_contract(output, key)
     # the shape check, now, before any work
     contract = dataclasses.replace(contract, classes=contract.scores(output).shape[1])
-    if contract.kind != "tensor":
-        model.register_forward_hook(lambda module, inputs, out: contract.scores(out))
+    if model_name is not None:
+        check_finite_scores(contract.scores(output), model_name)
+
+    def scores_only(module, inputs, out):
+        scores = contract.scores(out)
+        if model_name is not None:
+            check_finite_scores(scores, model_name)
+        return scores if contract.kind != "tensor" else None
+
+    if contract.kind != "tensor" or model_name is not None:
+        model.register_forward_hook(scores_only)
     return contract
 
 
