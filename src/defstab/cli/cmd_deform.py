@@ -63,6 +63,7 @@ def add_parser(sub):
 
 def run(args) -> None:
     import math
+    import sys
 
     import torch
 
@@ -72,21 +73,25 @@ def run(args) -> None:
     from defstab.plotting.deformation import deformation_figure
 
     out = check_figure_path(args.output)
+    replay = None
+    if args.displacements:
+        from defstab.io.replay import read_replay
+
+        replay = read_replay(args.displacements, "--displacements")
     size = args.size or None
+    recorded = _recorded_side(args, replay)
+    if recorded and recorded != size and "size" not in getattr(args, "_given", {}):
+        size = recorded  # the size the file was made for, unless --size says otherwise
+        made = args.displacements or args.transforms
+        print(f"defstab: images read at {size} px, the size {made} was made for.", file=sys.stderr)
     images = [read_image(path, size) for path in args.images]
     shapes = {tuple(im.shape) for im in images}
     if len(shapes) > 1:
         raise ValueError(f"images differ in size {sorted(shapes)}; pass --size to crop them alike.")
     batch = torch.stack(images)
     names = [str(p).rsplit("/", 1)[-1] for p in args.images]
-    replay = None
-    if args.displacements:
-        from defstab.io.replay import read_replay
-
-        replay = read_replay(args.displacements, "--displacements")
-        saved = ((replay.record or {}).get("deformation") or {}).get("kind")
-        if saved == "diffeo" and args.kind == "tps":
-            args.kind = "diffeo"  # the file says what it holds
+    if replay is not None:
+        args.kind = _replay_kind(args, replay, tuple(batch.shape[-2:]))
     if args.kind != "tps":
         _draw_fields(args, batch, names, out, replay)
         print(f"wrote {out}")
@@ -155,6 +160,9 @@ def _draw_fields(args, batch, names, out, replay) -> None:
             args.spatial_preset or ("engstrom-cifar" if size[0] <= 64 else "engstrom-imagenet")
         )
         if args.transforms:
+            recorded = _spatial_settings(args.transforms, size[0])
+            if recorded is not None and not args.spatial_preset:
+                preset = get_spatial_preset(recorded)  # the preset the worst ones were found in
             transforms = _read_transforms(args.transforms, n)
         else:
             transforms = random_transforms(n, 1, preset, size[0], gen)[:, 0]
@@ -163,6 +171,68 @@ def _draw_fields(args, batch, names, out, replay) -> None:
         captions = [f"{a:+.1f}°, ({x:+.1f}, {y:+.1f}) px" for a, x, y in transforms.tolist()]
         title = f"rotation + translation ({preset.name})"
     field_figure(batch, fields, deformed, out, title, names=names, captions=captions)
+
+
+def _recorded_side(args, replay) -> int | None:
+    """The square image side a --displacements file or a --transforms CSV (its
+    config.json) was made for, if it says so."""
+    if replay is not None:
+        drawn = (replay.record or {}).get("image_size")
+        return int(drawn[0]) if drawn and len(set(drawn)) == 1 else None
+    if args.transforms:
+        import json
+        from pathlib import Path
+
+        try:
+            config = Path(args.transforms).parent / "config.json"
+            side = json.loads(config.read_text(encoding="utf-8")).get("image_size")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return int(side) if isinstance(side, int) else None
+    return None
+
+
+def _replay_kind(args, replay, size: tuple[int, int]) -> str:
+    """The kind of deformation the --displacements file holds (TPS or diffeo), checked
+    against a --kind the user wrote and against the images' size it was drawn for."""
+    record = replay.record or {}
+    kind = (record.get("deformation") or {}).get("kind")
+    saved = "diffeo" if kind == "diffeo" else "tps"  # a TPS records "random_tps"
+    given = "kind" in getattr(args, "_given", {})
+    if given and args.kind != saved:
+        raise ValueError(
+            f"--displacements {args.displacements} holds {saved} deformations, not "
+            f"{args.kind}; drop --kind (the file says what it holds) or give a {args.kind} file."
+        )
+    drawn = record.get("image_size")
+    if drawn is not None and tuple(drawn) != size:
+        h, w = drawn
+        raise ValueError(
+            f"--displacements {args.displacements} was drawn for {w}×{h}-px images and these "
+            f"are {size[1]}×{size[0]} px; pass --size {w} (or images of that size)."
+        )
+    return saved
+
+
+def _spatial_settings(path, side: int) -> str | None:
+    """The spatial preset recorded in the config.json beside ``path`` (spatial's
+    per_image.csv); one sentence when it was made for images of another size."""
+    import json
+    from pathlib import Path
+
+    config = Path(path).parent / "config.json"
+    try:
+        record = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # a CSV on its own: the size cannot be checked, the preset is by size
+    drawn = record.get("image_size")
+    if drawn is not None and int(drawn) != side:
+        raise ValueError(
+            f"--transforms {path} holds the worst transforms of {drawn}-px images (its "
+            f"config.json says so) and these are {side} px; pass --size {drawn}."
+        )
+    preset = record.get("preset") or {}
+    return preset.get("name") if isinstance(preset, dict) else None
 
 
 def _read_transforms(path, n: int):

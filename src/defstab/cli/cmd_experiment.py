@@ -208,6 +208,10 @@ def run(args) -> None:
                 f"--archs: unknown downsampling type {', '.join(bad)}; choose from "
                 f"{', '.join(DOWNSAMPLING)}."
             )
+    if args.archs:  # before any training: the chosen types must give a finding to state
+        from defstab.experiments.feasibility import check_findings_possible
+
+        check_findings_possible(get_experiment(args.name), cfg)
     if args.precision == "bf16" and cfg.executor.kind == "local":
         # the runs train here: say now, not once per failed run, when this machine lacks it
         from defstab.tap import pick_device

@@ -277,6 +277,13 @@ def run(args) -> None:
 
         deformation = replay.params
         saved = (replay.record or {}).get("deformation") or {}
+        holds = "diffeo" if saved.get("kind") == "diffeo" else "tps"  # TPS: "random_tps"
+        if "deformation" in getattr(args, "_given", {}) and args.deformation != holds:
+            raise ValueError(
+                f"--deformations {args.deformations} holds {holds} deformations, not "
+                f"{args.deformation}; drop --deformation (the file says what it holds) or "
+                f"give a file of {args.deformation} deformations."
+            )
         if saved.get("kind") == "diffeo":  # coefficients, not TPS displacements
             from defstab.measure.deformations import diffeo_replay
 

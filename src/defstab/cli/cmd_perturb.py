@@ -87,6 +87,7 @@ def _baseline_args(args):
     base.pretrained, base.step, base.output_key = args.baseline_pretrained, None, None
     base.num_classes = base.init_seed = base.padding = None
     base.width = args.baseline_width
+    base._pretrained_option = "--baseline-pretrained"  # named if the download fails
     return base
 
 

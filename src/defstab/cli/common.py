@@ -211,7 +211,8 @@ def _resolve(args, in_channels):
     if not args.model:
         raise ValueError("give --model NAME (or --run DIR of a 'defstab train' folder).")
     kwargs = model_kwargs(args, in_channels)
-    model = build_model(args.model, pretrained=args.pretrained, **kwargs)
+    option = getattr(args, "_pretrained_option", "--pretrained")
+    model = build_model(args.model, pretrained=args.pretrained, weights_option=option, **kwargs)
     settings = {"model": args.model, "model_kwargs": kwargs, "pretrained": args.pretrained}
     if model_family(args.model) in ("timm", "torchvision"):
         from defstab.models.input_config import model_input_config

@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         # (defstab.cli.schema) and in its range (defstab.cli.ranges), one table each
         given = given_options(command_parser(parser, args.command), argv)
         check_option_scopes(args.command, args, given)
+        args._given = given  # what the user wrote, beside what the defaults filled in
         check_option_ranges(args)
         args._argv = argv  # a command that runs parts of itself in child processes
         run_in_result_folder(args)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 #: Options that say where or how fast a shard runs, not what it measures.
 NOT_SETTINGS = {"out", "quiet", "shard", "shards", "read_workers", "device", "ram_budget",
-                "_run", "_argv", "_final_out", "command", "executor", "workers", "address",
+                "_run", "_argv", "_final_out", "_given", "command", "executor", "workers",
+                "address",
                 "connect_timeout", "cpus_per_run", "gpus_per_run", "slurm_partition",
                 "slurm_time", "slurm_cluster", "slurm_param", "lie_derivative", "lie_images",
                 "no_lie_contributions"}  # fmt: skip

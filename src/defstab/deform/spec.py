@@ -119,6 +119,7 @@ class DeformationSpec:
                     f"the typical displacement must be positive, got {displacement!r}."
                 )
             temperature = typical_temperature(displacement, cut, side_of(image_size))
+        check_diffeo_range(temperature, cut, side_of(image_size))
         return cls(kind="diffeo", temperature=temperature, cut=cut)
 
     def typical_displacement(self, image_size: tuple[int, int] | int) -> float | None:
@@ -193,3 +194,22 @@ def side_of(image_size: tuple[int, int] | int) -> float:
         return float(image_size)
     h, w = image_size
     return math.sqrt(h * w)
+
+
+def check_diffeo_range(temperature: float, cut: int, side: int) -> None:
+    """One sentence when T is above Petrini et al.'s range for images of ``side`` px
+    (:func:`defstab.deform.diffeo.temperature_range`): above T_max the warp folds over
+    itself, so it is no longer a diffeomorphism. Below T_min (half a pixel at the centre)
+    it is merely small, and allowed."""
+    from defstab.deform.diffeo import temperature_range, typical_displacement
+
+    if cut < 2 or not math.isfinite(temperature):
+        return  # c = 1 has no range (ln c = 0); a non-finite T is refused by the field
+    _, highest = temperature_range(side, cut)
+    if temperature > highest * (1 + 1e-9):
+        most = typical_displacement(highest, cut, side)
+        raise ValueError(
+            f"a diffeomorphism of T = {temperature:.3g} (c = {cut}) on {side:g}-px images folds "
+            f"over itself: the range stops at T = {highest:.3g}, a typical displacement of "
+            f"{most:.2f} px; give a smaller --temperature or --displacement."
+        )

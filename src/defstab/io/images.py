@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+
+#: the conversions already said in this process (each is said once, naming a first file)
+_SAID: set[str] = set()
+_ALPHA = {"RGBA", "LA", "PA", "RGBa", "La"}
+_GREY = {"L", "1", "I", "I;16", "F"}
+
+
+def _say_conversion(im, path: Path) -> None:
+    """One warning per kind of conversion: an alpha channel dropped, or grey replicated
+    to three channels (the tensor is RGB either way; the user should know)."""
+    alpha = im.mode in _ALPHA or (im.mode == "P" and "transparency" in im.info)
+    kind = "alpha" if alpha else "grey" if im.mode in _GREY else None
+    if kind is None or kind in _SAID:
+        return
+    _SAID.add(kind)
+    what = (
+        f"images with an alpha channel ({im.mode}, e.g. {path}) are read as RGB: the alpha "
+        "channel is dropped, not composited"
+        if kind == "alpha"
+        else f"greyscale images ({im.mode}, e.g. {path}) are read as RGB: the grey channel "
+        "is copied to all three"
+    )
+    print(f"defstab: warning: {what} (said once).", file=sys.stderr)
 
 
 def read_image(path: str | Path, size: int | None = None) -> torch.Tensor:
@@ -22,6 +46,7 @@ def read_image(path: str | Path, size: int | None = None) -> torch.Tensor:
         raise FileNotFoundError(f"image file not found: {path}")
     try:
         with Image.open(path) as im:
+            _say_conversion(im, path)
             im = im.convert("RGB")
             if size is not None:
                 im = _resize_center_crop(im, size)

@@ -31,6 +31,7 @@ def build_model(
     seed: int | None = None,
     num_classes: int | None = None,
     padding: str | None = None,
+    weights_option: str = "--pretrained",
     **registry_kwargs,
 ) -> nn.Module:
     """Build the model named by ``spec``, its random weights drawn from ``seed``.
@@ -48,6 +49,8 @@ def build_model(
         padding: "circular" makes every convolution wrap around (registry models: their
             blur filters too; other families: :func:`use_circular_padding`); None or
             "zeros" leaves the model's own.
+        weights_option: the option that asked for the published weights, named when
+            their download fails.
         registry_kwargs: further keyword arguments for registry models (width, …).
     """
     from defstab.models.architectures import PADDINGS
@@ -71,7 +74,7 @@ def build_model(
         raise ValueError(
             f"--num-classes does not apply to {spec}: a file model decides its own outputs."
         )
-    with seeded_construction(seed):
+    with seeded_construction(seed), _download_named(spec, pretrained, weights_option):
         if family == "torchvision":
             model = _torchvision_model(spec.split(":", 1)[1], pretrained, classes)
         elif family == "timm":
@@ -82,6 +85,25 @@ def build_model(
         options = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(registry_kwargs))
         raise ValueError(f"{options} apply to registry models only, not to {spec}.")
     return use_circular_padding(model) if padding == "circular" else model
+
+
+@contextlib.contextmanager
+def _download_named(spec: str, pretrained: bool, option: str):
+    """A failed download of published weights is one sentence naming the weights and the
+    option that asked for them (urllib alone says only ``<urlopen error …>``)."""
+    try:
+        yield
+    except ValueError:
+        raise
+    except Exception as e:
+        if not pretrained:
+            raise
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise ValueError(
+            f"the published weights of {spec} (asked for by {option}) could not be "
+            f"downloaded: {reason}; connect to the internet, or give the weights as a file "
+            "(--checkpoint) instead."
+        ) from None
 
 
 def use_circular_padding(model: nn.Module) -> nn.Module:
