@@ -92,6 +92,14 @@ def add_parser(sub):
         action="store_true",
         help="skip each module's contribution (one forward pass per module and transform)",
     )
+    p.add_argument(
+        "--lie-derivative-convention",
+        default="symmetric",
+        choices=["symmetric", "gruver"],
+        help="the derivative of the bilinear warp at t = 0: symmetric (central differences, "
+        "default) or gruver (their code's one-sided derivative through floor: compare with "
+        "Gruver et al.'s tables; 19–50%% apart end to end)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of image order, deformations, noise")
     p.add_argument("--distance", default="cosine", choices=["cosine", "euclidean"])
     p.add_argument("--no-noise", action="store_true", help="skip the noise control")
@@ -571,6 +579,7 @@ def _lie_derivatives(args, model, data, indices, normalize, result, transforms):
         contributions=not args.no_lie_contributions,
         batch_size=args.batch_size,
         progress=not args.quiet,
+        convention=args.lie_derivative_convention,
     )
 
 
@@ -605,7 +614,7 @@ def _lie_text(lie) -> str:
     return (
         f"Lie derivative (Gruver et al. 2023) on {lie.n_images} images, per unit of their "
         "parameter (translation: t = 1 is (side − 1)/2 px; rotation: radians; scale: factor "
-        "1 − t); the symmetric derivative of the bilinear warp at t = 0. End to end — "
+        f"1 − t); {lie.meta['derivative']}. End to end — "
         + "; ".join(parts)
         + ". The lie_* columns of the table: ‖L_X r(x)‖ / ‖r(x)‖ per layer (0: equivariant) "
         "and each layer's contribution ‖J L_i‖² (the exact value their probe estimator "

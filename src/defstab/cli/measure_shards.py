@@ -22,9 +22,10 @@ NOT_SETTINGS = {"out", "quiet", "shard", "shards", "read_workers", "device", "ra
                 "address",
                 "connect_timeout", "cpus_per_run", "gpus_per_run", "slurm_partition",
                 "slurm_time", "slurm_cluster", "slurm_param", "lie_derivative", "lie_images",
-                "no_lie_contributions"}  # fmt: skip
+                "lie_derivative_convention", "no_lie_contributions"}  # fmt: skip
 #: options the merging run alone acts on (a shard measures no Lie derivative)
-MERGE_ONLY = {"--lie-derivative": 1, "--lie-images": 1, "--no-lie-contributions": 0}
+MERGE_ONLY = {"--lie-derivative": 1, "--lie-images": 1, "--no-lie-contributions": 0,
+              "--lie-derivative-convention": 1}  # fmt: skip
 
 
 def _without_merge_only(argv: list[str]) -> list[str]:

@@ -157,6 +157,7 @@ _MEASURE = {
     },  # fmt: skip
     "lie_images": _given("--lie-derivative", ("--lie-derivative", "translate")),
     "no_lie_contributions": _given("--lie-derivative", ("--lie-derivative", "translate")),
+    "lie_derivative_convention": _given("--lie-derivative", ("--lie-derivative", "translate")),
     "force_replay": _given("--deformations", _NO_REPLAY),
     **{d: _ATTACK for d in ("attack_steps", "attack_restarts", "attack_layer", "attack_objective")},
     "flip_max": _given("--min-flip", ("--min-flip",)),

@@ -56,7 +56,12 @@ from torch import nn
 from defstab._validate import check_images
 from defstab.data.stream import TensorImages
 from defstab.measure.layers import INPUT, is_attention, prefix_tokens, resolve_layers
-from defstab.measure.lie_actions import action_tangent, parse_transforms, warp_tangent
+from defstab.measure.lie_actions import (
+    action_tangent,
+    check_convention,
+    parse_transforms,
+    warp_tangent,
+)
 from defstab.models.outputs import class_scores
 from defstab.progress import progress as bar
 from defstab.tap import (
@@ -192,6 +197,7 @@ def lie_derivatives(
     output_key=None,
     batch_size: int | None = None,
     progress: bool = False,
+    convention: str = "symmetric",
 ) -> LieResult:
     """Lie derivatives per layer, end to end and per module (see the module docstring).
 
@@ -209,8 +215,13 @@ def lie_derivatives(
             forward pass per module and transform).
         batch_size: images per chunk; default from the size of the largest activation.
         progress: show a progress bar.
+        convention: the derivative at t = 0 of the bilinear warp: "symmetric" (central
+            differences, the default) or "gruver" (their one-sided derivative through
+            ``floor``, to compare with their tables; see
+            :func:`~defstab.measure.lie_actions.floor_differences`).
     """
     transforms = parse_transforms(transforms)
+    check_convention(convention)
     if hasattr(images, "batches"):
         source = images
     else:
@@ -246,7 +257,7 @@ def lie_derivatives(
                 measured_at[positions] = True
                 for i, transform in enumerate(transforms):
                     full = _full_pass(model, x, transform, measured, preprocess, prefix,
-                                      output_key)  # fmt: skip
+                                      output_key, convention)  # fmt: skip
                     pbar.update(1)
                     for j, name in enumerate(names):
                         relative[i, j, positions] = full["relative"][name].double().cpu()
@@ -256,7 +267,8 @@ def lie_derivatives(
                     if not contributions:
                         pbar.update(1 + u_count)
                         continue
-                    local = _local_derivatives(model, x, transform, units, preprocess, prefix)
+                    local = _local_derivatives(model, x, transform, units, preprocess, prefix,
+                                               convention)  # fmt: skip
                     called.update(local)
                     pbar.update(1)
                     remainder = tangent
@@ -291,7 +303,11 @@ def lie_derivatives(
             "transforms": list(transforms),
             "parameterisation": "Gruver et al.: normalised coordinates, align_corners=True; "
             "translate t = 1 is (side − 1)/2 px, rotate in radians, scale factor 1 − t",
-            "derivative": "symmetric (central) derivative of the bilinear warp at t = 0",
+            "derivative": "symmetric (central) derivative of the bilinear warp at t = 0"
+            if convention == "symmetric"
+            else "Gruver et al.'s: the bilinear warp differentiated through floor at t = 0 "
+            "(one-sided, pixel by pixel)",
+            "convention": convention,
             "end_to_end": {
                 "sq": "sum over classes of (L_X softmax)^2 (the paper's Eq. 4)",
                 "abs": "mean over classes of |L_X softmax| (their code)",
@@ -339,13 +355,13 @@ def _first_tensor(out):
     return None
 
 
-def _dual_input(x, transform, preprocess):
+def _dual_input(x, transform, preprocess, convention):
     """preprocess(x) as a dual tensor whose tangent is that of the warped input."""
-    dual = fwAD.make_dual(x, warp_tangent(x, transform))
+    dual = fwAD.make_dual(x, warp_tangent(x, transform, convention))
     return preprocess(dual) if preprocess is not None else dual
 
 
-def _full_pass(model, x, transform, measured, preprocess, prefix, output_key):
+def _full_pass(model, x, transform, measured, preprocess, prefix, output_key, convention):
     """One forward-mode pass with the warp's tangent at the input: every measured layer's
     relative Lie derivative (N,) and the softmax's tangent (N, classes)."""
     relative = {}
@@ -354,7 +370,7 @@ def _full_pass(model, x, transform, measured, preprocess, prefix, output_key):
         primal, tangent = fwAD.unpack_dual(y)
         if tangent is None:
             tangent = torch.zeros_like(primal)
-        lie = tangent - action_tangent(primal, transform, prefix)
+        lie = tangent - action_tangent(primal, transform, prefix, convention)
         dims = tuple(range(1, primal.dim()))
         norm = primal.double().pow(2).sum(dims).sqrt()
         size = lie.double().pow(2).sum(dims).sqrt()
@@ -368,7 +384,7 @@ def _full_pass(model, x, transform, measured, preprocess, prefix, output_key):
 
         hooks.append(module.register_forward_hook(hook))
     with hooks_removed_after(hooks), fwAD.dual_level(), _forward_ad_errors():
-        inputs = _dual_input(x, transform, preprocess)
+        inputs = _dual_input(x, transform, preprocess, convention)
         record(INPUT, inputs)
         scores = class_scores(model(inputs), output_key)
         tangent = fwAD.unpack_dual(torch.softmax(scores, dim=1)).tangent
@@ -378,7 +394,7 @@ def _full_pass(model, x, transform, measured, preprocess, prefix, output_key):
     return {"relative": relative, "scores_tangent": tangent}
 
 
-def _local_derivatives(model, x, transform, units, preprocess, prefix):
+def _local_derivatives(model, x, transform, units, preprocess, prefix, convention):
     """L_i = J_module(in_i) · v(in_i) − v(out_i) for every call of every unit, computed on
     its own (the module alone, its input's tangent the action's). {unit: [L per call]}."""
     local: dict[str, list[torch.Tensor]] = {}
@@ -393,7 +409,7 @@ def _local_derivatives(model, x, transform, units, preprocess, prefix):
             if not tensors or not tensors[0].is_floating_point():
                 return
             duals = [
-                fwAD.make_dual(a.clone(), action_tangent(a, transform, prefix))
+                fwAD.make_dual(a.clone(), action_tangent(a, transform, prefix, convention))
                 if isinstance(a, torch.Tensor) and a.is_floating_point()
                 else a
                 for a in args
@@ -404,7 +420,8 @@ def _local_derivatives(model, x, transform, units, preprocess, prefix):
             primal, tangent = fwAD.unpack_dual(out)
             if tangent is None:
                 tangent = torch.zeros_like(primal)
-            local.setdefault(name, []).append(tangent - action_tangent(primal, transform, prefix))
+            lie = tangent - action_tangent(primal, transform, prefix, convention)
+            local.setdefault(name, []).append(lie)
         finally:
             busy.pop()
 

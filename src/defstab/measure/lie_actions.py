@@ -121,27 +121,74 @@ def central_differences(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return along(-1), along(-2)
 
 
-def warp_tangent(y: torch.Tensor, transform: str) -> torch.Tensor:
-    """d/dt warp_t(y) at t = 0 (the symmetric derivative) of (…, H, W) maps."""
+#: how the derivative at t = 0 is taken: "symmetric" (central differences, defstab's
+#: default) or "gruver" (their bilinear sampling differentiated through ``floor``)
+CONVENTIONS = ("symmetric", "gruver")
+
+
+def check_convention(convention: str) -> str:
+    if convention not in CONVENTIONS:
+        raise ValueError(
+            f"unknown Lie derivative convention {convention!r}; choose from "
+            f"{', '.join(CONVENTIONS)}."
+        )
+    return convention
+
+
+def floor_differences(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(∂x y, ∂y y) of (…, H, W) maps as ngruver/lie-deriv's ``grid_sample`` gives them at
+    t = 0: the sample positions ((g + 1)/2)·(W − 1) of ``F.affine_grid(align_corners=True)``
+    in float32, floored, and the bilinear weights differentiated (the floor is not), indices
+    reflected. Where rounding puts a position just below a pixel centre the difference is
+    the backward one, else the forward one: one-sided, pixel by pixel."""
+    import torch.nn.functional as F
+
+    h, w = y.shape[-2:]
+    eye = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])  # float32, as their matrices
+    grid = F.affine_grid(eye, [1, 1, h, w], align_corners=True)[0]  # (H, W, 2)
+    px, py = (grid[..., 0] + 1) / 2 * (w - 1), (grid[..., 1] + 1) / 2 * (h - 1)
+    x0, y0 = px.floor(), py.floor()
+    wx = (px - x0).to(device=y.device, dtype=y.dtype)
+    wy = (py - y0).to(device=y.device, dtype=y.dtype)
+    xs = [_reflect(x0.long() + k, w).to(y.device) for k in (0, 1)]
+    ys = [_reflect(y0.long() + k, h).to(y.device) for k in (0, 1)]
+    flat = y.reshape(*y.shape[:-2], h * w)
+
+    def at(j: int, i: int) -> torch.Tensor:  # (…, H, W) values at (ys[j], xs[i])
+        return flat[..., (ys[j] * w + xs[i]).reshape(-1)].reshape(y.shape)
+
+    v00, v01, v10, v11 = at(0, 0), at(0, 1), at(1, 0), at(1, 1)
+    dx = (v01 - v00) * (1 - wy) + (v11 - v10) * wy
+    dy = (v10 - v00) * (1 - wx) + (v11 - v01) * wx
+    return dx, dy
+
+
+def warp_tangent(y: torch.Tensor, transform: str, convention: str = "symmetric") -> torch.Tensor:
+    """d/dt warp_t(y) at t = 0 of (…, H, W) maps: the symmetric derivative, or Gruver et
+    al.'s one-sided one through ``floor`` (``convention="gruver"``)."""
     h, w = y.shape[-2:]
     field = generator_field(transform, h, w, dtype=y.dtype, device=y.device)
-    dx, dy = central_differences(y)
+    differences = floor_differences if check_convention(convention) == "gruver" else None
+    dx, dy = (differences or central_differences)(y)
     return field[0] * dx + field[1] * dy
 
 
-def action_tangent(y: torch.Tensor, transform: str, prefix: int | None = None) -> torch.Tensor:
+def action_tangent(
+    y: torch.Tensor, transform: str, prefix: int | None = None, convention: str = "symmetric"
+) -> torch.Tensor:
     """The transform's infinitesimal action on a layer's output ``y`` (same shape):
     :func:`warp_tangent` for (N, C, H, W) maps; for (N, T, D) tokens when ``prefix`` is
     given and T − prefix is a square, the patch tokens' maps (prefix tokens: 0); else 0
     (the trivial action of a vector)."""
     if y.dim() == 4:
-        return warp_tangent(y, transform)
+        return warp_tangent(y, transform, convention)
     if y.dim() == 3 and prefix is not None:
         side = math.isqrt(y.shape[1] - prefix)
         if side * side == y.shape[1] - prefix and side > 0:
             n, _, d = y.shape
             maps = y[:, prefix:].transpose(1, 2).reshape(n, d, side, side)
-            tangent = warp_tangent(maps, transform).reshape(n, d, side * side).transpose(1, 2)
+            tangent = warp_tangent(maps, transform, convention)
+            tangent = tangent.reshape(n, d, side * side).transpose(1, 2)
             return torch.cat([torch.zeros_like(y[:, :prefix]), tangent], dim=1)
     return torch.zeros_like(y)
 
