@@ -69,6 +69,19 @@ def test_fp_and_t5d_equal_the_authors_loops(noise, difficulty):
     assert 0 < float(got["fp"].mean()) < 1
 
 
+@pytest.mark.parametrize("noise,difficulty", [(True, 1), (False, 1), (False, 2)])
+def test_t5d_ranks_tied_scores_as_the_authors_ordinal_ranking(noise, difficulty):
+    """Scores in {0, 1, 2} over 12 classes: ties everywhere, ranked as rankdata's ordinal
+    method ranks them (the lower class index first)."""
+    g = torch.Generator().manual_seed(7 + difficulty)
+    logits = torch.randint(0, 3, (6, 9, 12), generator=g).float()
+    got = sequence_measures(logits, difficulty if not noise else 1, noise)
+    ranks = np.stack([[rankdata(-f, method="ordinal") for f in vid] for vid in logits.numpy()])
+    assert float(got["t5d"].mean()) == pytest.approx(_their_ranking_dist(ranks, noise, difficulty))
+    flat = torch.zeros(2, 5, 10)  # every score tied in every frame: the ranking never moves
+    assert sequence_measures(flat, 1, False)["t5d"].tolist() == [0.0, 0.0]
+
+
 class CentreOfMass(nn.Module):
     """Class 1 when an image's brightness lies right of its centre, else 0."""
 

@@ -121,6 +121,10 @@ def test_staging_swaps_whole_and_cleans_up(tmp_path):
     assert sorted(p.name for p in final.iterdir()) == ["keep", "new.csv"]
     assert (final / "keep" / "part").read_text() == "resume"
     assert sorted(os.listdir(tmp_path)) == ["r"]
+    deep = tmp_path / "a" / "b" / "r"  # folders made for a run that fails are removed
+    with pytest.raises(RuntimeError), staged_folder(deep):
+        raise RuntimeError("the run failed")
+    assert sorted(os.listdir(tmp_path)) == ["r"]
 
 
 def test_more_shards_than_chunks_is_refused_before_loading(capsys):

@@ -67,6 +67,7 @@ def staged_folder(final: str | os.PathLike, keep: tuple[str, ...] = ()) -> Itera
     On an exception the staging folder is removed and ``final`` is as it was.
     """
     final = Path(final)
+    created = [p for p in final.parents if not p.exists()]  # removed again on a failure
     final.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_stagings(final)
     stage = _staging_name(final, os.getpid())
@@ -76,6 +77,9 @@ def staged_folder(final: str | os.PathLike, keep: tuple[str, ...] = ()) -> Itera
         yield stage
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
+        for folder in created:  # innermost first: a failed run leaves no trace
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
     _swap(stage, final, keep)
 

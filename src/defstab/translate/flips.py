@@ -8,7 +8,8 @@ video's pairs, then over videos.
 
 T5D of a pair: with σ(k) the rank in the second frame of the first frame's k-th class,
 Σ_{k=1..5} |(k − 1) − min(σ(k) − 1, 5)| (``test.py``'s ``dist`` with its cumulative top-5
-table). Ranks are ordinal: a class tied with the one ranked counts as ranked below it.
+table). Ranks are ordinal, as ``test.py``'s ``rankdata(..., method="ordinal")``: among
+tied scores the lower class index ranks first.
 """
 
 from __future__ import annotations
@@ -37,16 +38,21 @@ def video_flips(top1: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
 def video_top5_distance(logits: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
     """(N, F, K) class scores, (P, 2) pairs -> (N,) each video's mean top-5 distance.
 
-    min(σ(k) − 1, 5) is the number of classes scored above the first frame's k-th class
-    in the second frame, capped at 5: how many of the second frame's 5 best scores exceed
-    that class's score, so no full ranking is needed.
+    Ranks are ordinal, as ``scipy.stats.rankdata(-scores, method="ordinal")`` in
+    ``test.py``: among tied scores the lower class index ranks first. So the first frame's
+    five best classes are a stable descending sort's first five, and σ(k) − 1 — how many
+    classes rank above class c in the second frame — counts the classes scored higher
+    plus the tied ones of lower index (exactly tied scores: a constant output, a saturated
+    softmax, low precision).
     """
     k = min(5, logits.shape[-1])
     a, b = logits[:, pairs[:, 0]], logits[:, pairs[:, 1]]  # (N, P, K)
-    top_a = a.topk(k, dim=-1).indices  # (N, P, k): the first frame's classes, best first
-    in_b = b.gather(-1, top_a)  # (N, P, k) their scores in the second frame
-    best_b = b.topk(k, dim=-1).values  # (N, P, k)
-    above = (best_b.unsqueeze(-2) > in_b.unsqueeze(-1)).sum(-1)  # (N, P, k), ≤ k
+    top_a = a.sort(dim=-1, descending=True, stable=True).indices[..., :k]  # (N, P, k)
+    in_b = b.gather(-1, top_a).unsqueeze(-1)  # (N, P, k, 1) their scores in the second frame
+    scores = b.unsqueeze(-2)  # (N, P, 1, K)
+    index = torch.arange(b.shape[-1], device=b.device)
+    tied_before = (scores == in_b) & (index < top_a.unsqueeze(-1))
+    above = ((scores > in_b) | tied_before).sum(-1)  # (N, P, k)
     ranks = torch.arange(k, device=logits.device)
     return (ranks - above.clamp(max=5)).abs().sum(-1).float().mean(1)
 
