@@ -122,13 +122,15 @@ def test_frames_match_torchvision_affine_frame_by_frame():
         expected = TF.affine(x, angle=0.0, translate=[s, 0], scale=1.0, shear=[0.0],
                              interpolation=InterpolationMode.NEAREST, fill=0.0)  # fmt: skip
         assert torch.equal(frames[:, j], expected[..., 4:36, 4:36])
-    for kind in ("rotate", "scale"):
-        frames, values = make_sequence(x, kind, small)
-        for j, v in enumerate(values.tolist()):
-            kw = {"angle": v, "scale": 1.0} if kind == "rotate" else {"angle": 0.0, "scale": v}
-            expected = TF.affine(x, translate=[0, 0], shear=[0.0], fill=0.0,
-                                 interpolation=InterpolationMode.BILINEAR, **kw)  # fmt: skip
-            assert torch.allclose(frames[:, j], expected[..., 4:36, 4:36])
+    # today's torchvision turns about (w/2, h/2); the 2018 one about (w/2 + ½, h/2 + ½)
+    for centre, about in (("modern", None), ("authors", [20.5, 20.5])):
+        for kind in ("rotate", "scale"):
+            frames, values = make_sequence(x, kind, small, centre=centre)
+            for j, v in enumerate(values.tolist()):
+                kw = {"angle": v, "scale": 1.0} if kind == "rotate" else {"angle": 0.0, "scale": v}
+                expected = TF.affine(x, translate=[0, 0], shear=[0.0], fill=0.0, center=about,
+                                     interpolation=InterpolationMode.BILINEAR, **kw)  # fmt: skip
+                assert torch.allclose(frames[:, j], expected[..., 4:36, 4:36], atol=1e-4)
     # tilt at 0°: the authors' matrix zooms out by f/(1 + f) about cv2's centre pixel w/2;
     # on a horizontal ramp (bilinear is exact there) that is a closed form
     ramp = (torch.arange(40.0) / 40).expand(1, 1, 40, 40).contiguous()
@@ -182,7 +184,7 @@ def test_bad_sequence_requests_are_one_sentence():
     x = torch.rand(1, 3, 32, 32)
     with pytest.raises(ValueError, match="unknown perturbation"):
         make_sequence(x, "zoom", get_sequence_preset("cifar-p"))
-    with pytest.raises(ValueError, match="moves 256-px images"):
+    with pytest.raises(ValueError, match="short side is 256 px; these have 32"):
         make_sequence(x, "rotate", get_sequence_preset("imagenet-p"))
     with pytest.raises(ValueError, match="difficulty must be 1, 2 or 3"):
         make_sequence(x, "rotate", get_sequence_preset("cifar-p"), difficulty=4)

@@ -38,6 +38,14 @@ def add_parser(sub):
         "test.py's -d",
     )
     p.add_argument(
+        "--centre",
+        default="authors",
+        choices=["authors", "modern"],
+        help="where rotate and scale turn: authors (default; (w/2 + ½, h/2 + ½), as the 2018 "
+        "torchvision that made the published ImageNet-P videos: compare with their numbers) "
+        "or modern (today's torchvision, (w/2, h/2))",
+    )
+    p.add_argument(
         "--baseline-model",
         default=None,
         help="a second network measured on the same sequences: FR = FP / its FP (the paper "
@@ -129,17 +137,21 @@ def run(args) -> None:
         networks["baseline"] = resolve_model(base_args, in_channels=data.channels)
     gen = torch.Generator().manual_seed(args.seed)
     ids = data.draw(args.images, gen)
+    ragged = data.paths is not None and preset.crop is not None
     if data.paths is not None and preset.source_size is not None:
         data.image_size = preset.source_size
+        # the whole short-side-resized image is perturbed and cropped after, as the
+        # authors' make_imagenet_p.py does: its aspect is kept
+        data.keep_aspect = ragged
     images = DatasetImages(data, ids, workers=args.read_workers)
     channels, height, width = images.image_shape
-    if width != height:
+    if width != height and not ragged:
         raise ValueError(
             f"perturb makes square frames and these images are {width}×{height} px (W×H); "
             "give them as folder:PATH (resized and centre-cropped)."
         )
     source = preset.source_size or width
-    if width != source:
+    if width != source and not ragged:
         if source > 2 * width or width > 2 * source:
             warn(f"images of {width} px are resized ×{source / width:.2g} to {source} px for "
                  f"the {args.preset} preset.")  # fmt: skip
@@ -222,6 +234,11 @@ def run(args) -> None:
             "preset": preset.record(),
             "perturbations": perturbations,
             "difficulty": args.difficulty,
+            "centre": args.centre,
+            "source_images": "short side resized to the preset's source size, aspect kept, "
+            "perturbed whole, centre-cropped after"
+            if ragged
+            else "square",
             "seed": args.seed,
             "versions": versions(),
         },
@@ -236,7 +253,13 @@ def run(args) -> None:
             "text": [
                 f"Weights: {settings_of['model']['weights']}. {args.images} videos, one per "
                 f"image; {args.preset} generation parameters, difficulty {args.difficulty}; "
-                "frames made on the fly (not the published H.264 videos).",
+                "frames made on the fly (not the published H.264 videos); rotations and "
+                + (
+                    "scalings about (w/2 + ½, h/2 + ½), as the 2018 torchvision that made them."
+                    if args.centre == "authors"
+                    else "scalings about (w/2, h/2) (today's torchvision, not the published "
+                    "videos' centre)."
+                ),
                 "FP: the fraction of compared frame pairs whose top-1 class differs, per video "
                 "then over videos; T5D: ImageNet-P's top-5 distance; "
                 + (
@@ -280,7 +303,8 @@ def _measure(networks, pres, images, perturbations, preset, args, device) -> dic
     with torch.no_grad():
         for positions, x in chunks:
             for pert in perturbations:
-                frames, _ = make_sequence(x, pert, preset, args.difficulty, noise_gen)
+                frames, _ = make_sequence(x, pert, preset, args.difficulty, noise_gen,
+                                          centre=args.centre)  # fmt: skip
                 n, f = frames.shape[:2]
                 flat = frames.flatten(0, 1)
                 found[pert]["items"].append(positions)

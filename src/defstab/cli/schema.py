@@ -220,6 +220,12 @@ _TRANSLATE = {
 _BASELINE_MODEL = _given("--baseline-model", ("--baseline-model", "vgg_cifar_maxpool"))
 _PERTURB = {
     **_MODEL_SCOPES,
+    "centre": Scope(
+        "to the rotate and scale perturbations (--perturbations)",
+        lambda a: any(p.strip() in ("rotate", "scale") for p in a.perturbations.split(",")),
+        ("--perturbations", "rotate"),
+        ("--perturbations", "translate"),
+    ),
     "baseline_checkpoint": _BASELINE_MODEL,
     "baseline_width": _BASELINE_MODEL,
     "baseline_pretrained": _BASELINE_MODEL,

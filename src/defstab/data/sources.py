@@ -43,6 +43,9 @@ class ImageDataset:
         classes: class names, index = label.
         name: where it came from (for reports).
         image_size: for file-backed sets, short side resized and centre-cropped to this.
+        keep_aspect: file-backed sets: short side resized to ``image_size``, no crop
+            (images then differ in size; :class:`~defstab.data.stream.DatasetImages`
+            delivers them as a :class:`~defstab.data.stream.PaddedImages` canvas).
     """
 
     labels: torch.Tensor
@@ -51,6 +54,7 @@ class ImageDataset:
     pixels: torch.Tensor | None = None
     paths: list[Path] | None = None
     image_size: int | None = None
+    keep_aspect: bool = False
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -68,7 +72,8 @@ class ImageDataset:
             if self.pixels.is_floating_point():
                 return self.pixels[idx].float()
             return self.pixels[idx].float().div_(255.0)
-        out = [read_image(self.paths[i], self.image_size) for i in idx.tolist()]
+        crop = not self.keep_aspect
+        out = [read_image(self.paths[i], self.image_size, crop) for i in idx.tolist()]
         shapes = {tuple(t.shape) for t in out}
         if len(shapes) > 1:
             raise ValueError(
@@ -99,6 +104,7 @@ class ImageDataset:
             pixels=None if self.pixels is None else self.pixels[idx],
             paths=None if self.paths is None else [self.paths[i] for i in idx.tolist()],
             image_size=self.image_size,
+            keep_aspect=self.keep_aspect,
         )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 
@@ -85,11 +86,40 @@ class _Positions(torch.utils.data.Dataset):
             return p, None, str(e)
 
 
+@dataclass
+class PaddedImages:
+    """Images of different sizes in one canvas: image i fills the top-left ``sizes[i]``
+    (rows, columns) of ``canvas[i]``, zeros elsewhere.
+
+    Attributes:
+        canvas: (N, C, H_max, W_max) float32.
+        sizes: (N, 2) int64 (h, w) of each image.
+    """
+
+    canvas: torch.Tensor
+    sizes: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.canvas.shape[0])
+
+    @classmethod
+    def of(cls, images: list[torch.Tensor]) -> PaddedImages:
+        h = max(x.shape[-2] for x in images)
+        w = max(x.shape[-1] for x in images)
+        canvas = images[0].new_zeros(len(images), images[0].shape[0], h, w)
+        for i, x in enumerate(images):  # a copy per image of a chunk, as a stack does
+            canvas[i, :, : x.shape[-2], : x.shape[-1]] = x
+        return cls(canvas, torch.tensor([list(x.shape[-2:]) for x in images]))
+
+
 def _collate(items):
     ok = [(p, x) for p, x, _ in items if x is not None]
     failed = [(p, why) for p, x, why in items if x is None]
     if ok:
         positions = torch.tensor([p for p, _ in ok])
+        shapes = {tuple(x.shape) for _, x in ok}
+        if len(shapes) > 1:  # a keep-aspect data set: the images differ in size
+            return positions, PaddedImages.of([x for _, x in ok]), failed
         images = torch.stack([x for _, x in ok])
     else:
         positions, images = torch.zeros(0, dtype=torch.long), None

@@ -32,12 +32,15 @@ def _say_conversion(im, path: Path) -> None:
     print(f"defstab: warning: {what} (said once).", file=sys.stderr)
 
 
-def read_image(path: str | Path, size: int | None = None) -> torch.Tensor:
+def read_image(path: str | Path, size: int | None = None, crop: bool = True) -> torch.Tensor:
     """Read an RGB image as a (3, H, W) float32 tensor in [0, 1].
 
     Args:
         path: any format Pillow reads.
         size: if given, resize the short side to ``size`` and centre-crop to size×size.
+        crop: False keeps the aspect: the short side resized to ``size`` and the long side
+            to ⌊size · long / short⌋, as torchvision's ``Resize(size)`` (ImageNet-P's
+            sequences perturb that whole image and crop after).
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -49,11 +52,24 @@ def read_image(path: str | Path, size: int | None = None) -> torch.Tensor:
             _say_conversion(im, path)
             im = im.convert("RGB")
             if size is not None:
-                im = _resize_center_crop(im, size)
+                im = _resize_center_crop(im, size) if crop else _resize_short_side(im, size)
             arr = np.asarray(im, dtype=np.uint8)
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(f"cannot read {path} as an image ({e}).") from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def _resize_short_side(im, size: int):
+    """Short side to ``size``, long side to int(size · long / short) (torchvision's
+    ``Resize(int)`` truncates), bilinear."""
+    from PIL import Image
+
+    w, h = im.size
+    if w <= h:
+        new = (size, int(size * h / w))
+    else:
+        new = (int(size * w / h), size)
+    return im if new == (w, h) else im.resize(new, Image.BILINEAR)
 
 
 def _resize_center_crop(im, size: int):

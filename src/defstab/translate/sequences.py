@@ -2,9 +2,15 @@
 from any images at any resolution, with the generation parameters of the authors'
 ``make_imagenet_p.py`` / ``make_cifar_p.py`` as presets.
 
-A sequence is F frames of one image. Geometric perturbations move the *source* image
-(ImageNet-P: resized to 256 px) and keep its centred crop (224 px); noise perturbations
-draw fresh noise on the crop for every frame after the first, clean one. Frames are kept
+A sequence is F frames of one image. Geometric perturbations move the whole *source*
+image (ImageNet-P: its short side resized to 256 px, any aspect) and keep its centred
+crop (224 px), as ``make_imagenet_p.py`` does — so a rotation or a zoom-out brings in
+content from outside the central square; noise perturbations draw fresh noise on the
+crop for every frame after the first, clean one. Rotations and scalings turn about
+(w/2 + ½, h/2 + ½) by default, as the 2018 torchvision that made the published videos
+did (``centre="modern"``: today's (w/2, h/2)). Images of different sizes are warped
+together on one canvas (:class:`~defstab.data.stream.PaddedImages`), each about its own
+centre. Frames are kept
 as floats in [0, 1]: the published set is 8-bit PNG frames encoded as H.264 video, which
 defstab neither quantises nor compresses.
 
@@ -26,8 +32,6 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
-import torchvision.transforms.functional as TF
-from torchvision.transforms import InterpolationMode
 
 from defstab._validate import check_images
 
@@ -96,14 +100,119 @@ def get_sequence_preset(name: str) -> SequencePreset:
     return SEQUENCE_PRESETS[name]
 
 
-def _centre(images: torch.Tensor, crop: int | None) -> torch.Tensor:
+#: where rotations and scalings turn: "authors" — torchvision 2018 (PIL), about
+#: (w/2 + ½, h/2 + ½) in pixel-centre coordinates, as the published ImageNet-P videos were
+#: made; "modern" — torchvision today, about the image centre (w/2, h/2)
+CENTRES = ("authors", "modern")
+
+
+def _layout(images) -> tuple[torch.Tensor, torch.Tensor]:
+    """(canvas (N, C, H, W), sizes (N, 2) (h, w) of each image in its top-left)."""
+    if hasattr(images, "canvas"):
+        return images.canvas, images.sizes.long()
+    n, _, h, w = images.shape
+    return images, torch.tensor([[h, w]]).expand(n, 2)
+
+
+def _windows(sizes: torch.Tensor, crop: int | None) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """Each image's centred crop window: (tops (N,), lefts (N,), height, width), placed
+    as torchvision's ``CenterCrop`` places it (round((h − crop) / 2), halves to even)."""
     if crop is None:
-        return images
-    h, w = images.shape[-2:]
-    if crop > min(h, w):
+        if len({tuple(r) for r in sizes.tolist()}) > 1:
+            raise ValueError("a preset without a crop needs images of one size.")
+        h, w = (int(v) for v in sizes[0])
+        zero = torch.zeros(sizes.shape[0], dtype=torch.long)
+        return zero, zero, h, w
+    if crop > int(sizes.min()):
+        h, w = (int(v) for v in sizes[sizes.min(1).values.argmin()])
         raise ValueError(f"a {crop} px centre crop does not fit images of {h}×{w} px.")
-    top, left = (h - crop) // 2, (w - crop) // 2
-    return images[..., top : top + crop, left : left + crop]
+    tops = torch.round((sizes[:, 0] - crop).double() / 2).long()
+    lefts = torch.round((sizes[:, 1] - crop).double() / 2).long()
+    return tops, lefts, crop, crop
+
+
+def _crop(canvas, tops, lefts, height, width, shifts=None, sizes=None) -> torch.Tensor:
+    """(N, C, height, width) windows of the canvas — or (N, F, C, height, width) with the
+    content moved right by each of ``shifts`` (F,) px, zeros where it leaves the image."""
+    n, dev = canvas.shape[0], canvas.device
+    tops, lefts = tops.to(dev), lefts.to(dev)
+    rows = tops[:, None] + torch.arange(height, device=dev)  # (N, height)
+    cols = lefts[:, None] + torch.arange(width, device=dev)  # (N, width)
+    items = torch.arange(n, device=dev)
+    if shifts is None:
+        return canvas[items[:, None, None], :, rows[:, :, None], cols[:, None, :]].permute(
+            0, 3, 1, 2
+        )
+    cols = cols[:, None, :] - torch.as_tensor(shifts, device=dev)[None, :, None]  # (N, F, w)
+    inside = (cols >= 0) & (cols < sizes.to(dev)[:, 1, None, None])
+    cols = cols.clamp(0, canvas.shape[-1] - 1)
+    out = canvas[items[:, None, None, None], :, rows[:, None, :, None], cols[:, :, None, :]]
+    return (out * inside[:, :, None, :, None]).permute(0, 1, 4, 2, 3)  # (N, F, C, h, w)
+
+
+def _warped_crops(canvas, sizes, inverse, tops, lefts, height, width) -> torch.Tensor:
+    """(N, C, height, width): each image's crop window of its warp, bilinear, zero fill.
+
+    ``inverse`` (N, 3, 3) maps output to input positions in pixel-centre coordinates
+    (pixel j spans [j, j + 1]). Sampling and the fill are torchvision's tensor ``affine``
+    and ``perspective`` with ``fill=0``: zeros outside the image, and the warped
+    image multiplied by the warped image mask (a border pixel is darkened by the share
+    of its neighbourhood that lies outside)."""
+    n, _, hc, wc = canvas.shape
+    dev, f64 = canvas.device, torch.float64
+    tops, lefts, sizes = tops.to(dev), lefts.to(dev), sizes.to(dev)
+    ys = tops[:, None].double() + torch.arange(height, dtype=f64, device=dev) + 0.5  # (N, h)
+    xs = lefts[:, None].double() + torch.arange(width, dtype=f64, device=dev) + 0.5  # (N, w)
+    points = torch.stack(
+        [
+            xs[:, None, :].expand(n, height, width),
+            ys[:, :, None].expand(n, height, width),
+            torch.ones(n, height, width, dtype=f64, device=dev),
+        ],
+        dim=-1,
+    )  # (N, h, w, 3)
+    source = points @ inverse.to(dev).transpose(1, 2)[:, None]  # (N, h, w, 3)
+    source = source[..., :2] / source[..., 2:]
+    scale = torch.tensor([wc, hc], dtype=f64, device=dev)
+    grid = (2 * source / scale - 1).to(canvas.dtype)
+    valid = (torch.arange(hc, device=dev)[None, :, None] < sizes[:, 0, None, None]) & (
+        torch.arange(wc, device=dev)[None, None, :] < sizes[:, 1, None, None]
+    )
+    both = torch.cat([canvas, valid[:, None].to(canvas.dtype)], dim=1)
+    sampled = torch.nn.functional.grid_sample(
+        both, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
+    return sampled[:, :-1] * sampled[:, -1:]
+
+
+def _affine_inverse(sizes, angle: float, scale: float, centre: str) -> torch.Tensor:
+    """(N, 3, 3) output → input of a rotation by ``angle`` degrees (counter-clockwise on
+    screen, as torchvision's ``affine``) and a scaling by ``scale`` about each image's
+    centre: src = c + R(p − c) / scale, R = [[cos, sin], [−sin, cos]]."""
+    if centre not in CENTRES:
+        raise ValueError(f"unknown centre {centre!r}; choose from {', '.join(CENTRES)}.")
+    a = math.radians(angle)
+    r = torch.tensor([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]],
+                     dtype=torch.float64) / scale  # fmt: skip
+    c = sizes.flip(1).double() / 2 + (0.5 if centre == "authors" else 0.0)  # (N, 2) (x, y)
+    out = torch.zeros(sizes.shape[0], 3, 3, dtype=torch.float64)
+    out[:, :2, :2] = r
+    out[:, :2, 2] = c - c @ r.T
+    out[:, 2, 2] = 1
+    return out
+
+
+def _tilt_inverse(sizes, degrees: float) -> torch.Tensor:
+    """(N, 3, 3) output → input of each image's tilt in pixel-centre coordinates: cv2's
+    homography (pixel centres at integers) conjugated by the half-pixel shift."""
+    shift = torch.eye(3, dtype=torch.float64)
+    shift[:2, 2] = 0.5
+    back = torch.eye(3, dtype=torch.float64)
+    back[:2, 2] = -0.5
+    inverses = {}
+    for h, w in {tuple(r) for r in sizes.tolist()}:
+        inverses[(h, w)] = shift @ torch.linalg.inv(tilt_matrix(degrees, w, h)) @ back
+    return torch.stack([inverses[tuple(r)] for r in sizes.tolist()])
 
 
 def tilt_matrix(degrees: float, width: int, height: int) -> torch.Tensor:
@@ -127,78 +236,67 @@ def tilt_matrix(degrees: float, width: int, height: int) -> torch.Tensor:
     return p2 @ t @ rx @ ry @ p1
 
 
-def _tilt(images: torch.Tensor, degrees: float) -> torch.Tensor:
-    """``cv2.warpPerspective(x, tilt_matrix(...))`` by torchvision's perspective: the
-    four corners mapped by the homography. cv2 puts pixel centres at integers and
-    torchvision at integers + ½, hence the ½ added to both sets of points."""
-    h, w = images.shape[-2:]
-    mat = tilt_matrix(degrees, w, h)
-    corners = [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]]
-    src = torch.tensor([[x, y, 1.0] for x, y in corners], dtype=torch.float64)
-    dst = src @ mat.T
-    ends = (dst[:, :2] / dst[:, 2:] + 0.5).tolist()
-    starts = [[x + 0.5, y + 0.5] for x, y in corners]
-    return TF.perspective(images, starts, ends, InterpolationMode.BILINEAR, fill=0.0)
-
-
-def _translate(images: torch.Tensor, shifts: list[int]) -> torch.Tensor:
-    """Every image moved right by each integer shift, zero fill (nearest-neighbour affine
-    by whole pixels is exact): (N, C, H, W) -> (N, F, C, H, W), by padding and slicing."""
-    k = max(abs(s) for s in shifts)
-    w = images.shape[-1]
-    padded = torch.nn.functional.pad(images, (k, k))
-    return torch.stack([padded[..., k - s : k - s + w] for s in shifts], dim=1)
-
-
 def make_sequence(
-    images: torch.Tensor,
+    images,
     perturbation: str,
     preset: SequencePreset,
     difficulty: int = 1,
     generator: torch.Generator | None = None,
+    centre: str = "authors",
 ):
     """The frames of one perturbation for every image.
 
     Args:
-        images: (N, C, S, S) in [0, 1] at the preset's source size (or any size when the
-            preset has none).
+        images: (N, C, H, W) in [0, 1], or a
+            :class:`~defstab.data.stream.PaddedImages` of images of different sizes. With
+            a crop (ImageNet-P) each image's short side must be the preset's source size
+            and may have any aspect: as ``make_imagenet_p.py`` does, the whole image is
+            perturbed and its centre cropped after, so rotations and scalings bring in
+            content from outside the square.
+        centre: where rotations and scalings turn (:data:`CENTRES`): "authors" (the 2018
+            torchvision that made the published videos) or "modern".
 
     Returns:
         ``(frames (N, F, C, crop, crop), parameters (F,) the shift, angle, scale or noise
         level of each frame)``.
     """
-    check_images(images)
+    canvas, sizes = _layout(images)
+    check_images(canvas)
+    sizes = sizes.cpu()
     if perturbation not in PERTURBATIONS:
         raise ValueError(
             f"unknown perturbation {perturbation!r}; choose from {', '.join(PERTURBATIONS)}."
         )
     if difficulty not in (1, 2, 3):
         raise ValueError(f"difficulty must be 1, 2 or 3 (ImageNet-P's), got {difficulty!r}.")
-    if preset.source_size is not None and images.shape[-1] != preset.source_size:
+    if centre not in CENTRES:
+        raise ValueError(f"unknown centre {centre!r}; choose from {', '.join(CENTRES)}.")
+    short = sizes.min(1).values
+    if preset.source_size is not None and bool((short != preset.source_size).any()):
         raise ValueError(
-            f"the {preset.name} preset moves {preset.source_size}-px images; these are "
-            f"{images.shape[-1]} px."
+            f"the {preset.name} preset moves images whose short side is {preset.source_size} "
+            f"px; these have {int(short[short != preset.source_size][0])} px."
         )
+    tops, lefts, height, width = _windows(sizes, preset.crop)
     if perturbation in NOISES:
-        return _noise_sequence(_centre(images, preset.crop), perturbation, preset, difficulty,
-                               generator)  # fmt: skip
+        x = _crop(canvas, tops, lefts, height, width)
+        return _noise_sequence(x, perturbation, preset, difficulty, generator)
     if perturbation == "translate":
         first, n = preset.translate
         shifts = [first + i for i in range(n)]
-        return _centre(_translate(images, shifts), preset.crop), torch.tensor(shifts)
+        frames = _crop(canvas, tops, lefts, height, width, torch.tensor(shifts), sizes)
+        return frames, torch.tensor(shifts)
     first, step, n = getattr(preset, perturbation)
     values = [first + step * i for i in range(n)]
     frames = []
-    for v in values:  # one call per frame, every image at once
+    for v in values:  # one warp per frame, every image at once
         if perturbation == "rotate":
-            out = TF.affine(images, angle=v, translate=[0, 0], scale=1.0, shear=[0.0],
-                            interpolation=InterpolationMode.BILINEAR, fill=0.0)  # fmt: skip
+            inverse = _affine_inverse(sizes, v, 1.0, centre)
         elif perturbation == "scale":
-            out = TF.affine(images, angle=0.0, translate=[0, 0], scale=v, shear=[0.0],
-                            interpolation=InterpolationMode.BILINEAR, fill=0.0)  # fmt: skip
+            inverse = _affine_inverse(sizes, 0.0, v, centre)
         else:
-            out = _tilt(images, v)
-        frames.append(_centre(out, preset.crop))
+            inverse = _tilt_inverse(sizes, v)
+        frames.append(_warped_crops(canvas, sizes, inverse, tops, lefts, height, width))
     return torch.stack(frames, dim=1), torch.tensor(values, dtype=torch.float64)
 
 
