@@ -16,10 +16,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from test_imagenet_p_edges import _their_frame  # noqa: E402  (the per-image port)
-
 from defstab.data.stream import PaddedImages  # noqa: E402
 from defstab.translate.sequences import get_sequence_preset, make_sequence  # noqa: E402
+from test_imagenet_p_edges import _their_frame  # noqa: E402  (the per-image port)
 
 
 def main() -> None:
