@@ -64,6 +64,9 @@ def _base(command, root, imgs) -> list[str]:
         "smoothness": ["smoothness", *model],
         "train": ["train", *model, "--data", f"folder:{root / 'tree'}", "--epochs", "1",
                   "--batch-size", "4", "--quiet"],
+        "perturb": ["perturb", *model, *data, "--images", "1", "--preset", "cifar-p",
+                    "--perturbations", "translate", "--quiet"],
+        "spatial": ["spatial", *model, *data, "--images", "2", "--quiet"],
         "models": ["models"],
         "deform": ["deform", str(next(imgs.rglob("*.png"))), "--size", "32"],
         "report": ["report", str(root / "reportable")],
@@ -88,7 +91,8 @@ def _options(command):
     return out
 
 
-COMMANDS = ["measure", "translate", "smoothness", "train", "models", "deform", "report"]
+COMMANDS = ["measure", "translate", "perturb", "spatial", "smoothness", "train", "models",
+            "deform", "report"]  # fmt: skip
 
 
 @pytest.mark.parametrize("command", COMMANDS)
