@@ -4,6 +4,16 @@ and the docstrings' Sphinx roles (``:class:`~defstab.x.Y```) turned into links."
 from __future__ import annotations
 
 import re
+import sys
+from pathlib import Path
+
+# the package's source, for a docs-only environment (the docs tools alone, no torch: see
+# the docs' "Building the docs"); an installed defstab is used as it is
+SRC = Path(__file__).resolve().parents[1] / "src"
+if str(SRC) not in sys.path:
+    sys.path.append(str(SRC))
+# imported now: mkdocstrings takes its own `paths: [src]` off sys.path again after use
+import defstab.cli.main  # noqa: E402
 
 MARK = "<!-- cli-reference -->"
 #: A Sphinx role as mkdocstrings renders it: the role's name, then the target in <code>.

@@ -102,3 +102,13 @@ def test_docs_home_page_as_a_reader_sees_it(browser, tmp_path):
     assert reader.page.get_by_role("heading", name="defstab").first.is_visible()
     assert reader.errors == [] and reader.requests == [], (reader.errors, reader.requests)
     reader.page.screenshot(path=str(site / "index.png"), full_page=True)
+    # the site browses from disk: every page the navigation links to opens as a page
+    # (with directory URLs a link would open the browser's "Index of …" listing)
+    links = reader.page.eval_on_selector_all("nav a[href]", "els => els.map(e => e.href)")
+    pages = sorted({link.split("#")[0] for link in links if link.startswith("file:")})
+    assert len(pages) >= 15, pages
+    for url in pages:
+        reader.page.goto(url, wait_until="load")
+        assert url.endswith(".html"), url
+        assert not reader.page.title().startswith("Index of"), url
+        assert reader.page.locator("article h1").first.is_visible(), url

@@ -38,7 +38,7 @@ def test_train_measure_translate_report_chain(tmp_path, capsys):
     report = tmp_path / "report.html"
     assert main(["report", str(tmp_path / "results"), "-o", str(report)]) == 0
     html = report.read_text()
-    for title in ("Training: vgg_cifar_maxpool", "Sensitivity to deformation",
+    for title in ("Training: vgg_cifar_maxpool", "Sensitivity to TPS deformations (k = 3, C = 2)",
                   "Filter smoothness", "Translations: vgg_cifar_maxpool"):  # fmt: skip
         assert title in html
     assert html.count("RANDOM WEIGHTS") == 1  # the untrained measurement only

@@ -96,3 +96,26 @@ def test_the_convention_through_the_cli(tmp_path):
     sym, gru = tables["symmetric"], tables["gruver"]
     assert len(sym) == len(gru) and all(a > 0 for a in sym[1:])
     assert any(abs(a - b) > 0.05 * a for a, b in zip(sym[1:], gru[1:], strict=True))
+
+
+def test_report_sections_name_what_was_measured(tmp_path):
+    """A TPS, a diffeo and a Lie-derivative run of the same model: three titles."""
+    import re
+
+    data = write_image_folder(tmp_path / "imgs", per_class=2, size=(32, 32))
+    common = ["measure", "--model", "vgg_cifar_maxpool", "--width", "0.125", "--data",
+              f"folder:{data}", "--images", "4", "--no-noise", "--quiet"]  # fmt: skip
+    runs = {
+        "tps": [],
+        "diffeo": ["--deformation", "diffeo"],
+        "lie": ["--lie-derivative", "rotate", "--no-lie-contributions"],
+    }
+    for name, extra in runs.items():
+        assert main([*common, *extra, "--out", str(tmp_path / "results" / name)]) == 0
+    report = tmp_path / "report.html"
+    assert main(["report", str(tmp_path / "results"), "-o", str(report)]) == 0
+    titles = re.findall(r"<h2>(.*?)</h2>", report.read_text())
+    assert len(titles) == 3 and len(set(titles)) == 3, titles
+    assert any(t.startswith("Sensitivity to TPS deformations (k = 3, C = 2):") for t in titles)
+    assert any(t.startswith("Sensitivity to diffeomorphisms (T = ") for t in titles)
+    assert any("and the Lie derivative (rotate)" in t for t in titles)

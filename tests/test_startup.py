@@ -28,6 +28,9 @@ print("HEAVY:", ",".join(heavy))
         ["models"],
         ["models", "--help"],
         ["models", "vgg_cifar_maxpool", "--strides"],
+        ["experiment", "--help"],  # the experiments' names without the experiments
+        ["measure", "--help"],
+        ["train", "--help"],
     ],
 )
 def test_cli_startup_imports_no_torch(argv):
@@ -67,3 +70,13 @@ def test_registered_names_are_the_registry():
     assert sorted(registered_names()) == list_models()
     with pytest.raises(ValueError, match="not a registry network"):
         describe("resnet18")
+
+
+def test_the_torch_free_index_of_experiments_is_the_registry():
+    """`experiment --help` lists the experiments from defstab.experiments.index; the
+    registry (which imports every experiment) has the same names in the same order."""
+    from defstab.experiments.index import SUMMARIES
+    from defstab.experiments.registry import get_experiment, list_experiments
+
+    assert list(SUMMARIES) == list_experiments()
+    assert all(get_experiment(n).summary == SUMMARIES[n] for n in SUMMARIES)

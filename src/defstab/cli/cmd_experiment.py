@@ -9,14 +9,14 @@ HELP = "run one of the papers' experiments (E1–E5, antialias, worst-case, augm
 
 
 def add_parser(sub):
-    from defstab.experiments.registry import get_experiment, list_experiments
+    from defstab.experiments.index import SUMMARIES  # the names without the experiments
     from defstab.train.precision import PRECISIONS
 
-    names = list_experiments()
+    names = list(SUMMARIES)
     p = sub.add_parser(
         "experiment",
         help=HELP,
-        description="Experiments: " + "; ".join(f"{n}: {get_experiment(n).summary}" for n in names),
+        description="Experiments: " + "; ".join(f"{n}: {s}" for n, s in SUMMARIES.items()),
     )
     p.add_argument("name", choices=names)
     p.add_argument("--preset", default="quick", choices=["quick", "paper"])

@@ -433,7 +433,7 @@ def run(args) -> None:
         out / "section.json",
         {
             "section": "measure",
-            "title": f"Sensitivity to deformation: {model_settings['model']} on {data_probe.name}",
+            "title": f"{measured_words(d, lie)}: {model_settings['model']} on {data_probe.name}",
             "caveats": [random_note] if random_note else [],
             "text": [
                 f"Weights: {model_settings['weights']}. {result.n_images} images, deformation "
@@ -658,6 +658,20 @@ def check_deformation_options(args) -> None:
             "--worst-case and --min-flip search TPS deformations; use them without "
             "--deformation diffeo."
         )
+
+
+def measured_words(d: dict, lie=None) -> str:
+    """What a measurement measured, for its report section's title: a TPS, a diffeo and a
+    Lie-derivative run of the same model get different titles."""
+    if d.get("kind") == "diffeo":
+        what = f"Sensitivity to diffeomorphisms ({describe_deformation(d).removeprefix('diffeo ')})"
+    elif d.get("max_disp") is not None:
+        what = f"Sensitivity to TPS deformations ({describe_deformation(d)})"
+    else:
+        what = "Sensitivity to replayed deformations"
+    if lie is not None:
+        what += f" and the Lie derivative ({', '.join(lie.transforms)})"
+    return what
 
 
 def describe_deformation(d: dict) -> str:

@@ -9,9 +9,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from defstab.tap import pick_device  # noqa: F401  (re-exported for the commands)
 
 RANDOM_WEIGHTS = "random (untrained)"
+
+
+def pick_device(name: str):
+    """:func:`defstab.tap.pick_device`, imported when called: this module (every command's
+    options) imports no torch, so ``defstab --help`` and the docs build need none."""
+    from defstab.tap import pick_device as pick
+
+    return pick(name)
 
 
 def add_model_args(p, checkpoint: bool = True, scores: bool = False) -> None:

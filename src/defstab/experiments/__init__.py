@@ -7,22 +7,32 @@ writes tables, figure and ``experiment.json``), ``executors.py`` (where the runs
 this process, local workers, Ray, Slurm), ``presets.py`` (quick and paper).
 """
 
-from defstab.experiments.config import ExperimentConfig
-from defstab.experiments.executors import ExecutorConfig, RunsFailed
-from defstab.experiments.registry import (
-    Experiment,
-    get_experiment,
-    list_experiments,
-    register_experiment,
-)
-from defstab.experiments.runner import run_experiment
+from __future__ import annotations
+
+import importlib
+
+#: names imported on first use (PEP 562): the registry and the parsers need no torch
+_LAZY = {
+    "ExperimentConfig": "config",
+    "ExecutorConfig": "executors",
+    "RunsFailed": "executors",
+    "Experiment": "registry",
+    "get_experiment": "registry",
+    "list_experiments": "registry",
+    "register_experiment": "registry",
+    "run_experiment": "runner",
+}
 
 
 def __getattr__(name: str):
     # EXPERIMENTS was a hard-coded list before the registry; it now reads the registry.
     if name == "EXPERIMENTS":
-        return list_experiments()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return importlib.import_module("defstab.experiments.registry").list_experiments()
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"defstab.experiments.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
 
 
 __all__ = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from defstab.models.registry import unknown_name_message
+from defstab.errors import unknown_name_message
 
 _REGISTRY: dict[str, Experiment] = {}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from defstab.models.downsample import BlurPool, MaxBlurPool, Subsample
-from defstab.models.registry import unknown_name_message
+from defstab.errors import unknown_name_message
 
 INPUT = "input"
 

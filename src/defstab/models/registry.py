@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from collections.abc import Callable
 
 from torch import nn
+
+from defstab.errors import unknown_name_message  # noqa: F401  (re-exported: its old home)
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 #: Functions name -> factory (or None) for parametric families too large to list, such as
@@ -49,16 +50,6 @@ def list_models(pattern: str = "*") -> list[str]:
 
 def is_model(name: str) -> bool:
     return _factory(name) is not None
-
-
-def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
-    """One short sentence: the close matches if any, else the first few known names."""
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-    if close:
-        return f"unknown {kind} {name!r}. Did you mean {', '.join(repr(c) for c in close)}?"
-    return f"unknown {kind} {name!r}. Known: {', '.join(known[:10])}" + (
-        f" … ({len(known)} in all)" if len(known) > 10 else ""
-    )
 
 
 def create_model(name: str, **kwargs) -> nn.Module:

@@ -12,6 +12,7 @@ from defstab.experiments.catalog import pooling
 from defstab.experiments.config import ExperimentConfig, image_size
 from defstab.experiments.figures import bar_measures
 from defstab.experiments.findings import Evidence, finding, per_seed
+from defstab.experiments.index import SUMMARIES
 from defstab.experiments.registry import Experiment, register_experiment
 from defstab.experiments.runs import RunSpec
 from defstab.experiments.statistics import SmallestEffect, seed_effect
@@ -167,8 +168,7 @@ EXPERIMENT = register_experiment(
         figure=figure,
         findings=findings,
         tables=("shifts",),
-        summary="E1's networks and APS (circular padding) under one-pixel embedded, cropped "
-        "and circular shifts: P(top-1 change), MAC, consistency",
+        summary=SUMMARIES["antialias"],
         order=10,
         seed_plans=SEED_PLANS,
     )

@@ -32,6 +32,7 @@ from defstab.experiments.catalog import pooling
 from defstab.experiments.catalog.antialias import SHIFT_CHANGE
 from defstab.experiments.config import ExperimentConfig, image_size
 from defstab.experiments.findings import Evidence, finding, per_seed
+from defstab.experiments.index import SUMMARIES
 from defstab.experiments.registry import Experiment, register_experiment
 from defstab.experiments.runs import RunSpec
 from defstab.experiments.statistics import SmallestEffect, seed_effect
@@ -306,8 +307,7 @@ EXPERIMENT = register_experiment(
         plan=plan,
         figure=figure,
         findings=findings,
-        summary="no augmentation / crop ±4 / shifts ±8: one-pixel shifts inside and outside "
-        "the trained range",
+        summary=SUMMARIES["augmentation"],
         order=12,
         seed_plans=SEED_PLANS,
         describe=describe,

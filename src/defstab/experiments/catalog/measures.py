@@ -28,6 +28,7 @@ from defstab.experiments.catalog import pooling
 from defstab.experiments.config import ExperimentConfig, image_size
 from defstab.experiments.figures import layer_curves
 from defstab.experiments.findings import Evidence
+from defstab.experiments.index import SUMMARIES
 from defstab.experiments.registry import Experiment, register_experiment
 from defstab.experiments.runs import RunSpec
 
@@ -89,8 +90,7 @@ EXPERIMENT = register_experiment(
         figure=figure,
         findings=findings,
         findings_retired=FINDINGS_RETIRED,
-        summary="E1's networks under random TPS, Petrini diffeomorphisms and the Lie "
-        "derivative, at init and trained: per-layer curves (no verdict)",
+        summary=SUMMARIES["measures"],
         order=11,
         seed_plans=SEED_PLANS,
     )

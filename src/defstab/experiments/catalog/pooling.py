@@ -12,6 +12,7 @@ from defstab.experiments.config import (
 )
 from defstab.experiments.figures import layer_curves
 from defstab.experiments.findings import AT_INIT, Evidence, finding, per_seed, spread
+from defstab.experiments.index import SUMMARIES
 from defstab.experiments.registry import Experiment, register_experiment
 from defstab.experiments.runs import RunSpec
 from defstab.experiments.statistics import SeedPlan, SmallestEffect, largest_of, seed_effect
@@ -174,7 +175,7 @@ EXPERIMENT = register_experiment(
         plan=plan,
         figure=figure,
         findings=findings,
-        summary="sensitivity per layer of six downsampling types, at init and trained",
+        summary=SUMMARIES["pooling"],
         title_init_only="E1 · Pooling at initialisation (Ruderman Fig. 3c)",
         order=1,
         seed_plans=SEED_PLANS,

@@ -8,6 +8,7 @@ from defstab.experiments.catalog.pooling import SPREAD_CHANGE
 from defstab.experiments.config import ExperimentConfig, measure_settings, train_settings
 from defstab.experiments.figures import layer_curves
 from defstab.experiments.findings import Evidence, finding, per_seed, spread
+from defstab.experiments.index import SUMMARIES
 from defstab.experiments.registry import Experiment, register_experiment
 from defstab.experiments.runs import RunSpec
 from defstab.experiments.statistics import SeedPlan, seed_effect
@@ -126,7 +127,7 @@ EXPERIMENT = register_experiment(
         figure=figure,
         findings=findings,
         epochs_key="random_label_epochs",
-        summary="each architecture trained on real labels, random labels, shuffled pixels",
+        summary=SUMMARIES["random-labels"],
         order=5,
         seed_plans=SEED_PLANS,
         describe=describe,

@@ -9,6 +9,7 @@ from defstab.experiments.catalog.pooling import SENSITIVITY_GAP
 from defstab.experiments.config import ExperimentConfig, measure_settings
 from defstab.experiments.figures import layer_curves, shades
 from defstab.experiments.findings import AT_INIT, Evidence, finding, layer_mean, per_seed
+from defstab.experiments.index import SUMMARIES
 from defstab.experiments.registry import UNTRAINED, Experiment, register_experiment
 from defstab.experiments.runs import RunSpec
 from defstab.experiments.statistics import SeedPlan, seed_effect
@@ -88,7 +89,7 @@ EXPERIMENT = register_experiment(
         plan=plan,
         figure=figure,
         findings=findings,
-        summary="sensitivity at init for Gaussian-smoothed filters (σ sweep)",
+        summary=SUMMARIES["smooth-init"],
         describe=lambda s: UNTRAINED,
         order=2,
         seed_plans=SEED_PLANS,

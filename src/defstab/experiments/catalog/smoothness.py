@@ -10,6 +10,7 @@ import numpy as np
 from defstab.experiments.catalog import pooling
 from defstab.experiments.figures import layer_curves
 from defstab.experiments.findings import Evidence, finding, layer_mean, per_seed
+from defstab.experiments.index import SUMMARIES
 from defstab.experiments.registry import Experiment, register_experiment
 from defstab.experiments.statistics import SmallestEffect, seed_effect
 
@@ -101,7 +102,7 @@ EXPERIMENT = register_experiment(
         figure=figure,
         findings=findings,
         tables=("smoothness",),
-        summary="filter smoothness of E1's networks, at init and trained",
+        summary=SUMMARIES["smoothness"],
         order=4,
         seed_plans=SEED_PLANS,
     )

@@ -10,6 +10,7 @@ from defstab.experiments.catalog.smoothness import TV_CHANGE
 from defstab.experiments.config import ExperimentConfig, measure_settings, train_settings
 from defstab.experiments.figures import layer_curves, shades
 from defstab.experiments.findings import Evidence, finding, per_seed
+from defstab.experiments.index import SUMMARIES
 from defstab.experiments.registry import Experiment, register_experiment
 from defstab.experiments.runs import RunSpec
 from defstab.experiments.statistics import SeedPlan, bonferroni_level, seed_effect
@@ -148,7 +149,7 @@ EXPERIMENT = register_experiment(
         epochs_key="synthetic_epochs",
         needs_data=False,
         describe=describe,
-        summary="train on synthetic tasks of deformation strength C; filter smoothness",
+        summary=SUMMARIES["synthetic"],
         order=3,
         seed_plans=SEED_PLANS,
     )

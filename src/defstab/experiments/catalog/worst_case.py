@@ -17,6 +17,7 @@ from defstab.experiments.catalog import pooling
 from defstab.experiments.config import ExperimentConfig
 from defstab.experiments.figures import layer_curves
 from defstab.experiments.findings import AT_INIT, Evidence, finding, per_seed
+from defstab.experiments.index import SUMMARIES
 from defstab.experiments.registry import Experiment, register_experiment
 from defstab.experiments.runs import WORST, RunSpec
 from defstab.experiments.statistics import SmallestEffect, seed_effect
@@ -141,7 +142,7 @@ EXPERIMENT = register_experiment(
         plan=plan,
         figure=figure,
         findings=findings,
-        summary="E1's networks under worst-case TPS deformations (PGD) beside random ones",
+        summary=SUMMARIES["worst-case"],
         order=11,
         seed_plans=SEED_PLANS,
     )
