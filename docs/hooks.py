@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 if str(SRC) not in sys.path:
     sys.path.append(str(SRC))
 # imported now: mkdocstrings takes its own `paths: [src]` off sys.path again after use
-import defstab.cli.main  # noqa: E402
+import defstab.cli.main  # noqa: E402, F401
 
 MARK = "<!-- cli-reference -->"
 #: A Sphinx role as mkdocstrings renders it: the role's name, then the target in <code>.

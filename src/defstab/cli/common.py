@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-
 RANDOM_WEIGHTS = "random (untrained)"
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from defstab.models.downsample import BlurPool, MaxBlurPool, Subsample
 from defstab.errors import unknown_name_message
+from defstab.models.downsample import BlurPool, MaxBlurPool, Subsample
 
 INPUT = "input"
 
