@@ -133,3 +133,15 @@ def test_more_shards_than_chunks_is_refused_before_loading(capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "--shards 2 needs 2 chunks" in err and "--batch-size 4 or fewer" in err
+
+
+def test_a_killed_runs_staging_folder_is_not_reported(data, tmp_path):
+    results = tmp_path / "results"
+    assert main(_perturb(data, results / "p", seed=0)) == 0
+    killed = results / ".m.staging-999999999"  # what a killed measure leaves behind
+    killed.mkdir()
+    (killed / "section.json").write_text((results / "p" / "section.json").read_text())
+    (killed / "config.json").write_text((results / "p" / "config.json").read_text())
+    report = tmp_path / "report.html"
+    assert main(["report", str(results), "-o", str(report)]) == 0
+    assert report.read_text().count("<h2>") == 1

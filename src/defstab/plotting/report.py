@@ -266,8 +266,11 @@ def find_sections(root: Path) -> list[tuple[Path, dict]]:
     found = []
     for name in ("section.json", "experiment.json"):
         for p in sorted(root.rglob(name)):
-            if {"runs", "networks", "measurements"} & set(p.relative_to(root).parts):
+            parts = p.relative_to(root).parts
+            if {"runs", "networks", "measurements"} & set(parts):
                 continue
+            if any(part.startswith(".") for part in parts[:-1]):
+                continue  # a staging folder of a run in progress or killed: no result yet
             found.append((p.parent, json.loads(p.read_text())))
     from defstab.experiments.registry import list_experiments
 
