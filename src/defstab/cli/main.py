@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from defstab import __version__
+from defstab.cli.config_file import with_config
 from defstab.cli.ranges import check_option_ranges
 from defstab.cli.schema import check_option_scopes, given_options
 from defstab.errors import FindingError
@@ -70,6 +71,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         if command is None or name == command:
             p = module.add_parser(sub)
             p.set_defaults(_run=module.run)
+            p.add_argument(
+                "--config",
+                metavar="FILE.toml",
+                help="options from a TOML file: the long option names with _ for - as keys "
+                '(model = "vgg_cifar_maxpool", no_noise = true); options given here win',
+            )
         else:
             sub.add_parser(name, help=module.HELP)
     return parser
@@ -109,7 +116,14 @@ def command_parser(parser: argparse.ArgumentParser, name: str) -> argparse.Argum
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(chosen_command(argv) or "")
+    command = chosen_command(argv)
+    try:  # --config FILE.toml: its options first, the command line's after them (they win)
+        argv = with_config(argv, command, lambda c: command_parser(build_parser(c), c))
+    except ValueError as e:
+        print(f"defstab {command or ''}: error: {' '.join(str(e).split())}".replace("  ", " "),
+              file=sys.stderr)  # fmt: skip
+        return 2
+    parser = build_parser(command or "")
     args = parser.parse_args(argv)
     try:
         # before anything is read or loaded: every option where it has an effect
