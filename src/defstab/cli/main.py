@@ -33,6 +33,7 @@ SUBCOMMANDS = [
     "experiment",
     "dataset-bias",
     "report",
+    "rerun",
 ]
 
 
@@ -88,12 +89,12 @@ STAGED = {"measure": ("shards",), "translate": (), "perturb": (), "spatial": (),
           "smoothness": (), "dataset-bias": ()}  # fmt: skip
 
 
-def run_in_result_folder(args) -> None:
+def run_in_result_folder(args) -> int | None:
     """Run the command; a folder of another command's result is refused first, and a
     result folder is staged and swapped in whole (a failure leaves the previous one)."""
     out = getattr(args, "out", None)
-    if out is None or args.command in ("experiment", "demo"):  # folders of many results
-        return args._run(args)
+    if out is None or args.command in ("experiment", "demo", "rerun"):  # many results, or
+        return args._run(args)  # a replay (its own command stages its folder)
     from pathlib import Path
 
     from defstab.cli.common import check_out_folder
@@ -106,6 +107,38 @@ def run_in_result_folder(args) -> None:
     with staged_folder(final, keep=STAGED[args.command]) as stage:
         args._final_out, args.out = Path(final), str(stage)
         args._run(args)
+        record_request(stage, args._argv)
+
+
+def record_request(folder, argv: list[str]) -> None:
+    """Add to ``folder/config.json`` the request that made it — the command line (a
+    ``--config`` file's options expanded), ``--out`` left out, the working folder and the
+    thread count — so that ``defstab rerun FOLDER`` replays it."""
+    import json
+    import os
+    from pathlib import Path
+
+    from defstab.io.atomic import write_json
+
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        return
+    kept, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token == "--out":
+            skip = True
+        elif not token.startswith("--out="):
+            kept.append(token)
+    torch = sys.modules.get("torch")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    record["request"] = {
+        "argv": kept,
+        "cwd": os.getcwd(),
+        "threads": torch.get_num_threads() if torch is not None else None,
+    }
+    write_json(path, record)
 
 
 def command_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
@@ -133,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         args._given = given  # what the user wrote, beside what the defaults filled in
         check_option_ranges(args)
         args._argv = argv  # a command that runs parts of itself in child processes
-        run_in_result_folder(args)
+        status = run_in_result_folder(args)
     except (ValueError, OSError, FloatingPointError) as e:
         # user mistakes and file problems: one sentence, no traceback
         message = " ".join(str(e).split()) or type(e).__name__
@@ -148,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"defstab {args.command}: interrupted; finished results were kept.", file=sys.stderr)
         return 130
-    return 0
+    return status if isinstance(status, int) else 0  # rerun: the replayed command's
 
 
 if __name__ == "__main__":
