@@ -180,16 +180,22 @@ def _recorded_side(args, replay) -> int | None:
         drawn = (replay.record or {}).get("image_size")
         return int(drawn[0]) if drawn and len(set(drawn)) == 1 else None
     if args.transforms:
-        import json
-        from pathlib import Path
-
-        try:
-            config = Path(args.transforms).parent / "config.json"
-            side = json.loads(config.read_text(encoding="utf-8")).get("image_size")
-        except (OSError, ValueError, AttributeError):
-            return None
+        side = _spatial_config(args.transforms).get("image_size")
         return int(side) if isinstance(side, int) else None
     return None
+
+
+def _spatial_config(path) -> dict:
+    """The config.json beside spatial's per_image.csv ``path`` ({} when there is none: a
+    CSV on its own, whose size cannot be checked and whose preset goes by image size)."""
+    import json
+    from pathlib import Path
+
+    try:
+        record = json.loads((Path(path).parent / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _replay_kind(args, replay, size: tuple[int, int]) -> str:
@@ -217,14 +223,7 @@ def _replay_kind(args, replay, size: tuple[int, int]) -> str:
 def _spatial_settings(path, side: int) -> str | None:
     """The spatial preset recorded in the config.json beside ``path`` (spatial's
     per_image.csv); one sentence when it was made for images of another size."""
-    import json
-    from pathlib import Path
-
-    config = Path(path).parent / "config.json"
-    try:
-        record = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # a CSV on its own: the size cannot be checked, the preset is by size
+    record = _spatial_config(path)
     drawn = record.get("image_size")
     if drawn is not None and int(drawn) != side:
         raise ValueError(

@@ -6,7 +6,7 @@ Names are imported on first use (PEP 562), so that ``defstab.data.spec`` (what e
 
 from __future__ import annotations
 
-import importlib
+from defstab._lazy import lazy_attributes
 
 _LAZY = {
     "ImageDataset": "sources",
@@ -20,9 +20,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'defstab.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"defstab.data.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())

@@ -9,7 +9,7 @@ this process, local workers, Ray, Slurm), ``presets.py`` (quick and paper).
 
 from __future__ import annotations
 
-import importlib
+from defstab._lazy import lazy_attributes
 
 #: names imported on first use (PEP 562): the registry and the parsers need no torch
 _LAZY = {
@@ -24,15 +24,14 @@ _LAZY = {
 }
 
 
+_lazy = lazy_attributes(__name__, _LAZY, globals())
+
+
 def __getattr__(name: str):
     # EXPERIMENTS was a hard-coded list before the registry; it now reads the registry.
     if name == "EXPERIMENTS":
-        return importlib.import_module("defstab.experiments.registry").list_experiments()
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"defstab.experiments.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
+        return _lazy("list_experiments")()
+    return _lazy(name)
 
 
 __all__ = [

@@ -6,7 +6,7 @@ as data, which ``defstab models`` reads) can be imported without importing torch
 
 from __future__ import annotations
 
-import importlib
+from defstab._lazy import lazy_attributes
 
 _LAZY = {
     "CIFAR_BLOCKS": "architectures",
@@ -36,13 +36,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'defstab.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"defstab.models.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())

@@ -6,7 +6,7 @@ precision names every ``train`` and ``experiment`` parser lists) imports no torc
 
 from __future__ import annotations
 
-import importlib
+from defstab._lazy import lazy_attributes
 
 _LAZY = {
     "TrainConfig": "config",
@@ -19,9 +19,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'defstab.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"defstab.train.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())

@@ -189,8 +189,6 @@ def _affine_inverse(sizes, angle: float, scale: float, centre: str) -> torch.Ten
     """(N, 3, 3) output → input of a rotation by ``angle`` degrees (counter-clockwise on
     screen, as torchvision's ``affine``) and a scaling by ``scale`` about each image's
     centre: src = c + R(p − c) / scale, R = [[cos, sin], [−sin, cos]]."""
-    if centre not in CENTRES:
-        raise ValueError(f"unknown centre {centre!r}; choose from {', '.join(CENTRES)}.")
     a = math.radians(angle)
     r = torch.tensor([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]],
                      dtype=torch.float64) / scale  # fmt: skip
