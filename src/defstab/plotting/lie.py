@@ -47,7 +47,11 @@ def plot_lie(result, path: str | Path, title: str | None = None) -> Path:
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    ax.set_title(f"Lie derivative per layer, n = {n} (band: ±2 s.e.)", fontsize=9)
+    convention = result.meta.get("convention", "symmetric")
+    ax.set_title(
+        f"Lie derivative per layer ({convention} derivative), n = {n} (band: ±2 s.e.)",
+        fontsize=9,
+    )
     if with_units:
         ax = axes[1, 0]
         names = [
