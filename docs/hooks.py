@@ -1,5 +1,6 @@
-"""MkDocs hooks: the command-line reference, generated from defstab's argparse parsers,
-and the docstrings' Sphinx roles (``:class:`~defstab.x.Y```) turned into links."""
+"""MkDocs hooks: the command-line reference, generated from defstab's argparse parsers
+(themselves generated from the requests' fields, as is the request table), and the
+docstrings' Sphinx roles (``:class:`~defstab.x.Y```) turned into links."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ if str(SRC) not in sys.path:
 import defstab.cli.main  # noqa: E402, F401
 
 MARK = "<!-- cli-reference -->"
+REQUEST_MARK = "<!-- request-reference -->"
 #: A Sphinx role as mkdocstrings renders it: the role's name, then the target in <code>.
 ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc):<code>(~?)([\w.\s]+)</code>")
 
@@ -32,9 +34,35 @@ def cli_reference() -> str:
     return "\n".join(parts)
 
 
+def request_reference() -> str:
+    """A table of each registered protocol's request fields, from their metadata (as the
+    options are)."""
+    from defstab.requests.fields import field_rows
+    from defstab.requests.registry import PROTOCOLS
+
+    parts = []
+    for protocol in PROTOCOLS.values():
+        lines = [
+            f"**`{protocol.request.__name__}`** (`defstab {protocol.command}`; "
+            f"{protocol.paper})",
+            "",
+            "| field | option | type | default | choices | meaning |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in field_rows(protocol.request):
+            name = row["option"].removeprefix("--").replace("-", "_")
+            cells = [f"`{name}`", f"`{row['option']}`", row["type"], row["default"],
+                     row["choices"], row["help"].replace("|", "\\|")]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
     if MARK in markdown:
-        return markdown.replace(MARK, cli_reference())
+        markdown = markdown.replace(MARK, cli_reference())
+    if REQUEST_MARK in markdown:
+        markdown = markdown.replace(REQUEST_MARK, request_reference())
     return markdown
 
 

@@ -49,6 +49,10 @@ def test_python_blocks_run_verbatim(tmp_path, monkeypatch):
     assert set(namespace["path"].summary()) >= {"p_top1_change", "mac", "consistency"}
     assert namespace["circular"].summary()["consistency"] == 1.0
     assert (namespace["worst"]["shifts"], namespace["worst"]["robust_accuracy"]) == (961, 1.0)
+    outcome = namespace["outcome"]  # defstab.run: its folder, its shards, its metrics
+    assert (tmp_path / "m" / "sensitivity.csv").exists() and outcome.request.images == 8
+    assert len(list((tmp_path / "m" / "shards").glob("shard-*-of-2.pt"))) == 2
+    assert outcome.metrics[0].direction == "lower" and outcome.normalization.name == "cifar10"
 
 
 #: ``mkdocs`` run with the heavy libraries unimportable (an import of one fails the build)

@@ -9,8 +9,8 @@ import math
 import pytest
 
 from defstab.cli.main import SUBCOMMANDS, build_parser, main
-from defstab.cli.ranges import RANGES, check_option_ranges
-from defstab.cli.schema import SCOPES
+from defstab.requests.ranges import RANGES, check_option_ranges
+from defstab.requests.scopes import SCOPES
 
 
 def _subparser(command: str) -> argparse.ArgumentParser:
@@ -61,7 +61,7 @@ def test_every_numeric_option_has_a_range_and_every_range_an_option():
 
 @pytest.mark.parametrize("command,option,dest,kind,text", CASES)
 def test_out_of_range_is_refused_the_same_way_everywhere(capsys, command, option, dest, kind, text):
-    # in a context where the option has an effect (defstab.cli.schema), so that the range
+    # in a context where the option has an effect (defstab.requests.scopes), so that the range
     # is what refuses it
     scope = SCOPES.get(command, {}).get(dest)
     context = list(scope.active) if scope else []

@@ -1,6 +1,6 @@
 """Every option given where it has no effect is refused, in one sentence, before any work.
 
-The walk covers every scoped option of every command (``defstab.cli.schema.SCOPES``):
+The walk covers every scoped option of every command (``defstab.requests.scopes.SCOPES``):
 given in its ``inert`` context, ``defstab`` exits 2 naming the option (the data and model
 named do not exist, so a refusal that came after loading would name them instead); in its
 ``active`` context the scope check lets it through.
@@ -12,8 +12,8 @@ import argparse
 
 import pytest
 
-from defstab.cli.main import build_parser, command_parser, main
-from defstab.cli.schema import SCOPES, check_option_scopes, given_options
+from defstab.cli.main import build_parser, command_parser, given_options, main
+from defstab.requests.scopes import SCOPES, check_option_scopes
 
 NO_DATA = "cifar10:/nonexistent/cifar"
 #: the fewest arguments each command needs (nothing they name exists)

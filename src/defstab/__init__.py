@@ -17,6 +17,12 @@ _LAZY = {
     "filter_smoothness": "defstab.metrics",
     "normalized_total_variation": "defstab.metrics",
     "deform": "defstab.deform",
+    "run": "defstab.pipeline",
+    "MeasureRequest": "defstab.requests",
+    "ModelOptions": "defstab.requests",
+    "DataOptions": "defstab.requests",
+    "SpatialRequest": "defstab.requests",
+    "SmoothnessRequest": "defstab.requests",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

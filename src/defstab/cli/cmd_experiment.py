@@ -194,7 +194,7 @@ def run(args) -> None:
     )
     from defstab.cli.common import check_out_folder
 
-    # option ranges are checked once for every command (defstab.cli.ranges); this is
+    # option ranges are checked once for every command (defstab.requests.ranges); this is
     # the experiment's own: the normalizer is a median over pairs of images
     check_out_folder(args.out)
     if args.images is not None and args.images < 2:

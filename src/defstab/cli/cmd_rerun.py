@@ -35,6 +35,11 @@ def recorded_request(folder) -> dict:
     except ValueError:
         raise ValueError(f"{config} is not valid JSON; rerun cannot read its request.") from None
     request = record.get("request") if isinstance(record, dict) else None
+    if isinstance(request, dict) and request.get("why"):
+        raise ValueError(
+            f"{folder} cannot be replayed from the command line: {request['why']}; run it "
+            "again from Python."
+        )
     if not isinstance(request, dict) or not request.get("argv"):
         command = record.get("command", "?") if isinstance(record, dict) else "?"
         raise ValueError(

@@ -241,7 +241,7 @@ def run(args) -> None:
             )
         images = MappedImages(images, lambda x: resize(x, source), (channels, source, source))
     elif data.paths is not None:
-        from defstab.cli.cmd_measure import warn_if_resized
+        from defstab.pipeline.measure_outputs import warn_if_resized
 
         warn_if_resized(data, source, warn)
     norm, pre = pick_normalization(args.normalize, settings, data_spec, channels, device)

@@ -12,9 +12,9 @@ import sys
 
 from defstab import __version__
 from defstab.cli.config_file import with_config
-from defstab.cli.ranges import check_option_ranges
-from defstab.cli.schema import check_option_scopes, given_options
 from defstab.errors import FindingError
+from defstab.requests.ranges import check_option_ranges
+from defstab.requests.scopes import check_option_scopes
 
 # Startup cost: the command modules import nothing heavy at module level (their HELP line
 # is all `defstab --help` needs); only the chosen command's add_parser runs (it may import
@@ -85,8 +85,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 #: commands whose --out is one result, written into a staging folder and swapped in
 #: (defstab.io.result_folder); their resume files, which stay outside the swap
-STAGED = {"measure": ("shards",), "translate": (), "perturb": (), "spatial": (),
-          "smoothness": (), "dataset-bias": ()}  # fmt: skip
+STAGED = {"translate": (), "perturb": (), "dataset-bias": ()}
+#: commands on the pipeline (defstab.pipeline), which stages their folder itself: measure,
+#: spatial, smoothness
 
 
 def run_in_result_folder(args) -> int | None:
@@ -103,26 +104,20 @@ def run_in_result_folder(args) -> int | None:
     final = check_out_folder(out)
     check_owner(final, args.command)
     if args.command not in STAGED or getattr(args, "shard", None) is not None:
-        return args._run(args)  # resumable work (train) or one shard's file
+        # the pipeline's commands (PIPELINE), resumable work (train) or one shard's file
+        return args._run(args)
     with staged_folder(final, keep=STAGED[args.command]) as stage:
         args._final_out, args.out = Path(final), str(stage)
         args._run(args)
         record_request(stage, args._argv)
 
 
-def record_request(folder, argv: list[str]) -> None:
-    """Add to ``folder/config.json`` the request that made it — the command line (a
-    ``--config`` file's options expanded), ``--out`` left out, the working folder and the
-    thread count — so that ``defstab rerun FOLDER`` replays it."""
-    import json
+def request_record(argv: list[str]) -> dict:
+    """The request a result folder records: the command line (a ``--config`` file's
+    options expanded), ``--out`` left out, the working folder and the thread count — what
+    ``defstab rerun FOLDER`` replays."""
     import os
-    from pathlib import Path
 
-    from defstab.io.atomic import write_json
-
-    path = Path(folder) / "config.json"
-    if not path.is_file():
-        return
     kept, skip = [], False
     for token in argv:
         if skip:
@@ -132,13 +127,39 @@ def record_request(folder, argv: list[str]) -> None:
         elif not token.startswith("--out="):
             kept.append(token)
     torch = sys.modules.get("torch")
-    record = json.loads(path.read_text(encoding="utf-8"))
-    record["request"] = {
+    return {
         "argv": kept,
         "cwd": os.getcwd(),
         "threads": torch.get_num_threads() if torch is not None else None,
     }
+
+
+def record_request(folder, argv: list[str]) -> None:
+    """Add :func:`request_record` to ``folder/config.json`` (commands whose folder main
+    stages; the pipeline's protocols write it themselves)."""
+    import json
+    from pathlib import Path
+
+    from defstab.io.atomic import write_json
+
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        return
+    record = json.loads(path.read_text(encoding="utf-8"))
+    record["request"] = request_record(argv)
     write_json(path, record)
+
+
+def given_options(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, str]:
+    """{dest: the option as written} of the options ``argv`` gives explicitly to the
+    command's ``parser`` (abbreviations are refused by the parser, so names are exact)."""
+    spelled = {s: a.dest for a in parser._actions for s in a.option_strings}
+    given = {}
+    for token in argv:
+        name = token.split("=", 1)[0] if token.startswith("--") else token
+        if name in spelled:
+            given.setdefault(spelled[name], name)
+    return given
 
 
 def command_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
@@ -160,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         # before anything is read or loaded: every option where it has an effect
-        # (defstab.cli.schema) and in its range (defstab.cli.ranges), one table each
+        # (defstab.requests.scopes) and in its range (defstab.requests.ranges), one table each
         given = given_options(command_parser(parser, args.command), argv)
         check_option_scopes(args.command, args, given)
         args._given = given  # what the user wrote, beside what the defaults filled in

@@ -8,15 +8,16 @@ applies, a test of the parsed arguments, and two argument fragments — one in w
 applies and one in which it does not — that the tests walk for every scoped option.
 
 :func:`check_option_scopes` runs in :func:`defstab.cli.main.main` after parsing and before
-the command, so nothing is read, loaded or written before the options hold. Importing
+the command, and in :func:`defstab.run` on a request's fields, so nothing is read, loaded or
+written before the options hold. Importing
 this module imports nothing heavy.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Scope:
     """
 
     words: str
-    applies: Callable[[argparse.Namespace], bool]
+    applies: Callable[[Any], bool]
     active: tuple[str, ...]
     inert: tuple[str, ...]
 
@@ -320,20 +321,10 @@ SCOPES: dict[str, dict[str, Scope]] = {
 }
 
 
-def given_options(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, str]:
-    """{dest: the option as written} of the options ``argv`` gives explicitly to the
-    command's ``parser`` (abbreviations are refused by the parser, so names are exact)."""
-    spelled = {s: a.dest for a in parser._actions for s in a.option_strings}
-    given = {}
-    for token in argv:
-        name = token.split("=", 1)[0] if token.startswith("--") else token
-        if name in spelled:
-            given.setdefault(spelled[name], name)
-    return given
-
-
-def check_option_scopes(command: str, args: argparse.Namespace, given: dict[str, str]) -> None:
-    """One sentence for the first option given where it has no effect."""
+def check_option_scopes(command: str, args: Any, given: dict[str, str]) -> None:
+    """One sentence for the first option given where it has no effect. ``args``: the parsed
+    options or a request (anything with the options as attributes); ``given``: {field: the
+    option as written} of those the user chose."""
     for dest, scope in SCOPES.get(command, {}).items():
         if dest in given and not scope.applies(args):
             raise ValueError(

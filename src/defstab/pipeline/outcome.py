@@ -1,0 +1,67 @@
+"""What every protocol's outcome shares: summary metrics with their unit and direction,
+warnings, and the result folder's checks. Importing this module imports nothing heavy."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+LOWER = "lower"  # a lower value is more stable
+HIGHER = "higher"
+
+
+class DefstabWarning(UserWarning):
+    """A warning of a run that goes on (unreadable images skipped, inferred strides, …)."""
+
+
+def default_warn(message: str) -> None:
+    """How the Python API says a warning (the command line prints it on stderr)."""
+    warnings.warn(message, DefstabWarning, stacklevel=3)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One summary number of an outcome.
+
+    ``unit``: what it is counted in ("" for a ratio); ``direction``: "lower" or
+    "higher" — which way is more stable; ``layer``: the layer it belongs to, if any.
+    """
+
+    name: str
+    value: float
+    unit: str
+    direction: str
+    layer: str | None = None
+    description: str = ""
+
+
+def check_out_folder(path, option: str = "--out") -> Path:
+    """The output folder, checked before any work: it may exist (as a folder) or not."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{option} {out} is a file; give a folder for the results.")
+    parent = next((p for p in [out, *out.parents] if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ValueError(f"{option} {out} lies inside the file {parent}.")
+    return out
+
+
+def write_skipped(skipped: list[dict], indices, out: Path, measured: int, warn,
+                  shown: Path | None = None) -> int:  # fmt: skip
+    """skipped.csv (data index, path, reason) of the unreadable images and one warning;
+    an earlier run's list is removed when none was skipped. Returns the count."""
+    from defstab.io.tables import write_csv
+
+    if not skipped:
+        (out / "skipped.csv").unlink(missing_ok=True)
+        return 0
+    rows = [{"image": int(indices[s["item"]]), "path": s["path"], "reason": s["reason"]}
+            for s in skipped]  # fmt: skip
+    write_csv(out / "skipped.csv", rows)
+    first = rows[0]
+    warn(
+        f"{len(rows)} unreadable image(s) skipped, e.g. {first['path']} ({first['reason']}); "
+        f"all are listed in {(shown or out) / 'skipped.csv'}; {measured} images were measured."
+    )
+    return len(rows)

@@ -1,0 +1,10 @@
+"""Typed requests: what each protocol measures, as plain dataclasses importable without
+torch, whose fields carry their option (:mod:`defstab.requests.fields`). The command
+line is generated from them and :func:`defstab.run` runs them."""
+
+from defstab.requests.measure import MeasureRequest
+from defstab.requests.model import DataOptions, ModelOptions
+from defstab.requests.smoothness import SmoothnessRequest
+from defstab.requests.spatial import SpatialRequest
+
+__all__ = ["DataOptions", "MeasureRequest", "ModelOptions", "SmoothnessRequest", "SpatialRequest"]

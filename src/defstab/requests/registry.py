@@ -1,0 +1,85 @@
+"""The protocols defstab runs, each a typed request and the function that runs it (as
+timm registers architectures and lm-evaluation-harness registers tasks).
+
+A :class:`Protocol` names its request class, its runner (``"module:function"``,
+imported when run, so this registry imports no torch), the paper it comes from and the
+command that runs it. :func:`defstab.run` looks a request up here by its type. The
+other commands' protocols join the registry as they move onto the pipeline.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from defstab.requests.measure import MeasureRequest
+from defstab.requests.smoothness import SmoothnessRequest
+from defstab.requests.spatial import SpatialRequest
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    request: type
+    runner: str
+    command: str
+    paper: str
+    measures: str
+
+    def run_function(self):
+        module, name = self.runner.split(":")
+        return getattr(importlib.import_module(module), name)
+
+
+PROTOCOLS: dict[str, Protocol] = {}
+
+
+def register_protocol(protocol: Protocol) -> Protocol:
+    """Add ``protocol`` (its name must be new)."""
+    if protocol.name in PROTOCOLS:
+        raise ValueError(f"a protocol named {protocol.name!r} is already registered.")
+    PROTOCOLS[protocol.name] = protocol
+    return protocol
+
+
+def protocol_of(request) -> Protocol:
+    """The protocol whose request ``request`` is; one sentence for anything else."""
+    for protocol in PROTOCOLS.values():
+        if isinstance(request, protocol.request):
+            return protocol
+    known = ", ".join(p.request.__name__ for p in PROTOCOLS.values())
+    raise ValueError(f"{type(request).__name__} is not a protocol's request; give one of: {known}.")
+
+
+register_protocol(
+    Protocol(
+        name="deformation-sensitivity",
+        request=MeasureRequest,
+        runner="defstab.pipeline.measure:run_measure",
+        command="measure",
+        paper="Ruderman et al. 2018; Petrini et al. 2021 (diffeo, R_f); Gruver et al. 2023 "
+        "(Lie derivative)",
+        measures="per-layer normalized distance under random TPS deformations or "
+        "diffeomorphisms, R_f against noise, worst case, minimal flips, Lie derivative",
+    )
+)
+register_protocol(
+    Protocol(
+        name="spatial-robustness",
+        request=SpatialRequest,
+        runner="defstab.pipeline.spatial:run_spatial",
+        command="spatial",
+        paper="Engstrom et al. 2019",
+        measures="accuracy under random, worst-of-10 and grid rotations and translations",
+    )
+)
+register_protocol(
+    Protocol(
+        name="filter-smoothness",
+        request=SmoothnessRequest,
+        runner="defstab.pipeline.smoothness:run_smoothness",
+        command="smoothness",
+        paper="Ruderman et al. 2018",
+        measures="normalized total variation of every conv layer's filters",
+    )
+)

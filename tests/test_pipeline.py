@@ -1,0 +1,258 @@
+"""The one pipeline behind ``defstab measure`` and :func:`defstab.run`: the two doors
+give the same files byte for byte, check the same options the same way, apply the same
+normalisation (and say which), shard and resume alike, and a folder made from Python
+replays with ``defstab rerun``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import defstab
+from defstab.cli.main import build_parser, command_parser, main
+from defstab.requests import DataOptions, MeasureRequest, ModelOptions
+from defstab.requests.fields import from_namespace, options_of, request_argv
+
+VGG = ModelOptions(model="vgg_cifar_maxpool", width=0.125)
+VGG_ARGV = ["--model", "vgg_cifar_maxpool", "--width", "0.125"]
+TABLES = ("sensitivity.csv", "per_image.csv")
+
+
+def same_tables(a, b, tables=TABLES):
+    return all((a / t).read_bytes() == (b / t).read_bytes() for t in tables)
+
+
+def test_python_and_the_command_line_write_the_same_tables(tmp_path, tiny_cifar, capsys):
+    request = MeasureRequest(images=6, seed=3, batch_size=4)
+    outcome = defstab.run(request, model=VGG, data=tiny_cifar, out=tmp_path / "py",
+                          progress=False)  # fmt: skip
+    argv = ["measure", *VGG_ARGV, "--data", tiny_cifar, "--images", "6", "--seed", "3",
+            "--batch-size", "4", "--quiet", "--out", str(tmp_path / "cli")]  # fmt: skip
+    assert main(argv) == 0
+    assert same_tables(tmp_path / "py", tmp_path / "cli")
+    # the outcome holds what the folder holds
+    rows = outcome.rows()
+    assert [r["layer"] for r in rows] == outcome.result.layers
+    frame = outcome.to_frame()
+    assert list(frame["mean"]) == pytest.approx([r["mean"] for r in rows])
+    first = outcome.metrics[0]
+    assert (first.name, first.direction, first.layer) == ("sensitivity", "lower", rows[-1]["layer"])
+    assert first.value == pytest.approx(rows[-1]["mean"])
+    r_f = next(m for m in outcome.metrics if m.name == "relative_stability")
+    assert r_f.value == pytest.approx(rows[-1]["relative_stability"])
+    assert outcome.out == tmp_path / "py" and "sensitivity.csv" in outcome.written
+
+
+def test_without_a_folder_nothing_is_written(tmp_path, tiny_cifar, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    outcome = defstab.run(MeasureRequest(images=4, no_noise=True), model=VGG,
+                          data=DataOptions(data=tiny_cifar), progress=False)  # fmt: skip
+    assert outcome.out is None and outcome.written == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar"]
+    assert not any("relative_stability" == m.name for m in outcome.metrics)
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (MeasureRequest(deformation="diffeo", grid=3), "--grid has no effect here"),
+        (MeasureRequest(images=0), "--images must be at least 1, got 0"),
+        (MeasureRequest(lie_images=2), "--lie-images has no effect here"),
+        (MeasureRequest(normalizer="median"), "normalizer"),
+        (MeasureRequest(images=8, normalizer="exact"), "--shards needs the sampled normalizer"),
+    ],
+)
+def test_python_requests_are_checked_as_the_command_line_checks_them(
+    tmp_path, tiny_cifar, request_, message
+):
+    shards = 2 if request_.normalizer == "exact" else 1
+    with pytest.raises(ValueError, match=message):
+        defstab.run(request_, model=VGG, data=tiny_cifar, out=tmp_path / "m", shards=shards)
+    assert not (tmp_path / "m").exists()  # refused before anything is read or written
+
+
+def test_an_unknown_request_and_a_bad_model_are_one_sentence(tiny_cifar):
+    with pytest.raises(ValueError, match="is not a protocol's request; give one of: Measure"):
+        defstab.run(object(), model=VGG, data=tiny_cifar)
+    with pytest.raises(ValueError, match="model must be a model name, ModelOptions or a torch"):
+        defstab.run(MeasureRequest(images=4), model=3.5, data=tiny_cifar)
+
+
+FILE_MODEL = """
+import torch
+
+def net():
+    torch.manual_seed(1)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                               torch.nn.Linear(4, 10))
+"""
+
+
+def test_one_normalisation_rule_from_both_doors_and_it_is_said(tmp_path, tiny_cifar, capsys):
+    """A model from a file on CIFAR-10 images: the command line, Python with the file's
+    name and Python with the module object all normalise with CIFAR-10's statistics, and
+    say so; asking for none gives other numbers (so the rule is what makes them equal)."""
+    (tmp_path / "nets.py").write_text(textwrap.dedent(FILE_MODEL))
+    spec = f"{tmp_path / 'nets.py'}:net"
+    common = ["--data", tiny_cifar, "--images", "6", "--layers", "0,1"]
+    assert main(["measure", "--model", spec, *common, "--out", str(tmp_path / "cli")]) == 0
+    said = capsys.readouterr().out
+    assert "normalisation: cifar10 (the data's statistics" in said
+    request = MeasureRequest(images=6, layers="0,1")
+    defstab.run(request, model=spec, data=tiny_cifar, out=tmp_path / "name", progress=False)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import nets
+
+        defstab.run(request, model=nets.net(), data=tiny_cifar, out=tmp_path / "object",
+                    progress=False)  # fmt: skip
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("nets", None)
+    for folder in ("cli", "name", "object"):
+        config = json.loads((tmp_path / folder / "config.json").read_text())
+        assert config["normalize"] == "cifar10", folder
+        assert config["normalize_rule"].startswith("the data's statistics")
+        section = json.loads((tmp_path / folder / "section.json").read_text())
+        assert "normalised with cifar10 (the data's statistics" in section["text"][0]
+    assert same_tables(tmp_path / "cli", tmp_path / "name", ("sensitivity.csv",))
+    assert same_tables(tmp_path / "cli", tmp_path / "object", ("sensitivity.csv",))
+    assert main(["measure", "--model", spec, *common, "--normalize", "none", "--quiet",
+                 "--out", str(tmp_path / "none")]) == 0  # fmt: skip
+    assert not same_tables(tmp_path / "cli", tmp_path / "none", ("sensitivity.csv",))
+
+
+def test_a_folder_made_from_python_replays_with_rerun(tmp_path, tiny_cifar, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    request = MeasureRequest(images=5, seed=1, deformation="diffeo", displacement=0.5)
+    defstab.run(request, model=VGG, data=tiny_cifar, out=tmp_path / "py", progress=False)
+    recorded = json.loads((tmp_path / "py" / "config.json").read_text())["request"]
+    assert recorded["argv"][:5] == ["measure", *VGG_ARGV]
+    assert main(["rerun", str(tmp_path / "py"), "--out", str(tmp_path / "again")]) == 0
+    assert same_tables(tmp_path / "py", tmp_path / "again")
+
+
+def test_a_folder_of_a_model_object_says_why_it_cannot_be_rerun(tmp_path, tiny_cifar, capsys):
+    from defstab.models import create_model
+
+    net = create_model("vgg_cifar_maxpool", width=0.125, seed=0)
+    defstab.run(MeasureRequest(images=4, no_noise=True), model=net, data=tiny_cifar,
+                out=tmp_path / "obj", progress=False)  # fmt: skip
+    assert main(["rerun", str(tmp_path / "obj")]) == 2
+    assert "the model was given as a Python object" in capsys.readouterr().err
+
+
+def test_python_shards_resume_and_equal_the_command_line(tmp_path, tiny_cifar):
+    """Shards from Python run in this process (no command line rebuilt); one lost shard is
+    computed again alone; the merge equals the command line's --shards byte for byte."""
+    request = MeasureRequest(images=8, batch_size=2, normalizer="sampled", seed=4)
+    out = tmp_path / "py"
+    defstab.run(request, model=VGG, data=tiny_cifar, out=out, shards=2, progress=False)
+    argv = ["measure", *VGG_ARGV, "--data", tiny_cifar, "--images", "8", "--batch-size", "2",
+            "--normalizer", "sampled", "--seed", "4", "--shards", "2", "--quiet",
+            "--out", str(tmp_path / "cli")]  # fmt: skip
+    assert main(argv) == 0
+    assert same_tables(out, tmp_path / "cli")
+    lost, kept = out / "shards" / "shard-1-of-2.pt", out / "shards" / "shard-0-of-2.pt"
+    stamp = kept.stat().st_mtime_ns
+    lost.unlink()
+    defstab.run(request, model=VGG, data=tiny_cifar, out=out, shards=2, progress=False)
+    assert lost.exists() and kept.stat().st_mtime_ns == stamp  # resumed: only the lost one
+    defstab.run(request, model=VGG, data=tiny_cifar, out=out, shards=2, resume=False,
+                progress=False)  # fmt: skip
+    assert kept.stat().st_mtime_ns != stamp  # computed again
+    assert same_tables(out, tmp_path / "cli")
+
+
+def test_a_model_object_is_sharded_in_this_process(tmp_path, tiny_cifar):
+    from defstab.models import create_model
+
+    request = MeasureRequest(images=8, batch_size=2, normalizer="sampled")
+    net = create_model("vgg_cifar_maxpool", width=0.125, seed=0)
+    defstab.run(request, model=net, data=tiny_cifar, out=tmp_path / "obj", shards=2,
+                progress=False)  # fmt: skip
+    defstab.run(request, model=VGG, data=tiny_cifar, out=tmp_path / "name", shards=2,
+                progress=False)  # fmt: skip
+    assert same_tables(tmp_path / "obj", tmp_path / "name")
+
+
+def test_every_request_field_is_an_option_with_its_default():
+    """The parser is generated from the request: same names, same defaults, and the
+    parsed arguments become the same request again (request_argv round trip)."""
+    measure = command_parser(build_parser("measure"), "measure")
+    defaults = vars(measure.parse_args(["--data", "x", "--out", "o"]))
+    for f, _ in options_of(MeasureRequest):
+        assert f.name in defaults and defaults[f.name] == f.default, f.name
+    chosen = MeasureRequest(images=9, grid=4, max_disp=1.5, no_noise=True, layers="a,b",
+                            lie_derivative="rotate", attack_steps=3)  # fmt: skip
+    args = measure.parse_args([*request_argv(chosen), "--data", "x", "--out", "o"])
+    assert from_namespace(MeasureRequest, args) == chosen
+    assert dataclasses.asdict(chosen) != dataclasses.asdict(MeasureRequest())
+
+
+def test_sized_defaults_are_the_papers():
+    """--grid and --max-disp default per image size from the field metadata, which
+    matches the paper's settings (DeformationSpec.paper) on both sides of 64 px."""
+    from defstab.deform import DeformationSpec
+    from defstab.pipeline.measure import sized_default
+
+    for side in (28, 32, 64, 65, 224):
+        paper = DeformationSpec.paper(side)
+        assert (sized_default("grid", side), sized_default("max_disp", side)) == (
+            paper.grid, paper.max_disp)  # fmt: skip
+    measure = command_parser(build_parser("measure"), "measure")
+    helps = {a.dest: a.help for a in measure._actions}
+    assert "default 3 for images ≤ 64 px, else 5" in helps["grid"]
+
+
+def test_the_registry_knows_measure_and_refuses_a_second_of_a_name():
+    from defstab.requests import SmoothnessRequest, SpatialRequest
+    from defstab.requests.registry import PROTOCOLS, protocol_of, register_protocol
+
+    for request, command in ((MeasureRequest(), "measure"), (SpatialRequest(), "spatial"),
+                             (SmoothnessRequest(), "smoothness")):  # fmt: skip
+        protocol = protocol_of(request)
+        assert protocol.command == command
+        assert protocol.run_function().__name__ == f"run_{command}"
+    with pytest.raises(ValueError, match="already registered"):
+        register_protocol(PROTOCOLS["deformation-sensitivity"])
+
+
+def test_requests_and_the_pipeline_import_no_torch():
+    code = ("import sys, defstab.requests, defstab.pipeline, defstab.requests.registry; "
+            "import defstab.pipeline.models, defstab.pipeline.outcome; "
+            "print('torch' in sys.modules)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_spatial_and_smoothness_from_python_equal_their_commands(tmp_path, tiny_cifar):
+    from defstab.requests import SmoothnessRequest, SpatialRequest
+
+    spatial = defstab.run(SpatialRequest(images=4, seed=2), model=VGG, data=tiny_cifar,
+                          out=tmp_path / "sp", progress=False)  # fmt: skip
+    assert main(["spatial", *VGG_ARGV, "--data", tiny_cifar, "--images", "4", "--seed", "2",
+                 "--out", str(tmp_path / "sp_cli")]) == 0  # fmt: skip
+    assert same_tables(tmp_path / "sp", tmp_path / "sp_cli", ("summary.csv", "per_image.csv"))
+    accuracies = {m.name: m for m in spatial.metrics}
+    assert accuracies["grid_accuracy"].value <= accuracies["natural_accuracy"].value
+    assert {m.direction for m in spatial.metrics} == {"higher"}
+    smooth = defstab.run(SmoothnessRequest(), model=VGG, out=tmp_path / "sm")
+    assert main(["smoothness", *VGG_ARGV, "--out", str(tmp_path / "sm_cli")]) == 0
+    assert same_tables(tmp_path / "sm", tmp_path / "sm_cli", ("smoothness.csv",))
+    assert [m.layer for m in smooth.metrics] == list(smooth.values)
+    assert smooth.expected is not None  # a registry model at its paper init
+    for folder in ("sp", "sm"):  # made from Python, replayed by the command line
+        assert main(["rerun", str(tmp_path / folder), "--out", str(tmp_path / f"{folder}2")]) == 0
+    assert same_tables(tmp_path / "sp", tmp_path / "sp2", ("summary.csv", "per_image.csv"))
+    assert same_tables(tmp_path / "sm", tmp_path / "sm2", ("smoothness.csv",))
+    with pytest.raises(ValueError, match="--step has no effect here"):
+        defstab.run(SmoothnessRequest(), model=ModelOptions(model="vgg_cifar_maxpool", step=3))
+    with pytest.raises(ValueError, match="give no data"):
+        defstab.run(SmoothnessRequest(), model=VGG, data=tiny_cifar)
