@@ -256,3 +256,26 @@ def test_spatial_and_smoothness_from_python_equal_their_commands(tmp_path, tiny_
         defstab.run(SmoothnessRequest(), model=ModelOptions(model="vgg_cifar_maxpool", step=3))
     with pytest.raises(ValueError, match="give no data"):
         defstab.run(SmoothnessRequest(), model=VGG, data=tiny_cifar)
+
+
+def test_perturb_from_python_with_a_baseline_equals_its_command(tmp_path, tiny_cifar):
+    from defstab.requests import PerturbRequest
+
+    request = PerturbRequest(images=2, preset="cifar-p", perturbations="translate,shot_noise",
+                             baseline_model="vgg_cifar_avgpool", baseline_width=0.125)  # fmt: skip
+    outcome = defstab.run(request, model=VGG, data=tiny_cifar, out=tmp_path / "py",
+                          progress=False)  # fmt: skip
+    argv = ["perturb", *VGG_ARGV, "--data", tiny_cifar, "--images", "2", "--preset", "cifar-p",
+            "--perturbations", "translate,shot_noise", "--baseline-model", "vgg_cifar_avgpool",
+            "--baseline-width", "0.125", "--quiet", "--out", str(tmp_path / "cli")]  # fmt: skip
+    assert main(argv) == 0
+    assert same_tables(tmp_path / "py", tmp_path / "cli", ("summary.csv", "per_video.csv"))
+    names = [m.name for m in outcome.metrics]
+    assert names == ["fp_translate", "fr_translate", "fp_shot_noise", "fr_shot_noise", "fr_mean"]
+    assert set(outcome.normalizations) == {"model", "baseline"}
+    assert main(["rerun", str(tmp_path / "py"), "--out", str(tmp_path / "again")]) == 0
+    assert same_tables(tmp_path / "py", tmp_path / "again", ("summary.csv", "per_video.csv"))
+    with pytest.raises(ValueError, match="unknown perturbation blur"):
+        defstab.run(PerturbRequest(perturbations="blur"), model=VGG, data=tiny_cifar)
+    with pytest.raises(ValueError, match="--baseline-width has no effect here"):
+        defstab.run(PerturbRequest(baseline_width=0.5), model=VGG, data=tiny_cifar)

@@ -23,6 +23,7 @@ _LAZY = {
     "DataOptions": "defstab.requests",
     "SpatialRequest": "defstab.requests",
     "SmoothnessRequest": "defstab.requests",
+    "PerturbRequest": "defstab.requests",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

@@ -4,7 +4,15 @@ line is generated from them and :func:`defstab.run` runs them."""
 
 from defstab.requests.measure import MeasureRequest
 from defstab.requests.model import DataOptions, ModelOptions
+from defstab.requests.perturb import PerturbRequest
 from defstab.requests.smoothness import SmoothnessRequest
 from defstab.requests.spatial import SpatialRequest
 
-__all__ = ["DataOptions", "MeasureRequest", "ModelOptions", "SmoothnessRequest", "SpatialRequest"]
+__all__ = [
+    "DataOptions",
+    "MeasureRequest",
+    "ModelOptions",
+    "PerturbRequest",
+    "SmoothnessRequest",
+    "SpatialRequest",
+]

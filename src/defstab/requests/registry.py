@@ -13,6 +13,7 @@ import importlib
 from dataclasses import dataclass
 
 from defstab.requests.measure import MeasureRequest
+from defstab.requests.perturb import PerturbRequest
 from defstab.requests.smoothness import SmoothnessRequest
 from defstab.requests.spatial import SpatialRequest
 
@@ -81,5 +82,15 @@ register_protocol(
         command="smoothness",
         paper="Ruderman et al. 2018",
         measures="normalized total variation of every conv layer's filters",
+    )
+)
+register_protocol(
+    Protocol(
+        name="perturbation-sequences",
+        request=PerturbRequest,
+        runner="defstab.pipeline.perturb:run_perturb",
+        command="perturb",
+        paper="Hendrycks & Dietterich 2019 (ImageNet-P)",
+        measures="flip probability, top-5 distance and flip rate over perturbation sequences",
     )
 )

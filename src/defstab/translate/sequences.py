@@ -34,8 +34,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from defstab._validate import check_images
+from defstab.requests.perturb import PERTURBATIONS  # one list, shared with the request
 
-PERTURBATIONS = ("translate", "rotate", "tilt", "scale", "gaussian_noise", "shot_noise")
 NOISES = ("gaussian_noise", "shot_noise")
 
 
