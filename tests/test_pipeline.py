@@ -279,3 +279,27 @@ def test_perturb_from_python_with_a_baseline_equals_its_command(tmp_path, tiny_c
         defstab.run(PerturbRequest(perturbations="blur"), model=VGG, data=tiny_cifar)
     with pytest.raises(ValueError, match="--baseline-width has no effect here"):
         defstab.run(PerturbRequest(baseline_width=0.5), model=VGG, data=tiny_cifar)
+
+
+def test_translate_from_python_equals_its_command_and_runs_without_a_folder(tmp_path, tiny_cifar):
+    from defstab.requests import TranslateRequest
+
+    request = TranslateRequest(images=3, steps=2, protocol="crop,circular", robust_grid="integer",
+                               robust_radius=2, seed=5)  # fmt: skip
+    outcome = defstab.run(request, model=VGG, data=tiny_cifar, out=tmp_path / "py",
+                          progress=False)  # fmt: skip
+    argv = ["translate", *VGG_ARGV, "--data", tiny_cifar, "--images", "3", "--steps", "2",
+            "--protocol", "crop,circular", "--robust-grid", "integer", "--robust-radius", "2",
+            "--seed", "5", "--quiet", "--out", str(tmp_path / "cli")]  # fmt: skip
+    assert main(argv) == 0
+    tables = ("summary.csv", "per_step.csv", "worst_shift_accuracy.csv")
+    assert same_tables(tmp_path / "py", tmp_path / "cli", tables)
+    names = {m.name: m for m in outcome.metrics}
+    assert names["p_top1_change_crop"].direction == "lower"
+    assert names["robust_accuracy_worst-integer-shift"].direction == "higher"
+    bare = defstab.run(request, model=VGG, data=tiny_cifar, progress=False)
+    assert bare.out is None and bare.rows() == outcome.rows()
+    assert main(["rerun", str(tmp_path / "py"), "--out", str(tmp_path / "again")]) == 0
+    assert same_tables(tmp_path / "py", tmp_path / "again", tables)
+    with pytest.raises(ValueError, match="--robust-radius has no effect here"):
+        defstab.run(TranslateRequest(robust_radius=4), model=VGG, data=tiny_cifar)

@@ -24,6 +24,7 @@ _LAZY = {
     "SpatialRequest": "defstab.requests",
     "SmoothnessRequest": "defstab.requests",
     "PerturbRequest": "defstab.requests",
+    "TranslateRequest": "defstab.requests",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

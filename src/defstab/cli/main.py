@@ -85,9 +85,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 #: commands whose --out is one result, written into a staging folder and swapped in
 #: (defstab.io.result_folder); their resume files, which stay outside the swap
-STAGED = {"translate": (), "dataset-bias": ()}
+STAGED = {"dataset-bias": ()}
 #: commands on the pipeline (defstab.pipeline), which stages their folder itself: measure,
-#: spatial, smoothness, perturb
+#: translate, perturb, spatial, smoothness
 
 
 def run_in_result_folder(args) -> int | None:

@@ -7,6 +7,7 @@ from defstab.requests.model import DataOptions, ModelOptions
 from defstab.requests.perturb import PerturbRequest
 from defstab.requests.smoothness import SmoothnessRequest
 from defstab.requests.spatial import SpatialRequest
+from defstab.requests.translate import TranslateRequest
 
 __all__ = [
     "DataOptions",
@@ -15,4 +16,5 @@ __all__ = [
     "PerturbRequest",
     "SmoothnessRequest",
     "SpatialRequest",
+    "TranslateRequest",
 ]

@@ -16,6 +16,7 @@ from defstab.requests.measure import MeasureRequest
 from defstab.requests.perturb import PerturbRequest
 from defstab.requests.smoothness import SmoothnessRequest
 from defstab.requests.spatial import SpatialRequest
+from defstab.requests.translate import TranslateRequest
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,17 @@ register_protocol(
         command="smoothness",
         paper="Ruderman et al. 2018",
         measures="normalized total variation of every conv layer's filters",
+    )
+)
+register_protocol(
+    Protocol(
+        name="translations",
+        request=TranslateRequest,
+        runner="defstab.pipeline.translate:run_translate",
+        command="translate",
+        paper="Azulay & Weiss 2019; Zhang 2019; Chaman & Dokmanić 2021; Michaeli et al. 2023",
+        measures="P(top-1 change), mean absolute change, jaggedness and consistency under "
+        "shifts; accuracy under the worst shift",
     )
 )
 register_protocol(
