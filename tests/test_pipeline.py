@@ -303,3 +303,35 @@ def test_translate_from_python_equals_its_command_and_runs_without_a_folder(tmp_
     assert same_tables(tmp_path / "py", tmp_path / "again", tables)
     with pytest.raises(ValueError, match="--robust-radius has no effect here"):
         defstab.run(TranslateRequest(robust_radius=4), model=VGG, data=tiny_cifar)
+
+
+def test_train_from_python_then_measure_its_folder(tmp_path, tiny_cifar):
+    """Python trains what the command line trains (the same weights), and the folder is a
+    --run for the measuring protocols from both doors."""
+    import torch
+
+    from defstab.models.loading import load_run
+    from defstab.requests import TrainRequest
+
+    request = TrainRequest(epochs=1, batch_size=8, train_images=16, test_images=8,
+                           precision="fp32")  # fmt: skip
+    outcome = defstab.run(request, model=VGG, data=tiny_cifar, out=tmp_path / "tr",
+                          progress=False)  # fmt: skip
+    assert outcome.metrics[0].name == "test_accuracy" and outcome.out == tmp_path / "tr"
+    argv = ["train", *VGG_ARGV, "--data", tiny_cifar, "--epochs", "1", "--batch-size", "8",
+            "--train-images", "16", "--test-images", "8", "--precision", "fp32", "--quiet",
+            "--out", str(tmp_path / "tr_cli")]  # fmt: skip
+    assert main(argv) == 0
+    ours, _ = load_run(tmp_path / "tr")
+    theirs, _ = load_run(tmp_path / "tr_cli")
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(ours.state_dict().values(), theirs.state_dict().values(), strict=True)
+    )
+    measured = defstab.run(MeasureRequest(images=4, no_noise=True),
+                           model=ModelOptions(run=str(tmp_path / "tr")), data=tiny_cifar,
+                           progress=False)  # fmt: skip
+    assert measured.model_settings["weights"].startswith("trained:")
+    assert measured.normalization.reason == "what the train folder trained with"
+    with pytest.raises(ValueError, match="train records its model by name"):
+        defstab.run(request, model=ours, data=tiny_cifar, out=tmp_path / "x")

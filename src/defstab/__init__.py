@@ -25,6 +25,7 @@ _LAZY = {
     "SmoothnessRequest": "defstab.requests",
     "PerturbRequest": "defstab.requests",
     "TranslateRequest": "defstab.requests",
+    "TrainRequest": "defstab.requests",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

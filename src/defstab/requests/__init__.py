@@ -7,6 +7,7 @@ from defstab.requests.model import DataOptions, ModelOptions
 from defstab.requests.perturb import PerturbRequest
 from defstab.requests.smoothness import SmoothnessRequest
 from defstab.requests.spatial import SpatialRequest
+from defstab.requests.train import TrainRequest
 from defstab.requests.translate import TranslateRequest
 
 __all__ = [
@@ -16,5 +17,6 @@ __all__ = [
     "PerturbRequest",
     "SmoothnessRequest",
     "SpatialRequest",
+    "TrainRequest",
     "TranslateRequest",
 ]

@@ -90,9 +90,10 @@ def help_text(f: dataclasses.Field, opt: Option) -> str:
     return opt.help
 
 
-def add_options(parser, cls, skip: tuple[str, ...] = ()) -> None:
+def add_options(parser, cls, skip: tuple[str, ...] = (), help_for: dict | None = None) -> None:
     """Add an argparse option per field of ``cls`` to ``parser`` (an ArgumentParser or an
-    argument group; grouped fields go to a group of that name, made once)."""
+    argument group; grouped fields go to a group of that name, made once). ``skip``:
+    fields the command does not have; ``help_for``: {field: the command's own help}."""
     groups: dict[str, Any] = {}
     for f, opt in options_of(cls):
         if f.name in skip:
@@ -104,7 +105,8 @@ def add_options(parser, cls, skip: tuple[str, ...] = ()) -> None:
             target = groups[opt.group]
         kind = value_type(cls, f)
         names = [flag_of(f, opt), *opt.aliases]
-        kwargs: dict[str, Any] = {"dest": f.name, "help": help_text(f, opt).replace("%", "%%")}
+        shown = (help_for or {}).get(f.name) or help_text(f, opt)
+        kwargs: dict[str, Any] = {"dest": f.name, "help": shown.replace("%", "%%")}
         if kind is bool:
             kwargs["action"] = "store_true"
         else:

@@ -16,6 +16,7 @@ from defstab.requests.measure import MeasureRequest
 from defstab.requests.perturb import PerturbRequest
 from defstab.requests.smoothness import SmoothnessRequest
 from defstab.requests.spatial import SpatialRequest
+from defstab.requests.train import TrainRequest
 from defstab.requests.translate import TranslateRequest
 
 
@@ -104,5 +105,16 @@ register_protocol(
         command="perturb",
         paper="Hendrycks & Dietterich 2019 (ImageNet-P)",
         measures="flip probability, top-5 distance and flip rate over perturbation sequences",
+    )
+)
+register_protocol(
+    Protocol(
+        name="training",
+        request=TrainRequest,
+        runner="defstab.pipeline.train:run_train",
+        command="train",
+        paper="Ruderman et al. 2018 (stability and smoothness over training)",
+        measures="a trained network with checkpoints and a history of accuracy, stability "
+        "and filter smoothness (its folder is --run for every measuring command)",
     )
 )
