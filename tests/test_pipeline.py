@@ -335,3 +335,22 @@ def test_train_from_python_then_measure_its_folder(tmp_path, tiny_cifar):
     assert measured.normalization.reason == "what the train folder trained with"
     with pytest.raises(ValueError, match="train records its model by name"):
         defstab.run(request, model=ours, data=tiny_cifar, out=tmp_path / "x")
+
+
+def test_dataset_bias_from_python_equals_its_command(tmp_path):
+    from defstab.requests import DatasetBiasRequest
+
+    coco = {"images": [{"id": 1, "width": 100, "height": 80}],
+            "annotations": [{"image_id": 1, "bbox": [10, 10, 20, 20]},
+                            {"image_id": 1, "bbox": [40, 30, 30, 30]}]}  # fmt: skip
+    (tmp_path / "c.json").write_text(json.dumps(coco))
+    boxes = f"coco:{tmp_path / 'c.json'}"
+    outcome = defstab.run(DatasetBiasRequest(bins=4), data=boxes, out=tmp_path / "py")
+    assert main(["dataset-bias", "--data", boxes, "--bins", "4", "--quiet",
+                 "--out", str(tmp_path / "cli")]) == 0  # fmt: skip
+    assert same_tables(tmp_path / "py", tmp_path / "cli", ("summary.csv", "boxes.csv"))
+    assert outcome.stats["data"]["boxes"] == 2
+    assert main(["rerun", str(tmp_path / "py"), "--out", str(tmp_path / "again")]) == 0
+    assert same_tables(tmp_path / "py", tmp_path / "again", ("summary.csv", "boxes.csv"))
+    with pytest.raises(ValueError, match="reads boxes only; give no model"):
+        defstab.run(DatasetBiasRequest(data=boxes), model=VGG)

@@ -26,6 +26,7 @@ _LAZY = {
     "PerturbRequest": "defstab.requests",
     "TranslateRequest": "defstab.requests",
     "TrainRequest": "defstab.requests",
+    "DatasetBiasRequest": "defstab.requests",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

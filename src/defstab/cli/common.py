@@ -84,12 +84,6 @@ def report_skipped(
     return write_skipped(skipped, indices, out, measured, warn, shown)
 
 
-def final_out(args) -> Path:
-    """The result folder the user named: ``--out`` itself, or — while the command writes
-    into its staging folder (:mod:`defstab.io.result_folder`) — the folder it becomes."""
-    return Path(getattr(args, "_final_out", None) or args.out)
-
-
 def warn(message: str) -> None:
     """A warning on stderr: the command goes on."""
     print(f"defstab: warning: {message}", file=sys.stderr)

@@ -83,33 +83,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-#: commands whose --out is one result, written into a staging folder and swapped in
-#: (defstab.io.result_folder); their resume files, which stay outside the swap
-STAGED = {"dataset-bias": ()}
-#: commands on the pipeline (defstab.pipeline), which stages their folder itself: measure,
-#: translate, perturb, spatial, smoothness
-
-
 def run_in_result_folder(args) -> int | None:
-    """Run the command; a folder of another command's result is refused first, and a
-    result folder is staged and swapped in whole (a failure leaves the previous one)."""
+    """Run the command; a folder of another command's result is refused first. (Each
+    result folder is staged and swapped in whole by the pipeline, defstab.pipeline.folders,
+    the same from Python.)"""
     out = getattr(args, "out", None)
     if out is None or args.command in ("experiment", "demo", "rerun"):  # many results, or
-        return args._run(args)  # a replay (its own command stages its folder)
-    from pathlib import Path
+        return args._run(args)  # a replay (its own command checks its folder)
+    from defstab.io.result_folder import check_owner
+    from defstab.pipeline.outcome import check_out_folder
 
-    from defstab.cli.common import check_out_folder
-    from defstab.io.result_folder import check_owner, staged_folder
-
-    final = check_out_folder(out)
-    check_owner(final, args.command)
-    if args.command not in STAGED or getattr(args, "shard", None) is not None:
-        # the pipeline's commands (PIPELINE), resumable work (train) or one shard's file
-        return args._run(args)
-    with staged_folder(final, keep=STAGED[args.command]) as stage:
-        args._final_out, args.out = Path(final), str(stage)
-        args._run(args)
-        record_request(stage, args._argv)
+    check_owner(check_out_folder(out), args.command)
+    return args._run(args)
 
 
 def request_record(argv: list[str]) -> dict:
@@ -132,22 +117,6 @@ def request_record(argv: list[str]) -> dict:
         "cwd": os.getcwd(),
         "threads": torch.get_num_threads() if torch is not None else None,
     }
-
-
-def record_request(folder, argv: list[str]) -> None:
-    """Add :func:`request_record` to ``folder/config.json`` (commands whose folder main
-    stages; the pipeline's protocols write it themselves)."""
-    import json
-    from pathlib import Path
-
-    from defstab.io.atomic import write_json
-
-    path = Path(folder) / "config.json"
-    if not path.is_file():
-        return
-    record = json.loads(path.read_text(encoding="utf-8"))
-    record["request"] = request_record(argv)
-    write_json(path, record)
 
 
 def given_options(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, str]:

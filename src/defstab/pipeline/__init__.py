@@ -13,7 +13,7 @@ Importing this package imports no torch (the protocol's runner is imported when 
 from __future__ import annotations
 
 
-def run(request, *, model, data=None, out=None, **execution):
+def run(request, *, model=None, data=None, out=None, **execution):
     """Run the protocol of ``request`` (a request of :mod:`defstab.requests`) on ``model``
     and ``data``; returns its outcome (``.rows()``, ``.to_frame()``, ``.metrics``,
     ``.request``). ``execution``: the protocol's own settings of where and how it runs

@@ -28,22 +28,24 @@ def in_result_folder(command: str, out, work: Callable, keep: tuple[str, ...] = 
         return work(stage, final)
 
 
-def request_record(command: str, request, model, data, extra: list[str], record) -> dict:
+def request_record(command: str, request, model, data, extra: list[str], record,
+                   needs_model: bool = True) -> dict:  # fmt: skip
     """What a result folder records for ``defstab rerun``: the command line's own
     ``record``, or the command line that asks for ``request`` on ``model`` and ``data``
-    (``extra``: further options, e.g. ``--shards 4``). A model given as an object cannot
-    be asked for on a command line: said instead."""
+    (``extra``: further options, e.g. ``--shards 4``; ``needs_model``: False for a
+    protocol without one). A model given as an object cannot be asked for on a command
+    line: said instead."""
     import torch
 
     from defstab.pipeline.models import model_options
 
     if record is not None:
         return record
-    options = model_options(model)
+    options = model_options(model) if needs_model else None
     base = {"cwd": os.getcwd(), "threads": torch.get_num_threads()}
-    if options is None:
+    if needs_model and options is None:
         return base | {"argv": None, "why": "the model was given as a Python object"}
-    argv = [command, *request_argv(options)]
+    argv = [command, *(request_argv(options) if options is not None else [])]
     argv += request_argv(data) if data is not None else []
     return base | {"argv": argv + request_argv(request) + extra}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
+from defstab.requests.dataset_bias import DatasetBiasRequest
 from defstab.requests.measure import MeasureRequest
 from defstab.requests.perturb import PerturbRequest
 from defstab.requests.smoothness import SmoothnessRequest
@@ -116,5 +117,15 @@ register_protocol(
         paper="Ruderman et al. 2018 (stability and smoothness over training)",
         measures="a trained network with checkpoints and a history of accuracy, stability "
         "and filter smoothness (its folder is --run for every measuring command)",
+    )
+)
+register_protocol(
+    Protocol(
+        name="dataset-bias",
+        request=DatasetBiasRequest,
+        runner="defstab.pipeline.dataset_bias:run_dataset_bias",
+        command="dataset-bias",
+        paper="Azulay & Weiss 2019 (the photographer's bias)",
+        measures="object position and size statistics of annotated boxes, beside uniform placement",
     )
 )
