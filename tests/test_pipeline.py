@@ -354,3 +354,24 @@ def test_dataset_bias_from_python_equals_its_command(tmp_path):
     assert same_tables(tmp_path / "py", tmp_path / "again", ("summary.csv", "boxes.csv"))
     with pytest.raises(ValueError, match="reads boxes only; give no model"):
         defstab.run(DatasetBiasRequest(data=boxes), model=VGG)
+
+
+def test_an_experiment_from_python_equals_its_command(tmp_path):
+    """The scaled-down E1 from Python and from the command line: the same results table;
+    the Python door refuses what the command line refuses."""
+    from defstab.requests import ExperimentRequest
+
+    request = ExperimentRequest(name="pooling", data="synthetic:2", archs="maxpool,subsample",
+                                seeds=2, width=0.125, images=8, per_class=6, epochs=1)  # fmt: skip
+    outcome = defstab.run(request, out=tmp_path / "py", progress=False)
+    argv = ["experiment", "pooling", "--data", "synthetic:2", "--archs", "maxpool,subsample",
+            "--seeds", "2", "--width", "0.125", "--images", "8", "--per-class", "6",
+            "--epochs", "1", "--quiet", "--out", str(tmp_path / "cli")]  # fmt: skip
+    assert main(argv) == 0
+    assert same_tables(tmp_path / "py" / "pooling", tmp_path / "cli" / "pooling",
+                       ("results.csv", "summary.csv"))  # fmt: skip
+    assert outcome.meta["findings"] and outcome.summary_lines()[0].endswith("[quick preset]")
+    with pytest.raises(ValueError, match="--templates has no effect here"):
+        defstab.run(ExperimentRequest(name="pooling", templates="mnist:x"), out=tmp_path / "x")
+    with pytest.raises(ValueError, match="unknown downsampling type maxpol"):
+        defstab.run(ExperimentRequest(archs="maxpol"), out=tmp_path / "x")

@@ -27,6 +27,7 @@ _LAZY = {
     "TranslateRequest": "defstab.requests",
     "TrainRequest": "defstab.requests",
     "DatasetBiasRequest": "defstab.requests",
+    "ExperimentRequest": "defstab.requests",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

@@ -12,8 +12,8 @@ HELP = "sensitivity of every layer to random TPS deformations or diffeomorphisms
 
 
 def add_parser(sub):
-    from defstab.cli.cmd_experiment import add_scaling_args
     from defstab.cli.common import add_data_args, add_model_args
+    from defstab.cli.scaling import add_scaling_args
     from defstab.requests.fields import add_options
     from defstab.requests.measure import MeasureRequest
 
@@ -43,9 +43,9 @@ def add_parser(sub):
 
 
 def run(args) -> None:
-    from defstab.cli.cmd_experiment import executor_config
     from defstab.cli.common import model_options, warn
     from defstab.cli.main import request_record
+    from defstab.cli.scaling import executor_config
     from defstab.pipeline.measure import run_measure
     from defstab.pipeline.shards import parse_shard
     from defstab.requests.fields import from_namespace

@@ -3,6 +3,7 @@ torch, whose fields carry their option (:mod:`defstab.requests.fields`). The com
 line is generated from them and :func:`defstab.run` runs them."""
 
 from defstab.requests.dataset_bias import DatasetBiasRequest
+from defstab.requests.experiment import ExperimentRequest
 from defstab.requests.measure import MeasureRequest
 from defstab.requests.model import DataOptions, ModelOptions
 from defstab.requests.perturb import PerturbRequest
@@ -14,6 +15,7 @@ from defstab.requests.translate import TranslateRequest
 __all__ = [
     "DataOptions",
     "DatasetBiasRequest",
+    "ExperimentRequest",
     "MeasureRequest",
     "ModelOptions",
     "PerturbRequest",

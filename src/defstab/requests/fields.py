@@ -46,7 +46,8 @@ class Option:
     ``sized``: the default per image size when the field's own default is None;
     ``group``: the heading of ``--help`` it is listed under; ``required``: the command
     line must give it; ``affects_result``: False for settings of how fast or where a run
-    goes (worker processes, memory), which shards of one measurement may differ in.
+    goes (worker processes, memory), which shards of one measurement may differ in;
+    ``positional``: given without a flag (``defstab experiment NAME``).
     """
 
     help: str
@@ -58,6 +59,7 @@ class Option:
     group: str | None = None
     required: bool = False
     affects_result: bool = True
+    positional: bool = False
 
 
 def option(default: Any = None, help: str = "", **kwargs) -> Any:
@@ -104,8 +106,11 @@ def add_options(parser, cls, skip: tuple[str, ...] = (), help_for: dict | None =
                 groups[opt.group] = parser.add_argument_group(opt.group)
             target = groups[opt.group]
         kind = value_type(cls, f)
-        names = [flag_of(f, opt), *opt.aliases]
         shown = (help_for or {}).get(f.name) or help_text(f, opt)
+        if opt.positional:
+            target.add_argument(f.name, choices=opt.choices, help=shown.replace("%", "%%"))
+            continue
+        names = [flag_of(f, opt), *opt.aliases]
         kwargs: dict[str, Any] = {"dest": f.name, "help": shown.replace("%", "%%")}
         if kind is bool:
             kwargs["action"] = "store_true"
@@ -145,8 +150,12 @@ def request_argv(request) -> list[str]:
     left out): what a result folder made from Python records, so that ``defstab rerun``
     replays it."""
     argv: list[str] = []
+    positional = {f.name for f, opt in options_of(type(request)) if opt.positional}
+    argv += [str(getattr(request, name)) for name in positional]
     for name, flag in given_fields(request).items():
         value = getattr(request, name)
+        if name in positional:
+            continue
         if value is True:
             argv.append(flag)
         elif value is not False:

@@ -13,6 +13,7 @@ import importlib
 from dataclasses import dataclass
 
 from defstab.requests.dataset_bias import DatasetBiasRequest
+from defstab.requests.experiment import ExperimentRequest
 from defstab.requests.measure import MeasureRequest
 from defstab.requests.perturb import PerturbRequest
 from defstab.requests.smoothness import SmoothnessRequest
@@ -127,5 +128,16 @@ register_protocol(
         command="dataset-bias",
         paper="Azulay & Weiss 2019 (the photographer's bias)",
         measures="object position and size statistics of annotated boxes, beside uniform placement",
+    )
+)
+register_protocol(
+    Protocol(
+        name="experiment",
+        request=ExperimentRequest,
+        runner="defstab.pipeline.experiment:run_experiment_request",
+        command="experiment",
+        paper="Ruderman et al. 2018 (E1–E5); Azulay & Weiss 2019 and after (antialias, "
+        "augmentation, worst case)",
+        measures="a paper experiment's networks, measurements and verdicts over seeds",
     )
 )
