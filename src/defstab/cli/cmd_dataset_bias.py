@@ -22,18 +22,13 @@ def add_parser(sub):
 
 
 def run(args) -> None:
-    from defstab.cli.common import warn
-    from defstab.cli.main import request_record
+    from defstab.cli.common import pipeline_kwargs, request_of
     from defstab.pipeline.dataset_bias import run_dataset_bias
     from defstab.requests.dataset_bias import DatasetBiasRequest
-    from defstab.requests.fields import from_namespace
 
     outcome = run_dataset_bias(
-        from_namespace(DatasetBiasRequest, args),
-        out=args.out,
-        warn=warn,
-        given=args._given,
-        record=request_record(args._argv),
+        request_of(args, DatasetBiasRequest),
+        **pipeline_kwargs(args, model=False, data=False, device=False),
     )
     if not args.quiet:
         print("\n".join(outcome.summary_lines()))

@@ -30,18 +30,13 @@ def add_parser(sub):
 
 
 def run(args) -> None:
-    from defstab.cli.common import warn
+    from defstab.cli.common import pipeline_kwargs, request_of
     from defstab.cli.scaling import executor_config
     from defstab.pipeline.experiment import run_experiment_request
     from defstab.requests.experiment import ExperimentRequest
-    from defstab.requests.fields import from_namespace
 
+    kwargs = pipeline_kwargs(args, model=False, data=False, device=False, record=False)
     outcome = run_experiment_request(
-        from_namespace(ExperimentRequest, args),
-        out=args.out,
-        executor=executor_config(args),
-        progress=not args.quiet,
-        warn=warn,
-        given=args._given,
+        request_of(args, ExperimentRequest), executor=executor_config(args), **kwargs
     )
     print("\n".join(outcome.summary_lines()))

@@ -43,29 +43,18 @@ def add_parser(sub):
 
 
 def run(args) -> None:
-    from defstab.cli.common import model_options, warn
-    from defstab.cli.main import request_record
+    from defstab.cli.common import pipeline_kwargs, request_of
     from defstab.cli.scaling import executor_config
     from defstab.pipeline.measure import run_measure
     from defstab.pipeline.shards import parse_shard
-    from defstab.requests.fields import from_namespace
     from defstab.requests.measure import MeasureRequest
-    from defstab.requests.model import DataOptions
 
-    shard = parse_shard(args.shard) if args.shard is not None else None
     outcome = run_measure(
-        from_namespace(MeasureRequest, args),
-        model=model_options(args),
-        data=from_namespace(DataOptions, args),
-        out=args.out,
+        request_of(args, MeasureRequest),
         shards=args.shards,
-        shard=shard,
+        shard=parse_shard(args.shard) if args.shard is not None else None,
         executor=executor_config(args) if args.shards > 1 else None,
-        device=args.device,
-        progress=not args.quiet,
-        warn=warn,
-        given=args._given,
-        record=request_record(args._argv),
+        **pipeline_kwargs(args),
     )
     lines = outcome.summary_lines() if not args.quiet else getattr(outcome, "flip_lines", list)()
     if lines:

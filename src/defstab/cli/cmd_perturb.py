@@ -26,22 +26,9 @@ def add_parser(sub):
 
 
 def run(args) -> None:
-    from defstab.cli.common import model_options, warn
-    from defstab.cli.main import request_record
+    from defstab.cli.common import pipeline_kwargs, request_of
     from defstab.pipeline.perturb import run_perturb
-    from defstab.requests.fields import from_namespace
-    from defstab.requests.model import DataOptions
     from defstab.requests.perturb import PerturbRequest
 
-    outcome = run_perturb(
-        from_namespace(PerturbRequest, args),
-        model=model_options(args),
-        data=from_namespace(DataOptions, args),
-        out=args.out,
-        device=args.device,
-        progress=not args.quiet,
-        warn=warn,
-        given=args._given,
-        record=request_record(args._argv),
-    )
+    outcome = run_perturb(request_of(args, PerturbRequest), **pipeline_kwargs(args))
     print("\n".join(outcome.summary_lines()))

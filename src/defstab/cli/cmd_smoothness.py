@@ -22,17 +22,11 @@ def add_parser(sub):
 
 
 def run(args) -> None:
-    from defstab.cli.common import model_options
-    from defstab.cli.main import request_record
+    from defstab.cli.common import pipeline_kwargs, request_of
     from defstab.pipeline.smoothness import run_smoothness
-    from defstab.requests.fields import from_namespace
     from defstab.requests.smoothness import SmoothnessRequest
 
     outcome = run_smoothness(
-        from_namespace(SmoothnessRequest, args),
-        model=model_options(args),
-        out=args.out,
-        given=args._given,
-        record=request_record(args._argv),
+        request_of(args, SmoothnessRequest), **pipeline_kwargs(args, data=False, device=False)
     )
     print("\n".join(outcome.summary_lines()))

@@ -28,21 +28,10 @@ def add_parser(sub):
 
 
 def run(args) -> None:
-    from defstab.cli.common import model_options, warn
+    from defstab.cli.common import pipeline_kwargs, request_of
     from defstab.pipeline.train import run_train
-    from defstab.requests.fields import from_namespace
-    from defstab.requests.model import DataOptions
     from defstab.requests.train import TrainRequest
 
-    outcome = run_train(
-        from_namespace(TrainRequest, args),
-        model=model_options(args),
-        data=from_namespace(DataOptions, args),
-        out=args.out,
-        device=args.device,
-        progress=not args.quiet,
-        warn=warn,
-        given=args._given,
-    )
+    outcome = run_train(request_of(args, TrainRequest), **pipeline_kwargs(args, record=False))
     if outcome.main_process:
         print("\n".join(outcome.summary_lines()))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from defstab.pipeline.outcome import Metric
+from defstab.pipeline.outcome import Metric, Outcome
 from defstab.requests.dataset_bias import DatasetBiasRequest
 
 #: statistics printed (all of them go to summary.csv)
@@ -28,7 +28,7 @@ SHOWN = [
 
 
 @dataclass
-class DatasetBiasOutcome:
+class DatasetBiasOutcome(Outcome):
     """``stats``: {"data": {...}, "uniform placement": {...}} of :data:`SHOWN` and more;
     ``boxes``: the boxes read (zero-area ones skipped)."""
 
@@ -42,11 +42,6 @@ class DatasetBiasOutcome:
     def rows(self) -> list[dict]:
         data, uniform = self.stats["data"], self.stats["uniform placement"]
         return [{"statistic": k, "data": data[k], "uniform": uniform[k]} for k in data]
-
-    def to_frame(self):
-        import pandas as pd
-
-        return pd.DataFrame(self.rows())
 
     @property
     def metrics(self) -> list[Metric]:
@@ -74,9 +69,9 @@ class DatasetBiasOutcome:
 
 
 def run_dataset_bias(request: DatasetBiasRequest, *, model=None, data=None, out=None,
-                     warn=None, given=None, record=None):  # fmt: skip
+                     progress: bool = True, warn=None, given=None, record=None):  # fmt: skip
     """The box statistics of ``request.data`` (or ``data``, a box source as ``--data``).
-    Returns a :class:`DatasetBiasOutcome`."""
+    Returns a :class:`DatasetBiasOutcome` (``progress``: unused, the boxes read at once)."""
     from dataclasses import replace
 
     from defstab.pipeline.checks import check_options

@@ -7,12 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from defstab.pipeline.outcome import Metric
+from defstab.pipeline.outcome import Metric, Outcome
 from defstab.requests.experiment import ExperimentRequest
 
 
 @dataclass
-class ExperimentOutcome:
+class ExperimentOutcome(Outcome):
     """``meta``: the experiment's ``experiment.json`` (its findings and verdicts), or —
     for an epochs sweep — the sweep's rows and folder (``sweep``)."""
 
@@ -23,11 +23,6 @@ class ExperimentOutcome:
 
     def rows(self) -> list[dict]:
         return self.sweep["rows"] if self.sweep else list(self.meta["findings"])
-
-    def to_frame(self):
-        import pandas as pd
-
-        return pd.DataFrame(self.rows())
 
     @property
     def metrics(self) -> list[Metric]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from defstab.pipeline.outcome import HIGHER, LOWER, Metric
+from defstab.pipeline.outcome import HIGHER, LOWER, Metric, Outcome
 
 
 @dataclass
@@ -24,7 +24,7 @@ class ShardOutcome:
 
 
 @dataclass
-class MeasureOutcome:
+class MeasureOutcome(Outcome):
     """A measurement's numbers and what produced them.
 
     ``result``: the :class:`~defstab.measure.sensitivity.SensitivityResult` (per layer,
@@ -60,16 +60,6 @@ class MeasureOutcome:
             for row in rows:
                 row.update(columns[row["layer"]])
         return rows
-
-    def to_frame(self):
-        """:meth:`rows` as a pandas DataFrame (``pip install 'defstab[pandas]'``)."""
-        try:
-            import pandas as pd
-        except ImportError:
-            raise ImportError(
-                "to_frame() needs pandas: pip install 'defstab[pandas]' (or use rows())."
-            ) from None
-        return pd.DataFrame(self.rows())
 
     @property
     def metrics(self) -> list[Metric]:

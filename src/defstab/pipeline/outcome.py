@@ -65,3 +65,27 @@ def write_skipped(skipped: list[dict], indices, out: Path, measured: int, warn,
         f"all are listed in {(shown or out) / 'skipped.csv'}; {measured} images were measured."
     )
     return len(rows)
+
+
+class Outcome:
+    """What every protocol's outcome offers: ``rows()`` (its main table, one dict per row),
+    ``to_frame()`` (the same as a pandas DataFrame), ``metrics`` (its headline numbers as
+    :class:`Metric`) and ``summary_lines()`` (what the command line prints)."""
+
+    def rows(self) -> list[dict]:
+        raise NotImplementedError
+
+    def to_frame(self):
+        """:meth:`rows` as a pandas DataFrame (``pip install 'defstab[pandas]'``)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError(
+                "to_frame() needs pandas: pip install 'defstab[pandas]' (or use rows())."
+            ) from None
+        return pd.DataFrame(self.rows())
+
+
+def row_line(row: dict) -> str:
+    """A table row in one printed line: ``key=value`` pairs, floats to 4 digits."""
+    return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())

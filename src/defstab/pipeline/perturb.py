@@ -8,13 +8,13 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from defstab.pipeline.outcome import LOWER, Metric
+from defstab.pipeline.outcome import LOWER, Metric, Outcome, row_line
 from defstab.requests.model import DataOptions
 from defstab.requests.perturb import PerturbRequest
 
 
 @dataclass
-class PerturbOutcome:
+class PerturbOutcome(Outcome):
     """``summary``: summary.csv's rows (one per perturbation, and the mean flip rate with
     a baseline); ``per_video``: per_video.csv's rows; ``settings``: per role ("model",
     "baseline") its settings and normalisation."""
@@ -31,11 +31,6 @@ class PerturbOutcome:
 
     def rows(self) -> list[dict]:
         return self.summary
-
-    def to_frame(self):
-        import pandas as pd
-
-        return pd.DataFrame(self.per_video)
 
     @property
     def metrics(self) -> list[Metric]:
@@ -59,8 +54,7 @@ class PerturbOutcome:
         for role, chosen in self.normalizations.items():
             lines.append(f"normalisation of the {role}: {chosen.describe()}")
         for row in self.summary:
-            lines.append("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                   for k, v in row.items()))  # fmt: skip
+            lines.append(row_line(row))
         if self.out is not None:
             lines.append(f"wrote {self.out}/: {', '.join(self.written)}")
         return lines

@@ -7,12 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from defstab.pipeline.outcome import LOWER, Metric
+from defstab.pipeline.outcome import LOWER, Metric, Outcome
 from defstab.requests.smoothness import SmoothnessRequest
 
 
 @dataclass
-class SmoothnessOutcome:
+class SmoothnessOutcome(Outcome):
     """``values``: {conv layer: normalized TV} in forward order; ``expected``: the
     analytic value at initialisation and the init's name, where known."""
 
@@ -26,11 +26,6 @@ class SmoothnessOutcome:
     def rows(self) -> list[dict]:
         weights = self.model_settings["weights"]
         return [{"layer": k, "smoothness": v, "weights": weights} for k, v in self.values.items()]
-
-    def to_frame(self):
-        import pandas as pd
-
-        return pd.DataFrame(self.rows())
 
     @property
     def metrics(self) -> list[Metric]:

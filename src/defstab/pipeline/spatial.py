@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from defstab.pipeline.outcome import HIGHER, Metric
+from defstab.pipeline.outcome import HIGHER, Metric, Outcome, row_line
 from defstab.requests.model import DataOptions
 from defstab.requests.spatial import SpatialRequest
 
 
 @dataclass
-class SpatialOutcome:
+class SpatialOutcome(Outcome):
     """``summary``: summary.csv's row; ``per_image``: per_image.csv's rows; ``request``,
     ``model_settings``, ``normalization``: what produced them; ``out``: the folder."""
 
@@ -29,11 +29,6 @@ class SpatialOutcome:
 
     def rows(self) -> list[dict]:
         return [self.summary]
-
-    def to_frame(self):
-        import pandas as pd
-
-        return pd.DataFrame(self.per_image)
 
     @property
     def metrics(self) -> list[Metric]:
@@ -56,8 +51,7 @@ class SpatialOutcome:
         row = self.summary
         lines = [caveat] if caveat else []
         lines.append(f"normalisation: {self.normalization.describe()}")
-        lines.append("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                               for k, v in row.items()))  # fmt: skip
+        lines.append(row_line(row))
         if self.out is not None:
             lines.append(f"wrote {self.out}/: {', '.join(self.written)}")
         return lines

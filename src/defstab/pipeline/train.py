@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from defstab.pipeline.outcome import HIGHER, Metric
+from defstab.pipeline.outcome import HIGHER, Metric, Outcome
 from defstab.requests.model import DataOptions, ModelOptions
 from defstab.requests.train import TrainRequest
 
 
 @dataclass
-class TrainOutcome:
+class TrainOutcome(Outcome):
     """``result``: the :class:`~defstab.train.TrainResult` (its history per evaluation);
     ``config``: the folder's ``config.json``; ``out``: the train folder (``--run`` for
     every measuring command). ``rank``: this process's rank under torchrun (0 alone)."""
@@ -29,11 +29,6 @@ class TrainOutcome:
 
     def rows(self) -> list[dict]:
         return list(self.result.history)
-
-    def to_frame(self):
-        import pandas as pd
-
-        return pd.DataFrame(self.rows())
 
     @property
     def metrics(self) -> list[Metric]:

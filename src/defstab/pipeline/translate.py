@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from defstab.pipeline.outcome import HIGHER, LOWER, Metric
+from defstab.pipeline.outcome import HIGHER, LOWER, Metric, Outcome, row_line
 from defstab.requests.model import DataOptions
 from defstab.requests.translate import TranslateRequest
 
@@ -22,7 +22,7 @@ HEADLINES = {
 
 
 @dataclass
-class TranslateOutcome:
+class TranslateOutcome(Outcome):
     """``summary``: summary.csv's rows (one per protocol, object size and worst-shift
     grid); ``per_step``: each protocol's result with its (N, S) numbers; ``figures``: the
     figures written."""
@@ -38,11 +38,6 @@ class TranslateOutcome:
 
     def rows(self) -> list[dict]:
         return self.summary
-
-    def to_frame(self):
-        import pandas as pd
-
-        return pd.DataFrame(self.summary)
 
     @property
     def metrics(self) -> list[Metric]:
@@ -64,8 +59,7 @@ class TranslateOutcome:
         lines = [caveat] if caveat else []
         lines.append(f"normalisation: {self.normalization.describe()}")
         for row in self.summary:
-            lines.append("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                   for k, v in row.items()))  # fmt: skip
+            lines.append(row_line(row))
         if self.out is not None:
             lines.append(f"wrote {self.out}/: {', '.join(self.written)}")
         return lines

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from defstab.requests.fields import SizedDefault, option
+from defstab.requests.model import read_workers_option
 
 LIE = "the Lie derivative"
 WORST = "the worst case"
@@ -41,12 +42,7 @@ class MeasureRequest:
         "memory N × layers), sampled (the N/2 disjoint pairs of a seeded random order, with a "
         "95% interval; linear time, flat memory), or auto (default: exact up to 4096 images)",
     )
-    read_workers: int = option(
-        0,
-        affects_result=False,
-        help="processes reading image files (folder data) while the model runs; default 0: "
-        "read in this process",
-    )
+    read_workers: int = read_workers_option()
     deformation: str = option(
         "tps",
         choices=("tps", "diffeo"),

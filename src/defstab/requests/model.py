@@ -17,6 +17,17 @@ from defstab.requests.fields import option
 CHECKPOINT_FIELDS = ("checkpoint", "run", "step")
 
 
+def read_workers_option():
+    """``--read-workers``: processes that read and decode image files ahead of the model
+    (a setting of speed: it changes no number)."""
+    return option(
+        0,
+        affects_result=False,
+        help="processes reading image files (folder data) while the model runs; default 0: "
+        "read in this process",
+    )
+
+
 @dataclass
 class ModelOptions:
     """A model and its weights, as the model options of every command give them."""

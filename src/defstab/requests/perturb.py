@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from defstab.requests.fields import option
+from defstab.requests.model import read_workers_option
 
 PERTURBATIONS = ("translate", "rotate", "tilt", "scale", "gaussian_noise", "shot_noise")
 BASELINE = "the baseline (the flip rate's denominator)"
@@ -17,12 +18,7 @@ class PerturbRequest:
     """What ``defstab perturb`` measures (every field is one of its options)."""
 
     images: int = option(32, help="videos: one per image")
-    read_workers: int = option(
-        0,
-        affects_result=False,
-        help="processes reading image files (folder data) while the model runs; default 0: "
-        "read in this process",
-    )
+    read_workers: int = read_workers_option()
     preset: str = option(
         "imagenet-p",
         choices=("imagenet-p", "cifar-p"),

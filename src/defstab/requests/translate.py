@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from defstab.requests.fields import option
+from defstab.requests.model import read_workers_option
 
 PRESETS = ("defstab", "azulay", "zhang", "aps", "aps-cifar", "michaeli")
 WORST = "the accuracy under the worst shift (Michaeli et al. 2023)"
@@ -18,12 +19,7 @@ class TranslateRequest:
     """What ``defstab translate`` measures (every field is one of its options)."""
 
     images: int = option(64, help="number of images (default 64)")
-    read_workers: int = option(
-        0,
-        affects_result=False,
-        help="processes reading image files (folder data) while the model runs; default 0: "
-        "read in this process",
-    )
+    read_workers: int = read_workers_option()
     preset: str = option(
         "defstab",
         choices=PRESETS,
