@@ -46,13 +46,14 @@ def request_reference() -> str:
             f"**`{protocol.request.__name__}`** (`defstab {protocol.command}`; "
             f"{protocol.paper})",
             "",
-            "| field | option | type | default | choices | meaning |",
-            "|---|---|---|---|---|---|",
+            "| field | option | type | default | choices | range | applies | meaning |",
+            "|---|---|---|---|---|---|---|---|",
         ]
-        for row in field_rows(protocol.request):
+        for row in field_rows(protocol.request, protocol.command):
             name = row["option"].removeprefix("--").replace("-", "_")
             cells = [f"`{name}`", f"`{row['option']}`", row["type"], row["default"],
-                     row["choices"], row["help"].replace("|", "\\|")]  # fmt: skip
+                     row["choices"], row["range"], row["applies"],
+                     row["help"].replace("|", "\\|")]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)

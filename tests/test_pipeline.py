@@ -375,3 +375,61 @@ def test_an_experiment_from_python_equals_its_command(tmp_path):
         defstab.run(ExperimentRequest(name="pooling", templates="mnist:x"), out=tmp_path / "x")
     with pytest.raises(ValueError, match="unknown downsampling type maxpol"):
         defstab.run(ExperimentRequest(archs="maxpol"), out=tmp_path / "x")
+
+
+def test_a_deformation_figure_from_python(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from defstab.requests import DeformRequest
+
+    picture = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(
+        picture
+    )
+    outcome = defstab.run(DeformRequest(kind="diffeo", size=32), data=[picture],
+                          out=tmp_path / "fig.png")  # fmt: skip
+    assert outcome.out == tmp_path / "fig.png" and outcome.out.stat().st_size > 0
+    assert outcome.request.images == (str(picture),)
+    assert main(["deform", str(picture), "--kind", "diffeo", "--size", "32", "-o",
+                 str(tmp_path / "cli.png")]) == 0  # fmt: skip
+    with pytest.raises(ValueError, match="--grid has no effect here"):
+        defstab.run(DeformRequest(images=(str(picture),), kind="diffeo", grid=3))
+    with pytest.raises(ValueError, match="give the images to deform"):
+        defstab.run(DeformRequest())
+
+
+#: options a command has beside its request's fields: where it writes, how it runs
+RUN_OPTIONS = {"help", "out", "quiet", "device", "config", "output", "shards", "shard",
+               "executor", "workers", "address", "connect_timeout", "cpus_per_run",
+               "gpus_per_run", "processes_per_run", "slurm_partition", "slurm_time",
+               "slurm_cluster", "slurm_param"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "measure",
+        "translate",
+        "perturb",
+        "spatial",
+        "smoothness",
+        "train",
+        "dataset-bias",
+        "experiment",
+        "deform",
+    ],
+)
+def test_every_option_of_a_protocol_command_is_a_request_field(command):
+    """The parsers are generated from the requests: each option of a protocol's command
+    is a field of its request, of the model options or of the data options (or says
+    where and how the run goes)."""
+    from defstab.requests.registry import PROTOCOLS
+
+    (protocol,) = [p for p in PROTOCOLS.values() if p.command == command]
+    fields = {f.name for f in dataclasses.fields(protocol.request)}
+    fields |= {f.name for f in dataclasses.fields(ModelOptions)}
+    fields |= {f.name for f in dataclasses.fields(DataOptions)}
+    parser = command_parser(build_parser(command), command)
+    dests = {a.dest for a in parser._actions}
+    assert dests - fields - RUN_OPTIONS == set()

@@ -28,6 +28,7 @@ _LAZY = {
     "TrainRequest": "defstab.requests",
     "DatasetBiasRequest": "defstab.requests",
     "ExperimentRequest": "defstab.requests",
+    "DeformRequest": "defstab.requests",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

@@ -3,6 +3,7 @@ torch, whose fields carry their option (:mod:`defstab.requests.fields`). The com
 line is generated from them and :func:`defstab.run` runs them."""
 
 from defstab.requests.dataset_bias import DatasetBiasRequest
+from defstab.requests.deform import DeformRequest
 from defstab.requests.experiment import ExperimentRequest
 from defstab.requests.measure import MeasureRequest
 from defstab.requests.model import DataOptions, ModelOptions
@@ -15,6 +16,7 @@ from defstab.requests.translate import TranslateRequest
 __all__ = [
     "DataOptions",
     "DatasetBiasRequest",
+    "DeformRequest",
     "ExperimentRequest",
     "MeasureRequest",
     "ModelOptions",

@@ -47,7 +47,8 @@ class Option:
     ``group``: the heading of ``--help`` it is listed under; ``required``: the command
     line must give it; ``affects_result``: False for settings of how fast or where a run
     goes (worker processes, memory), which shards of one measurement may differ in;
-    ``positional``: given without a flag (``defstab experiment NAME``).
+    ``positional``: given without a flag (``defstab experiment NAME``); ``nargs``: "+"
+    for a positional list (``defstab deform IMAGE …``: a tuple field).
     """
 
     help: str
@@ -60,11 +61,17 @@ class Option:
     required: bool = False
     affects_result: bool = True
     positional: bool = False
+    nargs: str | None = None
 
 
 def option(default: Any = None, help: str = "", **kwargs) -> Any:
     """A request field with its :class:`Option` (keyword arguments as there)."""
     return field(default=default, metadata={"option": Option(help=help, **kwargs)})
+
+
+def _display_type(cls, f) -> str:
+    kind = value_type(cls, f)
+    return "flag" if kind is bool else getattr(kind, "__name__", str(kind))
 
 
 def options_of(cls) -> list[tuple[dataclasses.Field, Option]]:
@@ -108,7 +115,9 @@ def add_options(parser, cls, skip: tuple[str, ...] = (), help_for: dict | None =
         kind = value_type(cls, f)
         shown = (help_for or {}).get(f.name) or help_text(f, opt)
         if opt.positional:
-            target.add_argument(f.name, choices=opt.choices, help=shown.replace("%", "%%"))
+            extra = {"nargs": opt.nargs, "metavar": opt.metavar} if opt.nargs else {}
+            target.add_argument(f.name, choices=opt.choices, help=shown.replace("%", "%%"),
+                                **extra)  # fmt: skip
             continue
         names = [flag_of(f, opt), *opt.aliases]
         kwargs: dict[str, Any] = {"dest": f.name, "help": shown.replace("%", "%%")}
@@ -131,6 +140,9 @@ def from_namespace(cls, namespace, **extra):
     attributes; a field it lacks — an option the command does not have — keeps its
     default); ``extra`` sets fields that are not options."""
     values = {f.name: getattr(namespace, f.name, f.default) for f, _ in options_of(cls)}
+    for f, opt in options_of(cls):
+        if opt.nargs and isinstance(values[f.name], list):
+            values[f.name] = tuple(values[f.name])  # argparse's list, as the field's tuple
     return cls(**values, **extra)
 
 
@@ -151,7 +163,9 @@ def request_argv(request) -> list[str]:
     replays it."""
     argv: list[str] = []
     positional = {f.name for f, opt in options_of(type(request)) if opt.positional}
-    argv += [str(getattr(request, name)) for name in positional]
+    for name in positional:
+        value = getattr(request, name)
+        argv += [str(v) for v in value] if isinstance(value, tuple | list) else [str(value)]
     for name, flag in given_fields(request).items():
         value = getattr(request, name)
         if name in positional:
@@ -163,24 +177,31 @@ def request_argv(request) -> list[str]:
     return argv
 
 
-def field_rows(cls) -> list[dict[str, str]]:
-    """One row per option of ``cls``: option, type, default, choices, help (the docs'
-    reference tables are made from these)."""
+def field_rows(cls, command: str | None = None) -> list[dict[str, str]]:
+    """One row per option of ``cls``: option, type, default, choices, its range and
+    where it applies (from the tables the checks use: :mod:`defstab.requests.ranges`,
+    :mod:`defstab.requests.scopes`, for ``command``), and its help — the docs' reference
+    tables are made from these."""
+    from defstab.requests.ranges import RANGES
+    from defstab.requests.scopes import SCOPES
+
+    scopes = SCOPES.get(command or "", {})
     rows = []
     for f, opt in options_of(cls):
-        kind = value_type(cls, f)
-        if kind is bool:
+        if value_type(cls, f) is bool:
             default = "off"
         elif opt.sized is not None:
             default = opt.sized.describe()
         else:
-            default = "—" if f.default is None else str(f.default)
+            default = "—" if f.default in (None, "", ()) else str(f.default)
         rows.append(
             {
-                "option": flag_of(f, opt),
-                "type": "flag" if kind is bool else kind.__name__,
+                "option": f.name if opt.positional else flag_of(f, opt),
+                "type": _display_type(cls, f),
                 "default": default,
                 "choices": ", ".join(map(str, opt.choices)) if opt.choices else "",
+                "range": RANGES[f.name].describe() if f.name in RANGES else "",
+                "applies": scopes[f.name].words if f.name in scopes else "always",
                 "help": opt.help,
             }
         )

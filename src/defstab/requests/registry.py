@@ -13,6 +13,7 @@ import importlib
 from dataclasses import dataclass
 
 from defstab.requests.dataset_bias import DatasetBiasRequest
+from defstab.requests.deform import DeformRequest
 from defstab.requests.experiment import ExperimentRequest
 from defstab.requests.measure import MeasureRequest
 from defstab.requests.perturb import PerturbRequest
@@ -139,5 +140,16 @@ register_protocol(
         paper="Ruderman et al. 2018 (E1–E5); Azulay & Weiss 2019 and after (antialias, "
         "augmentation, worst case)",
         measures="a paper experiment's networks, measurements and verdicts over seeds",
+    )
+)
+register_protocol(
+    Protocol(
+        name="deformation-figure",
+        request=DeformRequest,
+        runner="defstab.pipeline.deform:run_deform",
+        command="deform",
+        paper="Ruderman et al. 2018 (Fig. 2); Petrini et al. 2021; Engstrom et al. 2019",
+        measures="a figure of images deformed by random or saved TPS, diffeomorphisms or "
+        "rotations + translations",
     )
 )
