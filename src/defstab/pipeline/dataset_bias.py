@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from defstab.pipeline.outcome import Metric, Outcome
+from defstab.pipeline.outcome import Metric, Outcome, final_path
 from defstab.requests.dataset_bias import DatasetBiasRequest
 
 #: statistics printed (all of them go to summary.csv)
@@ -106,7 +106,7 @@ def _bias(request, out, final, warn, record):
     uniform = uniform_placement(boxes, request.seed)
     stats = {"data": statistics(boxes), "uniform placement": statistics(uniform)}
     outcome = DatasetBiasOutcome(request, stats, boxes, int(empty.sum()),
-                                 Path(final) if final is not None else None)  # fmt: skip
+                                 final_path(final))  # fmt: skip
     if out is not None:
         from defstab.pipeline.folders import request_record
 

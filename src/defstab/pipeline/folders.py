@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 from defstab.requests.fields import request_argv
 
@@ -48,8 +47,3 @@ def request_record(command: str, request, model, data, extra: list[str], record,
     argv = [command, *(request_argv(options) if options is not None else [])]
     argv += request_argv(data) if data is not None else []
     return base | {"argv": argv + request_argv(request) + extra}
-
-
-def final_path(out, final) -> Path | None:
-    """The folder a run's files end in (``final``), or None when nothing is written."""
-    return Path(final) if out is not None else None

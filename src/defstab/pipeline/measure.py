@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from defstab.pipeline.models import data_options
 from defstab.requests.fields import options_of
 from defstab.requests.measure import MeasureRequest
 from defstab.requests.model import DataOptions
@@ -76,7 +77,7 @@ def run_measure(
     from defstab.pipeline.outcome import default_warn
 
     warn = warn or default_warn
-    data = DataOptions(data=data) if isinstance(data, str) else data
+    data = data_options(data)
     if shard is not None and shards not in (1, shard[1]):
         raise ValueError(f"--shard {shard[0]}/{shard[1]} and --shards {shards} disagree; give one.")
     count = shard[1] if shard is not None else shards

@@ -28,6 +28,13 @@ def model_options(model) -> ModelOptions | None:
     return None
 
 
+def data_options(data):
+    """``data`` as :class:`DataOptions` (a string is a ``--data``)."""
+    from defstab.requests.model import DataOptions
+
+    return DataOptions(data=data) if isinstance(data, str) else data
+
+
 def resolve_model(model, in_channels: int | None = None):
     """(model, settings): ``model`` is :class:`ModelOptions`, a model name, or an
     ``nn.Module`` used as it is. Loads the checkpoint if one is given. Any exception of

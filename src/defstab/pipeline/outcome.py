@@ -89,3 +89,24 @@ class Outcome:
 def row_line(row: dict) -> str:
     """A table row in one printed line: ``key=value`` pairs, floats to 4 digits."""
     return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+
+
+def table_summary(settings: dict, normalizations: dict, rows: list[dict], out, written) -> list:
+    """What a protocol with a summary table prints: the untrained-weights caveat, the
+    normalisation of each network (``{"": chosen}`` for one network, else by role), one
+    line per row, and what was written (when ``out`` is a folder)."""
+    from defstab.pipeline.models import weights_caveat
+
+    caveat = weights_caveat(settings)
+    lines = [caveat] if caveat else []
+    for role, chosen in normalizations.items():
+        lines.append(f"normalisation{f' of the {role}' if role else ''}: {chosen.describe()}")
+    lines += [row_line(row) for row in rows]
+    if out is not None:
+        lines.append(f"wrote {out}/: {', '.join(written)}")
+    return lines
+
+
+def final_path(final) -> Path | None:
+    """The folder a run's files end in, or None when nothing is written."""
+    return Path(final) if final is not None else None

@@ -8,8 +8,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from defstab.pipeline.outcome import LOWER, Metric, Outcome, row_line
-from defstab.requests.model import DataOptions
+from defstab.pipeline.models import data_options
+from defstab.pipeline.outcome import LOWER, Metric, Outcome, final_path, table_summary
 from defstab.requests.perturb import PerturbRequest
 
 
@@ -47,17 +47,8 @@ class PerturbOutcome(Outcome):
         return found
 
     def summary_lines(self) -> list[str]:
-        from defstab.pipeline.models import weights_caveat
-
-        caveat = weights_caveat(self.settings["model"])
-        lines = [caveat] if caveat else []
-        for role, chosen in self.normalizations.items():
-            lines.append(f"normalisation of the {role}: {chosen.describe()}")
-        for row in self.summary:
-            lines.append(row_line(row))
-        if self.out is not None:
-            lines.append(f"wrote {self.out}/: {', '.join(self.written)}")
-        return lines
+        return table_summary(self.settings["model"], self.normalizations, self.summary,
+                             self.out, self.written)  # fmt: skip
 
 
 def run_perturb(request: PerturbRequest, *, model, data, out=None, device="auto",
@@ -70,7 +61,7 @@ def run_perturb(request: PerturbRequest, *, model, data, out=None, device="auto"
     from defstab.pipeline.outcome import default_warn
 
     warn = warn or default_warn
-    data = DataOptions(data=data) if isinstance(data, str) else data
+    data = data_options(data)
     check_options("perturb", request, model, data, given)
     request.perturbation_list()
     request.baseline()
@@ -173,7 +164,7 @@ def _perturb(request, model, data, out, final, device, progress, warn, record):
         settings_of,
         normalizations,
         source_data.name,
-        out=Path(final) if final is not None else None,
+        out=final_path(final),
     )
     if out is not None:
         from defstab.pipeline.folders import request_record

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from defstab.pipeline.outcome import LOWER, Metric, Outcome
+from defstab.pipeline.outcome import LOWER, Metric, Outcome, final_path
 from defstab.requests.smoothness import SmoothnessRequest
 
 
@@ -72,7 +72,7 @@ def _smoothness(request, model, out, final, record):
     if not values:
         raise ValueError(f"{settings['model']} has no conv layer with 2-D filters to measure.")
     outcome = SmoothnessOutcome(request, values, settings, expected_at_init(settings),
-                                Path(final) if final is not None else None)  # fmt: skip
+                                final_path(final))  # fmt: skip
     if out is not None:
         from defstab.pipeline.folders import request_record
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from defstab.pipeline.outcome import HIGHER, Metric, Outcome, row_line
-from defstab.requests.model import DataOptions
+from defstab.pipeline.models import data_options
+from defstab.pipeline.outcome import HIGHER, Metric, Outcome, final_path, table_summary
 from defstab.requests.spatial import SpatialRequest
 
 
@@ -45,16 +45,8 @@ class SpatialOutcome(Outcome):
         ]
 
     def summary_lines(self) -> list[str]:
-        from defstab.pipeline.models import weights_caveat
-
-        caveat = weights_caveat(self.model_settings)
-        row = self.summary
-        lines = [caveat] if caveat else []
-        lines.append(f"normalisation: {self.normalization.describe()}")
-        lines.append(row_line(row))
-        if self.out is not None:
-            lines.append(f"wrote {self.out}/: {', '.join(self.written)}")
-        return lines
+        return table_summary(self.model_settings, {"": self.normalization}, [self.summary],
+                             self.out, self.written)  # fmt: skip
 
 
 def run_spatial(request: SpatialRequest, *, model, data, out=None, device="auto",
@@ -65,7 +57,7 @@ def run_spatial(request: SpatialRequest, *, model, data, out=None, device="auto"
     from defstab.pipeline.checks import check_options
     from defstab.pipeline.folders import in_result_folder
 
-    data = DataOptions(data=data) if isinstance(data, str) else data
+    data = data_options(data)
     check_options("spatial", request, model, data, given)
     return in_result_folder(
         "spatial",
@@ -147,7 +139,7 @@ def _spatial(request, model, data, out, final, device, record):
         for i in range(len(ids))
     ]
     outcome = SpatialOutcome(request, summary, per_image, settings, normalization, source.name,
-                             Path(final) if final is not None else None)  # fmt: skip
+                             final_path(final))  # fmt: skip
     if out is not None:
         from defstab.pipeline.folders import request_record
 

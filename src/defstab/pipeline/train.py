@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from defstab.pipeline.models import data_options
 from defstab.pipeline.outcome import HIGHER, Metric, Outcome
 from defstab.requests.model import DataOptions, ModelOptions
 from defstab.requests.train import TrainRequest
@@ -58,7 +59,7 @@ def run_train(request: TrainRequest, *, model, data, out, device="auto", progres
             "train records its model by name, so that its folder resumes and can be measured "
             "(--run); give a model name or ModelOptions, not a module."
         )
-    data = DataOptions(data=data) if isinstance(data, str) else data
+    data = data_options(data)
     check_options("train", request, options, data, given)
     folder = check_out_folder(out)
     if not options.model:

@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from defstab.pipeline.outcome import HIGHER, LOWER, Metric, Outcome, row_line
+from defstab.pipeline.models import data_options
+from defstab.pipeline.outcome import (
+    HIGHER,
+    LOWER,
+    Metric,
+    Outcome,
+    final_path,
+    table_summary,
+)
 from defstab.requests.model import DataOptions
 from defstab.requests.translate import TranslateRequest
 
@@ -53,16 +61,8 @@ class TranslateOutcome(Outcome):
         return found
 
     def summary_lines(self) -> list[str]:
-        from defstab.pipeline.models import weights_caveat
-
-        caveat = weights_caveat(self.model_settings)
-        lines = [caveat] if caveat else []
-        lines.append(f"normalisation: {self.normalization.describe()}")
-        for row in self.summary:
-            lines.append(row_line(row))
-        if self.out is not None:
-            lines.append(f"wrote {self.out}/: {', '.join(self.written)}")
-        return lines
+        return table_summary(self.model_settings, {"": self.normalization}, self.summary,
+                             self.out, self.written)  # fmt: skip
 
 
 def run_translate(request: TranslateRequest, *, model, data, out=None, device="auto",
@@ -74,7 +74,7 @@ def run_translate(request: TranslateRequest, *, model, data, out=None, device="a
     from defstab.pipeline.outcome import default_warn
 
     warn = warn or default_warn
-    data = DataOptions(data=data) if isinstance(data, str) else data
+    data = data_options(data)
     check_options("translate", request, model, data, given)
     request.object_sizes(), request.robust_grids()
     return in_result_folder("translate", out, lambda folder, final: _translate(
@@ -205,7 +205,7 @@ def _translate(request, model, data, out, final, device, progress, warn, record)
     if has_labels:  # the true class's probability and correctness read its score
         check_scores_cover(scores, source_data, model_name)
     outcome = TranslateOutcome(request, [], [], settings, normalization, source_data.name,
-                               Path(final) if final is not None else None)  # fmt: skip
+                               final_path(final))  # fmt: skip
     work = _Work(net, images, labels if has_labels else None, ids, pre, gen, progress,
                  Path(out) if out is not None else None, preset, protocols)  # fmt: skip
     _protocols(outcome, work)

@@ -41,8 +41,8 @@ class SizedDefault:
 class Option:
     """How a request field appears as an option.
 
-    ``flag``: its long option (default ``--`` + the field name with ``-`` for ``_``);
-    ``aliases``: other spellings accepted; ``choices``, ``metavar``: as in argparse;
+    Its long option is ``--`` + the field name with ``-`` for ``_``; ``choices``,
+    ``metavar``: as in argparse;
     ``sized``: the default per image size when the field's own default is None;
     ``group``: the heading of ``--help`` it is listed under; ``required``: the command
     line must give it; ``affects_result``: False for settings of how fast or where a run
@@ -52,8 +52,6 @@ class Option:
     """
 
     help: str
-    flag: str | None = None
-    aliases: tuple[str, ...] = ()
     choices: tuple[Any, ...] | None = None
     metavar: str | None = None
     sized: SizedDefault | None = None
@@ -80,7 +78,8 @@ def options_of(cls) -> list[tuple[dataclasses.Field, Option]]:
 
 
 def flag_of(f: dataclasses.Field, opt: Option) -> str:
-    return opt.flag or "--" + f.name.replace("_", "-")
+    """The field's long option (``opt`` kept for a spelling of its own, should one come)."""
+    return "--" + f.name.replace("_", "-")
 
 
 def value_type(cls, f: dataclasses.Field) -> type:
@@ -119,7 +118,7 @@ def add_options(parser, cls, skip: tuple[str, ...] = (), help_for: dict | None =
             target.add_argument(f.name, choices=opt.choices, help=shown.replace("%", "%%"),
                                 **extra)  # fmt: skip
             continue
-        names = [flag_of(f, opt), *opt.aliases]
+        names = [flag_of(f, opt)]
         kwargs: dict[str, Any] = {"dest": f.name, "help": shown.replace("%", "%%")}
         if kind is bool:
             kwargs["action"] = "store_true"

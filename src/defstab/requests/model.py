@@ -69,11 +69,6 @@ class ModelOptions:
     #: the option that asked for published weights, named if the download fails
     pretrained_option: str = "--pretrained"
 
-    @property
-    def label(self) -> str:
-        """The model as its outputs name it."""
-        return str(self.model or self.run)
-
 
 @dataclass
 class DataOptions:
