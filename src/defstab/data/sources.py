@@ -7,6 +7,8 @@ Images come out as float32 in [0, 1], (N, C, H, W).
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import gzip
 import pickle
 import struct
@@ -293,6 +295,25 @@ def read_tensor_file(path: str | Path) -> ImageDataset:
     return ImageDataset(labels, classes, str(path), pixels=pixels)
 
 
+#: while a :func:`shared_data` block runs: {(data, split, image size): the data set read}
+_SHARED: dict | None = None
+
+
+@contextlib.contextmanager
+def shared_data():
+    """Within the block, :func:`load_data` reads (and decodes) each data set once: every
+    later call gets a shallow copy sharing its pixel tensor, so what one caller sets on
+    its copy (``image_size``) is its own. ``defstab bench`` runs the protocols of a card
+    in one block (a CIFAR-10 JPEG split is otherwise decoded again by each)."""
+    global _SHARED
+    outer = _SHARED
+    _SHARED = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _SHARED = outer
+
+
 def load_data(spec, split: str = "test", image_size: int | None = None) -> ImageDataset:
     """Read a DATA string or :class:`~defstab.data.spec.DataSpec` (not synthetic tasks:
     see :func:`defstab.data.splits.train_test_splits`)."""
@@ -301,6 +322,15 @@ def load_data(spec, split: str = "test", image_size: int | None = None) -> Image
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
     data = DataSpec.parse(spec)
+    if _SHARED is None:
+        return _load(data, split, image_size)
+    key = (data.text, split, image_size)
+    if key not in _SHARED:
+        _SHARED[key] = _load(data, split, image_size)
+    return copy.copy(_SHARED[key])
+
+
+def _load(data, split: str, image_size: int | None) -> ImageDataset:
     if data.kind == "folder":
         return read_image_folder(data.path, image_size)
     if data.kind == "cifar10":
