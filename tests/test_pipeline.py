@@ -417,6 +417,7 @@ RUN_OPTIONS = {"help", "out", "quiet", "device", "config", "output", "shards", "
         "dataset-bias",
         "experiment",
         "deform",
+        "bench",
     ],
 )
 def test_every_option_of_a_protocol_command_is_a_request_field(command):

@@ -28,6 +28,7 @@ SUBCOMMANDS = [
     "translate",
     "perturb",
     "spatial",
+    "bench",
     "models",
     "train",
     "experiment",

@@ -43,6 +43,7 @@ class TranslateOutcome(Outcome):
     data_name: str
     out: Path | None = None
     written: list[str] = field(default_factory=list)
+    ids: Any = None  # (N,) the data set's indices of the images, in the order measured
 
     def rows(self) -> list[dict]:
         return self.summary
@@ -205,7 +206,7 @@ def _translate(request, model, data, out, final, device, progress, warn, record)
     if has_labels:  # the true class's probability and correctness read its score
         check_scores_cover(scores, source_data, model_name)
     outcome = TranslateOutcome(request, [], [], settings, normalization, source_data.name,
-                               final_path(final))  # fmt: skip
+                               final_path(final), ids=ids)  # fmt: skip
     work = _Work(net, images, labels if has_labels else None, ids, pre, gen, progress,
                  Path(out) if out is not None else None, preset, protocols)  # fmt: skip
     _protocols(outcome, work)

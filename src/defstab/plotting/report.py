@@ -15,8 +15,9 @@ CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;
 padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.6em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
-table{border-collapse:collapse;font-size:.85em;margin:.6em 0}
-td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left}
+table{border-collapse:collapse;font-size:.85em;margin:.6em 0;max-width:100%}
+td,th{border:1px solid #ccc;padding:.25em .4em;text-align:left;overflow-wrap:anywhere}
+th{font-size:.9em}
 th{background:#f3f3f3}.num{text-align:right;font-variant-numeric:tabular-nums}
 .yes{color:#17803d;font-weight:600}.no{color:#b42318;font-weight:600}.maybe{color:#8a6d00;font-weight:600}
 .caveat{background:#fff7e0;border-left:4px solid #e0a800;padding:.4em .8em;margin:.4em 0}
@@ -248,6 +249,13 @@ def _extra_section(folder: Path, meta: dict) -> str:
         parts.append(_table(rows, columns or None))
     elif meta.get("table"):
         parts.append(_table(meta["table"]))
+    for table in meta.get("tables", []):  # bench: several tables, each with its title
+        path = folder / table["file"]
+        if path.is_file():
+            rows = read_csv(path)
+            columns = [c for c in table.get("columns", []) if rows and c in rows[0]]
+            parts.append(f"<h3>{html.escape(table['title'])}</h3>")
+            parts.append(_table(rows, columns or None))
     return "\n".join(parts)
 
 
@@ -274,8 +282,8 @@ def find_sections(root: Path) -> list[tuple[Path, dict]]:
             found.append((p.parent, json.loads(p.read_text())))
     from defstab.experiments.registry import list_experiments
 
-    names = ["deformations", *list_experiments(), "train", "measure", "smoothness", "translate",
-             "perturb", "spatial"]  # fmt: skip
+    names = ["deformations", *list_experiments(), "bench", "train", "measure", "smoothness",
+             "translate", "perturb", "spatial"]  # fmt: skip
     order = {name: i for i, name in enumerate(names)}
     return sorted(
         found,
@@ -295,7 +303,8 @@ def write_report(root: str | Path, path: str | Path, title: str = "defstab repor
     if not sections:
         raise ValueError(
             f"no defstab results found under {root} (no experiment.json or section.json from "
-            "experiment, demo, train, measure, smoothness, translate, perturb or spatial)."
+            "experiment, demo, bench, train, measure, smoothness, translate, perturb or "
+            "spatial)."
         )
     versions = next((v for folder, m in sections if (v := _versions(folder, m))), {})
     body = [

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
+from defstab.requests.bench import BenchRequest
 from defstab.requests.dataset_bias import DatasetBiasRequest
 from defstab.requests.deform import DeformRequest
 from defstab.requests.experiment import ExperimentRequest
@@ -151,5 +152,16 @@ register_protocol(
         paper="Ruderman et al. 2018 (Fig. 2); Petrini et al. 2021; Engstrom et al. 2019",
         measures="a figure of images deformed by random or saved TPS, diffeomorphisms or "
         "rotations + translations",
+    )
+)
+register_protocol(
+    Protocol(
+        name="stability-card",
+        request=BenchRequest,
+        runner="defstab.pipeline.bench:run_bench",
+        command="bench",
+        paper="the protocols of the card (defstab bench --list)",
+        measures="every protocol of the card on the same images, per model, and the models "
+        "compared with paired bootstrap intervals and Holm",
     )
 )
