@@ -18,6 +18,7 @@ import defstab.cli.main  # noqa: E402, F401
 
 MARK = "<!-- cli-reference -->"
 REQUEST_MARK = "<!-- request-reference -->"
+BENCH_MARK = "<!-- bench-protocols -->"
 #: A Sphinx role as mkdocstrings renders it: the role's name, then the target in <code>.
 ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc):<code>(~?)([\w.\s]+)</code>")
 
@@ -43,8 +44,7 @@ def request_reference() -> str:
     parts = []
     for protocol in PROTOCOLS.values():
         lines = [
-            f"**`{protocol.request.__name__}`** (`defstab {protocol.command}`; "
-            f"{protocol.paper})",
+            f"**`{protocol.request.__name__}`** (`defstab {protocol.command}`; {protocol.paper})",
             "",
             "| field | option | type | default | choices | range | applies | meaning |",
             "|---|---|---|---|---|---|---|---|",
@@ -59,7 +59,24 @@ def request_reference() -> str:
     return "\n\n".join(parts)
 
 
+def bench_protocols() -> str:
+    """The card's protocols, from the registry and the card's declaration (as
+    ``defstab bench --list`` prints them)."""
+    from defstab.pipeline.bench_list import list_rows
+
+    lines = ["| protocol | command | paper | metrics | unit | more stable | quick | standard "
+             "| paper settings |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for row in list_rows():
+        cells = [f"`{row['protocol']}`", f"`defstab {row['command']}`", row["source"],
+                 row["metrics"], row["unit"], row["direction"],
+                 *(f"`{row[b]}`" for b in ("quick", "standard", "paper"))]  # fmt: skip
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
+    if BENCH_MARK in markdown:
+        markdown = markdown.replace(BENCH_MARK, bench_protocols())
     if MARK in markdown:
         markdown = markdown.replace(MARK, cli_reference())
     if REQUEST_MARK in markdown:

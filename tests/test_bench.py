@@ -395,3 +395,32 @@ def test_shared_data_reads_once_and_hands_out_copies(tiny_cifar, monkeypatch):
     assert len(reads) == 2  # test once, train once
     sources.load_data(tiny_cifar)
     assert len(reads) == 3  # outside the block: read again
+
+
+def test_the_output_files_page_lists_the_columns_bench_writes(card_folder, tmp_path):
+    from test_report_tables import documented_columns
+
+    root, data = card_folder
+    out = tmp_path / "two"
+    assert (
+        bench(
+            [
+                "vgg_cifar_maxpool",
+                "vgg_cifar_avgpool",
+                *WIDTH,
+                "--data",
+                data,
+                "--images",
+                "4",
+                "--protocols",
+                "smoothness,diffeo",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    documented = documented_columns()
+    for name in ("card.csv", "leaderboard.csv", "comparison.csv"):
+        written = list(rows(out / name)[0])
+        assert documented[("bench", name)] == written, name

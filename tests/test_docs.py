@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 #: Pages with Python blocks, in reading order (one namespace: later blocks use earlier names).
-PAGES = ["cli.md", "tutorials/python-api.md", "tutorials/worst-cases.md",
+PAGES = ["cli.md", "tutorials/python-api.md", "tutorials/stability-card.md",
+         "tutorials/worst-cases.md",
          "tutorials/translations.md", "tutorials/shift-invariance.md"]  # fmt: skip
 
 
@@ -53,6 +54,8 @@ def test_python_blocks_run_verbatim(tmp_path, monkeypatch):
     assert (tmp_path / "m" / "sensitivity.csv").exists() and outcome.request.images == 8
     assert len(list((tmp_path / "m" / "shards").glob("shard-*-of-2.pt"))) == 2
     assert outcome.metrics[0].direction == "lower" and outcome.normalization.name == "cifar10"
+    card = namespace["card"]  # defstab bench from Python
+    assert (tmp_path / "card" / "bench.json").exists() and card.images == 8
 
 
 #: ``mkdocs`` run with the heavy libraries unimportable (an import of one fails the build)

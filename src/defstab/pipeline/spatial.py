@@ -180,8 +180,14 @@ def _write(outcome, out, data, data_spec, preset, side, found, device, record) -
                 f"(Engstrom et al. 2019). Images normalised with "
                 f"{outcome.normalization.describe()}.",
             ],
-            "figures": [],
+            "figures": ["spatial.png"],
             "table_file": "summary.csv",
         },
     )
-    outcome.written = ["summary.csv", "per_image.csv", "config.json", "section.json"]
+    from defstab.plotting.perturbation import spatial_figure
+
+    mark = " — RANDOM WEIGHTS" if caveat else ""
+    spatial_figure(outcome.summary, preset.tries, out / "spatial.png",
+                   f"{settings['model']}: {preset.name}{mark}")  # fmt: skip
+    outcome.written = ["summary.csv", "per_image.csv", "spatial.png", "config.json",
+                       "section.json"]  # fmt: skip

@@ -52,6 +52,9 @@ def card_figure(label: str, card: list[dict], path: str | Path, subtitle: str = 
     right.set_yticks(y)
     right.set_yticklabels([f"{e['key']} {'↓' if e['direction'] == 'lower' else '↑'}"
                            for e in shown], fontsize=7)  # fmt: skip
+    for e, k in zip(shown, y, strict=True):
+        right.annotate(f"{e['value']:.3g}", (e["value"], k), xytext=(5, 0),
+                       textcoords="offset points", va="center", fontsize=7)  # fmt: skip
     right.set_xlim(0, 1)
     right.invert_yaxis()
     right.grid(alpha=0.3)
@@ -69,7 +72,7 @@ def comparison_figure(cards: dict[str, list[dict]], comparisons: list[dict],
     from defstab.pipeline.bench_card import headline
 
     labels = list(cards)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2),
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12.5, 4.4),
                                       gridspec_kw={"width_ratios": [1, 1.2]})  # fmt: skip
     names = []
     for k, label in enumerate(labels):
@@ -91,12 +94,21 @@ def comparison_figure(cards: dict[str, list[dict]], comparisons: list[dict],
                         [r["ci_high"] - r["effect"] for r in mine]])  # fmt: skip
         right.errorbar(effect, y, xerr=err, fmt="o", color=f"C{labels.index(other)}",
                        capsize=2, label=f"{labels[0]} − {other}")  # fmt: skip
+        for r, k in zip(mine, y, strict=True):  # the numbers: rows differ in unit and scale
+            right.annotate(f"{r['effect']:+.3g} [{r['ci_low']:+.3g}, {r['ci_high']:+.3g}]",
+                           (1.01, k), xycoords=("axes fraction", "data"), va="center",
+                           fontsize=6, color=f"C{labels.index(other)}")  # fmt: skip
     right.axvline(0, color="k", lw=0.8)
     right.set_yticks(range(len(order)))
-    right.set_yticklabels(order, fontsize=7)
+    arrows = {r["key"]: "↓" if r["direction"] == "lower" else "↑" for r in rows}
+    right.set_yticklabels([f"{k} {arrows[k]}" for k in order], fontsize=7)
     right.invert_yaxis()
     right.grid(alpha=0.3)
-    right.set_xlabel("paired difference, in each metric's unit (95% bootstrap interval)")
+    right.set_xlabel(
+        "paired difference A − B, in each metric's unit (95% bootstrap interval; "
+        "↓/↑: lower/higher is more stable)",
+        fontsize=8,
+    )
     if others:
         right.legend(fontsize=8)
     fig.suptitle("Models compared on the same images", fontsize=10)

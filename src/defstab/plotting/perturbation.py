@@ -36,3 +36,21 @@ def flip_figure(rows: list[dict], path: str | Path, title: str = "") -> Path:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def spatial_figure(summary: dict, tries: int, path: str | Path, title: str = "") -> Path:
+    """Bars: accuracy on the images as they are, under one random rotation + translation,
+    under the worst of ``tries`` random ones and under the worst of the whole grid
+    (Engstrom et al. 2019's four columns)."""
+    keys = [("natural", "natural"), ("random", "random"),
+            (f"worst_of_{tries}", f"worst of {tries}"), ("grid", "grid")]  # fmt: skip
+    fig, ax = plt.subplots(figsize=(4.6, 3.2))
+    values = [float(summary[k]) for k, _ in keys]
+    bars = ax.bar(range(len(keys)), values, color=["C0", "C1", "C3", "C4"])
+    ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], fontsize=8)
+    ax.set_xticks(range(len(keys)), [label for _, label in keys], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("accuracy (fraction correct)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -2,6 +2,7 @@
 torch, whose fields carry their option (:mod:`defstab.requests.fields`). The command
 line is generated from them and :func:`defstab.run` runs them."""
 
+from defstab.requests.bench import BenchRequest
 from defstab.requests.dataset_bias import DatasetBiasRequest
 from defstab.requests.deform import DeformRequest
 from defstab.requests.experiment import ExperimentRequest
@@ -14,6 +15,7 @@ from defstab.requests.train import TrainRequest
 from defstab.requests.translate import TranslateRequest
 
 __all__ = [
+    "BenchRequest",
     "DataOptions",
     "DatasetBiasRequest",
     "DeformRequest",
