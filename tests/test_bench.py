@@ -424,3 +424,12 @@ def test_the_output_files_page_lists_the_columns_bench_writes(card_folder, tmp_p
     for name in ("card.csv", "leaderboard.csv", "comparison.csv"):
         written = list(rows(out / name)[0])
         assert documented[("bench", name)] == written, name
+
+
+def test_a_bench_folder_replays_with_rerun(tiny_cifar, tmp_path):
+    first = tmp_path / "b"
+    assert bench(["vgg_cifar_maxpool@width=0.125", "--data", tiny_cifar, "--images", "4",
+                  "--protocols", "diffeo,smoothness", "--out", str(first)]) == 0  # fmt: skip
+    assert main(["rerun", str(first), "--out", str(tmp_path / "again")]) == 0
+    for table in ("card.csv", "leaderboard.csv"):
+        assert (first / table).read_bytes() == (tmp_path / "again" / table).read_bytes()

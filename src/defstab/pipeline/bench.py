@@ -61,14 +61,11 @@ class BenchOutcome(Outcome):
                 for label, card in self.cards.items() for e in card]  # fmt: skip
 
     def summary_lines(self) -> list[str]:
-        from defstab.pipeline.bench_card import accuracy_of, headline
+        from defstab.pipeline.bench_card import accuracy_words, headline
 
         lines = []
         for label, card in self.cards.items():
-            acc = accuracy_of(card)
-            weights = self.models[label]["weights"]
-            lines.append(f"{label} ({weights}" + (f"; accuracy {acc:.3f} on the spatial images"
-                                                  if acc is not None else "") + "):")  # fmt: skip
+            lines.append(f"{label} ({self.models[label]['weights']}; {accuracy_words(card)}):")
             for e in headline(card):
                 arrow = "↓" if e["direction"] == "lower" else "↑"
                 lines.append(f"  {e['key']:48s} {e['value']:10.4g} {arrow} {e['unit']}")

@@ -146,6 +146,14 @@ def accuracy_of(entries: list[dict]) -> float | None:
     return next((e["value"] for e in entries if e["key"] == "spatial:natural_accuracy"), None)
 
 
+def accuracy_words(entries: list[dict]) -> str:
+    """ "accuracy 0.484 on 64 of the images" (spatial's natural accuracy), or why none."""
+    found = next((e for e in entries if e["key"] == "spatial:natural_accuracy"), None)
+    if found is None:
+        return "accuracy not measured (add spatial to --protocols)"
+    return f"accuracy {found['value']:.3f} on {len(found['images'])} of the images"
+
+
 def headline(entries: list[dict]) -> list[dict]:
     """The card's headline entries: each protocol's numbers at its last layer (per-layer
     metrics) and every metric that has no layer."""

@@ -128,7 +128,7 @@ def write_bench(outcome, out: Path, requests: dict, models, data, record) -> Non
 
 def section(outcome, figures: list[str]) -> dict:
     """The report's stability-card section."""
-    from defstab.pipeline.bench_card import accuracy_of
+    from defstab.pipeline.bench_card import accuracy_words
 
     request = outcome.request
     text = [
@@ -138,10 +138,8 @@ def section(outcome, figures: list[str]) -> dict:
         "command's pipeline (its folder under units/).",
     ]
     for label, card in outcome.cards.items():
-        acc = accuracy_of(card)
-        text.append(f"{label}: {outcome.models[label].get('weights', '')}" + (
-            f"; accuracy {acc:.3f} on the spatial protocol's images" if acc is not None
-            else ""))  # fmt: skip
+        text.append(f"{label}: {outcome.models[label].get('weights', '')}; "
+                    f"{accuracy_words(card)} (spatial's natural accuracy).")  # fmt: skip
     if outcome.comparisons:
         text.append(
             f"Paired differences A − B: mean over the images both measured, 95% percentile "

@@ -89,9 +89,13 @@ def comparison_figure(cards: dict[str, list[dict]], comparisons: list[dict],
     for j, other in enumerate(others):
         mine = [r for r in rows if r["b"] == other]
         y = np.array([order.index(r["key"]) for r in mine]) + 0.15 * j
-        effect = np.array([r["effect"] for r in mine])
+        # rows differ in unit and scale (a Lie derivative per unit², a fraction): each row
+        # is drawn over its own largest |end| of interval, the numbers are written beside
+        scale = np.array([max(abs(r["ci_low"]), abs(r["ci_high"]), abs(r["effect"])) or 1.0
+                          for r in mine])  # fmt: skip
+        effect = np.array([r["effect"] for r in mine]) / scale
         err = np.array([[r["effect"] - r["ci_low"] for r in mine],
-                        [r["ci_high"] - r["effect"] for r in mine]])  # fmt: skip
+                        [r["ci_high"] - r["effect"] for r in mine]]) / scale  # fmt: skip
         right.errorbar(effect, y, xerr=err, fmt="o", color=f"C{labels.index(other)}",
                        capsize=2, label=f"{labels[0]} − {other}")  # fmt: skip
         for r, k in zip(mine, y, strict=True):  # the numbers: rows differ in unit and scale
@@ -99,18 +103,20 @@ def comparison_figure(cards: dict[str, list[dict]], comparisons: list[dict],
                            (1.01, k), xycoords=("axes fraction", "data"), va="center",
                            fontsize=6, color=f"C{labels.index(other)}")  # fmt: skip
     right.axvline(0, color="k", lw=0.8)
+    right.set_xlim(-1.1, 1.1)
+    right.set_xticks([-1, 0, 1], ["−", "0", "+"])
     right.set_yticks(range(len(order)))
     arrows = {r["key"]: "↓" if r["direction"] == "lower" else "↑" for r in rows}
     right.set_yticklabels([f"{k} {arrows[k]}" for k in order], fontsize=7)
     right.invert_yaxis()
     right.grid(alpha=0.3)
     right.set_xlabel(
-        "paired difference A − B, in each metric's unit (95% bootstrap interval; "
-        "↓/↑: lower/higher is more stable)",
+        "paired difference A − B with its 95% bootstrap interval, each row over its own "
+        "scale (the numbers at the right; ↓/↑: lower/higher is more stable)",
         fontsize=8,
     )
     if others:
-        right.legend(fontsize=8)
+        right.legend(fontsize=7, loc="lower left")
     fig.suptitle("Models compared on the same images", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
