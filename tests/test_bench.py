@@ -433,3 +433,37 @@ def test_a_bench_folder_replays_with_rerun(tiny_cifar, tmp_path):
     assert main(["rerun", str(first), "--out", str(tmp_path / "again")]) == 0
     for table in ("card.csv", "leaderboard.csv"):
         assert (first / table).read_bytes() == (tmp_path / "again" / table).read_bytes()
+
+
+def test_models_prepared_differently_are_said_to_be(tiny_cifar, tmp_path):
+    """A CIFAR network (the data's statistics) beside a torchvision one (ImageNet's): the
+    same source images, each normalised as it expects, and bench.json and the report's
+    section say so."""
+    out = tmp_path / "b"
+    assert bench(["vgg_cifar_maxpool@width=0.125", "torchvision:resnet18@num_classes=10",
+                  "--data", tiny_cifar, "--images", "4", "--protocols", "diffeo",
+                  "--out", str(out)]) == 0  # fmt: skip
+    (note,) = json.loads((out / "bench.json").read_text())["preprocessing_differs"]
+    assert "vgg_cifar_maxpool: cifar10, torchvision_resnet18: imagenet" in note
+    assert note in json.loads((out / "section.json").read_text())["text"]
+    units = json.loads((out / "bench.json").read_text())["models"]
+    images = [json.loads((out / "units" / m["label"] / "diffeo.card.json").read_text())[
+        "unit"]["entries"][0]["images"] for m in units]  # fmt: skip
+    assert images[0] == images[1]  # the same source images
+
+
+def test_models_and_their_own_options_from_a_config_file(tiny_cifar, tmp_path, capsys):
+    (tmp_path / "bench.toml").write_text(
+        'models = ["vgg_cifar_maxpool@width=0.125", {model = "vgg_cifar_avgpool", '
+        "width = 0.125, init_seed = 3}]\n"
+        f'data = "{tiny_cifar}"\nimages = 4\nprotocols = "smoothness"\n'
+    )
+    out = tmp_path / "b"
+    assert bench(["--config", str(tmp_path / "bench.toml"), "--out", str(out)]) == 0
+    models = json.loads((out / "bench.json").read_text())["models"]
+    assert [(m["label"], m["options"]["width"], m["options"]["init_seed"]) for m in models] == [
+        ("vgg_cifar_maxpool", 0.125, None), ("vgg_cifar_avgpool", 0.125, 3)]  # fmt: skip
+    capsys.readouterr()
+    assert bench(["vgg_cifar_maxpool", "--config", str(tmp_path / "bench.toml"), "--out",
+                  str(tmp_path / "c")]) == 2  # fmt: skip
+    assert "names the models; give them there or on the command line" in capsys.readouterr().err

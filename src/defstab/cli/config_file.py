@@ -115,6 +115,40 @@ def with_config(argv: list[str], command: str | None, parser_of) -> list[str]:
         return argv
     if command is None:
         raise ValueError(f"{OPTION} goes after a command, e.g. defstab measure {OPTION} FILE.")
-    tokens = config_tokens(parser_of(command), read_config(path), path)
+    parser = parser_of(command)
+    settings = read_config(path)
+    models = model_tokens(parser, settings, path, rest[rest.index(command) + 1 :])
+    tokens = models + config_tokens(parser, settings, path)
     at = rest.index(command) + 1
     return rest[:at] + tokens + rest[at:]
+
+
+def model_tokens(parser, settings: dict, path: str, given: list[str]) -> list[str]:
+    """``defstab bench``'s ``models`` key (taken out of ``settings``): a list of model
+    names or tables of model options, as MODEL arguments::
+
+        models = ["res/train", {model = "vgg_cifar_blurpool", width = 0.25}]
+
+    One sentence when the command line names models too, or for an item of another kind."""
+    positional = {a.dest for a in parser._actions if not a.option_strings}
+    if "models" not in positional or "models" not in settings:
+        return []
+    items = settings.pop("models")
+    if parser.parse_known_args(given)[0].models:
+        raise ValueError(
+            f"{OPTION} {path} names the models; give them there or on the command line, not both."
+        )
+    tokens = []
+    for item in items if isinstance(items, list) else [items]:
+        if isinstance(item, str):
+            tokens.append(item)
+            continue
+        name = item.get("model") or item.get("run") if isinstance(item, dict) else None
+        if not isinstance(name, str):
+            raise ValueError(
+                f"{OPTION} {path}: each of models is a name or a table with model (or run) "
+                f'and model options, e.g. {{model = "vgg_cifar_maxpool", width = 0.25}}.'
+            )
+        own = [f"{k}={_text(v)}" for k, v in item.items() if k not in ("model", "run")]
+        tokens.append(name + ("@" + ",".join(own) if own else ""))
+    return tokens
