@@ -81,8 +81,10 @@ def test_every_protocol_equals_its_own_command(card_folder, tmp_path):
             for r in rows(out / "smoothness.csv"):
                 assert card[f"smoothness:normalized_tv@{r['layer']}"] == pytest.approx(
                     float(r["smoothness"]))  # fmt: skip
-        # the unit's own folder is that command's result
+        # the unit's own folder is that command's result (spatial's with its figure)
         unit = root / "b" / "units" / "vgg_cifar_maxpool" / name
+        if name == "spatial":
+            assert "spatial.png" in json.loads((unit / "section.json").read_text())["figures"]
         assert json.loads((unit / "config.json").read_text())["command"] == command
     for name in CARD:
         saved = json.loads((root / "b" / "units" / "vgg_cifar_maxpool" /

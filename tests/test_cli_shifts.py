@@ -42,6 +42,9 @@ def test_train_aps_circular_then_translate_its_run_then_report(tmp_path, tiny_ci
             whole = (n_right * float(r["consistency_correct"])
                      + n_wrong * float(r["consistency_incorrect"])) / 8  # fmt: skip
             assert whole == pytest.approx(float(r["consistency"]), abs=1e-6)
+    section = json.loads((out / "section.json").read_text())
+    assert "worst_shift_accuracy.png" in section["figures"]
+    assert (out / "worst_shift_accuracy.png").stat().st_size > 0
     per_image = read_csv(out / "worst_shift_accuracy.csv")
     assert len(per_image) == 24 and {r["grid"] for r in per_image} == {"integer", "half",
                                                                         "fraction"}  # fmt: skip

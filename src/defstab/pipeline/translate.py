@@ -319,6 +319,13 @@ def _write(outcome: TranslateOutcome, work: _Work, data_spec, given, skipped, wa
     write_csv(out / "summary.csv", outcome.summary)
     if outcome.per_step:
         write_per_step(out / "per_step.csv", outcome.per_step, work.ids)
+    robust = [r for r in outcome.summary if "robust_accuracy" in r]
+    if robust:
+        from defstab.plotting.translation import worst_shift_figure
+
+        worst_shift_figure(robust, out / "worst_shift_accuracy.png",
+                           f"{name_of}: accuracy under the worst shift{mark}")  # fmt: skip
+        work.figures.append("worst_shift_accuracy.png")
     sized = any(p in ("embed", "inpaint", "scale") for p in work.protocols)
     if len(preset.object_sizes) > 1 and sized:
         measures_vs_size(outcome.summary, out / "measures_vs_size.png",

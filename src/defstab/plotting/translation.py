@@ -94,3 +94,24 @@ def layer_shift_figure(rows: list[dict], path: str | Path, title: str = "") -> P
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def worst_shift_figure(rows: list[dict], path: str | Path, title: str = "") -> Path:
+    """Per worst-shift grid (Michaeli et al. 2023): the accuracy on the images as they
+    are beside the accuracy under the worst shift of the grid (an image counts only if
+    every shift of the grid keeps it right)."""
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(rows) + 1.5), 3.2))
+    clean = ax.bar(x - 0.2, [r["accuracy"] for r in rows], 0.4, label="unshifted", color="C0")
+    worst = ax.bar(x + 0.2, [r["robust_accuracy"] for r in rows], 0.4, label="worst shift",
+                   color="C3")  # fmt: skip
+    for bars in (clean, worst):
+        ax.bar_label(bars, labels=[f"{b.get_height():.3f}" for b in bars], fontsize=7)
+    ax.set_xticks(x, [f"{r['protocol'].removeprefix('worst-')}\n({r['shifts']} shifts)"
+                      for r in rows], fontsize=8)  # fmt: skip
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("accuracy (fraction correct)")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
