@@ -469,3 +469,20 @@ def test_models_and_their_own_options_from_a_config_file(tiny_cifar, tmp_path, c
     assert bench(["vgg_cifar_maxpool", "--config", str(tmp_path / "bench.toml"), "--out",
                   str(tmp_path / "c")]) == 2  # fmt: skip
     assert "names the models; give them there or on the command line" in capsys.readouterr().err
+
+
+def test_a_large_family_gets_enough_resamples_to_reach_a_verdict():
+    """60 metrics with a clear planted effect: with 2000 resamples the smallest bootstrap
+    p-value, 1/2001, times 60 is above 2.5% and no verdict could be reached; the pair's
+    resamples are raised to 10·60/2.5% = 24,000 and every metric says the direction."""
+    from defstab.pipeline.bench_compare import resamples_for
+
+    assert resamples_for(2000, 60) == 24_000 and resamples_for(50_000, 60) == 50_000
+    card_a, card_b = [], []
+    for k in range(60):
+        a, b = _planted(100, 0.1, 0.05, 200 + k)
+        card_a.append(_entry(f"t:m{k}", a))
+        card_b.append(_entry(f"t:m{k}", b))
+    found = compare_pair("A", card_a, "B", card_b, 2000, 0, {})
+    assert {r["resamples"] for r in found} == {24_000}
+    assert all(r["verdict"] == "B more stable" for r in found)

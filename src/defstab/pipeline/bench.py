@@ -72,7 +72,7 @@ class BenchOutcome(Outcome):
         if self.comparisons:
             lines.append(
                 f"paired differences at the headline metrics (A − B, 95% bootstrap "
-                f"interval over images, {self.request.resamples} resamples; Holm "
+                f"interval over images, {used_resamples(self.comparisons)} resamples; Holm "
                 "over each pair's metrics; every layer in comparison.csv):"
             )
             shown = {e["key"] for card in self.cards.values() for e in headline(card)}
@@ -91,6 +91,12 @@ class BenchOutcome(Outcome):
         if self.out is not None:
             lines.append(f"wrote {self.out}/: {', '.join(self.written)}")
         return lines
+
+
+def used_resamples(comparisons: list[dict]) -> str:
+    """The resamples the pairs used, in words ("15600", or "4000–15600")."""
+    used = sorted({r["resamples"] for r in comparisons if r["resamples"] is not None})
+    return "–".join(str(n) for n in (used[:1] + used[-1:] if len(used) > 1 else used)) or "no"
 
 
 def model_list(names, shared: ModelOptions | None) -> list[tuple[str, ModelOptions]]:
@@ -159,8 +165,6 @@ def check_request(request: BenchRequest) -> tuple[tuple[str, ...], dict]:
         raise ValueError("give one or more MODELs to bench (see defstab bench --list).")
     if request.images is not None and request.images < 2:
         raise ValueError(f"--images must be at least 2, got {request.images}.")
-    if request.resamples < 100:
-        raise ValueError(f"--resamples must be at least 100, got {request.resamples}.")
     for key in ([request.rank_by] if request.rank_by else []) + list(deltas):
         if key.split(":")[0] not in protocols:
             raise ValueError(
@@ -176,13 +180,17 @@ def run_bench(request: BenchRequest, *, model: ModelOptions | None = None, data=
     """Bench ``request.models`` (with the shared model options ``model``) on ``data``; the
     result folder ``out`` (None: nothing written, nothing resumed). Returns a
     :class:`BenchOutcome`."""
+    from defstab.pipeline.checks import check_options
     from defstab.pipeline.folders import in_result_folder
     from defstab.pipeline.models import data_options
     from defstab.pipeline.outcome import default_warn
 
     warn = warn or default_warn
+    shared = model or ModelOptions()
+    check_options("bench", request, shared, data_options(data) if data is not None else None,
+                  given)  # fmt: skip
     protocols, deltas = check_request(request)
-    models = model_list(request.models, model)
+    models = model_list(request.models, shared)
     needs_data = any(CARD[p].needs_data for p in protocols)
     if needs_data:
         if data is None or not data_options(data).data:

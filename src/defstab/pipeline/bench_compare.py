@@ -7,9 +7,11 @@ The procedure, fixed before any run (``defstab bench`` states it in its output):
 1. for two models A and B and a metric with per-image values, the images both measured
    (the same source images: each protocol reads one seeded draw) give the per-image
    differences d_i = a_i − b_i; the effect is their mean (= A's value − B's value);
-2. ``resamples`` bootstrap resamples of the images (a generator seeded with the request's
-   seed) give the percentile interval at 95% and two one-sided p-values
-   ((count + 1) / (resamples + 1)) for "A is more stable" and "B is more stable";
+2. B bootstrap resamples of the images (a generator seeded with the request's seed) give
+   the percentile interval at 95% and two one-sided p-values ((count + 1) / (B + 1)) for
+   "A is more stable" and "B is more stable". B is ``resamples``, raised to
+   ⌈10 m / 2.5%⌉ for a family of m metrics: a bootstrap p-value is never below
+   1 / (B + 1), so with fewer resamples Holm over m metrics could never reach 2.5%;
 3. Holm's step-down over the pair's family — every metric of the card with per-image
    values — at one-sided 2.5% for each direction (as the experiments decide);
 4. words: "A more stable" / "B more stable" when Holm's adjusted p is below 2.5%, else
@@ -64,6 +66,12 @@ def _p_value(count, resamples: int):
     return (count + 1) / (resamples + 1)
 
 
+def resamples_for(asked: int, family: int) -> int:
+    """The resamples of a pair: at least ``asked``, and enough that the smallest
+    bootstrap p-value, 1 / (B + 1), times the family's m stays a tenth of 2.5%."""
+    return max(asked, math.ceil(10 * family / ALPHA))
+
+
 def paired_bootstrap(a: dict, b: dict, resamples: int, seed: int) -> dict | None:
     """The paired difference of card entries ``a`` and ``b`` (same key, two models) over
     the images both have: effect, 95% percentile interval, the one-sided p-values and the
@@ -77,7 +85,11 @@ def paired_bootstrap(a: dict, b: dict, resamples: int, seed: int) -> dict | None
         return None
     d = torch.tensor([x - y for x, y in shared], dtype=torch.float64)
     gen = torch.Generator().manual_seed(seed)
-    draws = d[torch.randint(len(d), (resamples, len(d)), generator=gen)].mean(1)
+    per_chunk = max(1, 2**22 // len(d))  # resamples at a time: ≤ 4M indices in memory
+    draws = torch.cat([
+        d[torch.randint(len(d), (min(per_chunk, resamples - k), len(d)), generator=gen)].mean(1)
+        for k in range(0, resamples, per_chunk)
+    ])  # fmt: skip
     lo, hi = torch.quantile(draws, torch.tensor([(1 - LEVEL) / 2, (1 + LEVEL) / 2],
                                                 dtype=torch.float64)).tolist()  # fmt: skip
     return {
@@ -95,6 +107,9 @@ def compare_pair(label_a: str, card_a: list[dict], label_b: str, card_b: list[di
     """One row per metric both cards have: A − B, its interval, Holm-adjusted p-values
     over the pair's family and the verdict words (see the module's procedure)."""
     of_b = {e["key"]: e for e in card_b}
+    family = sum(1 for a in card_a if a["images"] is not None
+                 and (of_b.get(a["key"]) or {}).get("images") is not None)  # fmt: skip
+    resamples = resamples_for(resamples, family)
     rows, tested = [], []
     for a in card_a:
         b = of_b.get(a["key"])
@@ -103,14 +118,16 @@ def compare_pair(label_a: str, card_a: list[dict], label_b: str, card_b: list[di
         row = {"a": label_a, "b": label_b, "key": a["key"], "unit": a["unit"],
                "direction": a["direction"], "value_a": a["value"], "value_b": b["value"],
                "effect": a["value"] - b["value"], "ci_low": None, "ci_high": None,
-               "images": None, "p_holm": None, "delta": delta_for(a["key"], deltas),
+               "images": None, "resamples": None, "p_holm": None,
+               "delta": delta_for(a["key"], deltas),
                "verdict": "no interval (not a mean over images)"}  # fmt: skip
         found = None
         if a["images"] is not None and b["images"] is not None:
             found = paired_bootstrap(a, b, resamples, seed)
         if found is not None:
             row |= {"effect": found["effect"], "ci_low": found["ci"][0],
-                    "ci_high": found["ci"][1], "images": found["images"]}  # fmt: skip
+                    "ci_high": found["ci"][1], "images": found["images"],
+                    "resamples": resamples}  # fmt: skip
             tested.append((row, found))
         rows.append(row)
     _decide(tested, label_a, label_b, resamples)

@@ -59,6 +59,8 @@ def bench_record(outcome, requests: dict, models) -> dict:
         "comparisons": outcome.comparisons,
         "bootstrap": {
             "resamples": request.resamples,
+            "resamples_rule": "each pair: at least resamples, and at least 10 m / alpha for "
+            "its family of m metrics (a bootstrap p-value is never below 1 / (B + 1))",
             "seed": request.seed,
             "level": 0.95,
             "family": family_words(outcome),
@@ -128,6 +130,7 @@ def write_bench(outcome, out: Path, requests: dict, models, data, record) -> Non
 
 def section(outcome, figures: list[str]) -> dict:
     """The report's stability-card section."""
+    from defstab.pipeline.bench import used_resamples
     from defstab.pipeline.bench_card import accuracy_words
 
     request = outcome.request
@@ -143,7 +146,9 @@ def section(outcome, figures: list[str]) -> dict:
     if outcome.comparisons:
         text.append(
             f"Paired differences A − B: mean over the images both measured, 95% percentile "
-            f"bootstrap interval ({request.resamples} resamples, seed {request.seed}); "
+            f"bootstrap interval ({used_resamples(outcome.comparisons)} resamples — at "
+            f"least --resamples {request.resamples} and 10 m / 2.5% for a family of m "
+            f"metrics — seed {request.seed}); "
             f"verdicts after Holm: {family_words(outcome)}."
         )
     text += preprocessing_notes(outcome)

@@ -115,6 +115,8 @@ def add_options(parser, cls, skip: tuple[str, ...] = (), help_for: dict | None =
         shown = (help_for or {}).get(f.name) or help_text(f, opt)
         if opt.positional:
             extra = {"nargs": opt.nargs, "metavar": opt.metavar} if opt.nargs else {}
+            if opt.nargs == "*":  # none may be given (argparse requires it without a default)
+                extra["default"] = list(f.default)
             target.add_argument(f.name, choices=opt.choices, help=shown.replace("%", "%%"),
                                 **extra)  # fmt: skip
             continue

@@ -53,6 +53,7 @@ POSITIVE = Range(0, low_open=True)
 #: option dest → its range, for every command that has the option.
 RANGES: dict[str, Range] = {
     # models
+    "resamples": Range(100),  # bench: the bootstrap's resamples
     "width": POSITIVE,
     "num_classes": AT_LEAST_1,
     "in_channels": AT_LEAST_1,
