@@ -486,3 +486,23 @@ def test_a_large_family_gets_enough_resamples_to_reach_a_verdict():
     found = compare_pair("A", card_a, "B", card_b, 2000, 0, {})
     assert {r["resamples"] for r in found} == {24_000}
     assert all(r["verdict"] == "B more stable" for r in found)
+
+
+def test_sharded_measurements_equal_measure_with_the_same_shards(real_cifar, tmp_path):
+    """--shards 2: the tps unit is 'defstab measure --shards 2' (the sampled normalizer),
+    its shards in the unit's folder, and a bench run again finds them."""
+    out = tmp_path / "b"
+    argv = ["vgg_cifar_maxpool@width=0.125", "--data", real_cifar, "--images", "128",
+            "--protocols", "diffeo", "--shards", "2", "--out", str(out)]  # fmt: skip
+    assert bench(argv) == 0
+    (request,) = card_requests("quick", 128, 0, 32, ["diffeo"]).values()
+    assert main(["measure", "--model", "vgg_cifar_maxpool", *WIDTH, "--data", real_cifar,
+                 *request_argv(request), "--shards", "2", "--quiet",
+                 "--out", str(tmp_path / "m")]) == 0  # fmt: skip
+    card = values(out)
+    for r in rows(tmp_path / "m" / "sensitivity.csv")[1:]:
+        assert card[f"diffeo:sensitivity@{r['layer']}"] == pytest.approx(float(r["mean"]))
+    shards = sorted((out / "units" / "vgg_cifar_maxpool" / "diffeo" / "shards").iterdir())
+    assert [p.name for p in shards] == ["shard-0-of-2.pt", "shard-1-of-2.pt"]
+    record = json.loads((out / "config.json").read_text())["request"]["argv"]
+    assert record[record.index("--shards") + 1] == "2"  # a rerun shards alike

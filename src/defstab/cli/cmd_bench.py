@@ -13,6 +13,7 @@ HELP = "a model's whole stability card in one run; models compared on the same i
 
 
 def add_parser(sub):
+    from defstab.cli.scaling import add_scaling_args
     from defstab.requests.bench import BenchRequest
     from defstab.requests.fields import add_options
     from defstab.requests.model import DataOptions, ModelOptions
@@ -23,6 +24,14 @@ def add_parser(sub):
     p.add_argument("--data", default="", help="the images (as every command's --data); a "
                    "card of smoothness alone needs none")  # fmt: skip
     add_options(p, BenchRequest)
+    g = add_scaling_args(p, training=False, unit="shard")
+    g.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        help="tps and diffeo: split the images over N shards (their units' shards/), run on "
+        "--executor, merged as 'defstab measure --shards N' merges them (default 1)",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="the bench folder (resumable: finished protocols are kept)")
     p.add_argument("--quiet", action="store_true")
@@ -41,10 +50,12 @@ def run(args) -> None:
         return
     if not args.out:
         raise ValueError("give --out FOLDER for the bench's results.")
+    from defstab.cli.scaling import executor_config
     from defstab.pipeline.bench import run_bench
 
     kwargs = pipeline_kwargs(args)
     if not kwargs["data"].data:
         kwargs["data"] = None
-    outcome = run_bench(request, **kwargs)
+    executor = executor_config(args) if args.shards > 1 else None
+    outcome = run_bench(request, shards=args.shards, executor=executor, **kwargs)
     print("\n".join(outcome.summary_lines()))

@@ -176,9 +176,12 @@ def check_request(request: BenchRequest) -> tuple[tuple[str, ...], dict]:
 
 def run_bench(request: BenchRequest, *, model: ModelOptions | None = None, data=None,
               out=None, device="auto", progress: bool = True, resume: bool = True,
-              warn=None, given=None, record=None) -> BenchOutcome:  # fmt: skip
+              shards: int = 1, executor=None, warn=None, given=None,
+              record=None) -> BenchOutcome:  # fmt: skip
     """Bench ``request.models`` (with the shared model options ``model``) on ``data``; the
-    result folder ``out`` (None: nothing written, nothing resumed). Returns a
+    result folder ``out`` (None: nothing written, nothing resumed). ``shards``,
+    ``executor``: the tps and diffeo measurements split over shards (in their units'
+    folders) and run as ``defstab measure --shards`` runs them. Returns a
     :class:`BenchOutcome`."""
     from defstab.pipeline.checks import check_options
     from defstab.pipeline.folders import in_result_folder
@@ -200,7 +203,8 @@ def run_bench(request: BenchRequest, *, model: ModelOptions | None = None, data=
         data = data_options(data)
     from defstab.data.sources import shared_data
 
-    how = dict(device=device, progress=progress, resume=resume, warn=warn, record=record)
+    how = dict(device=device, progress=progress, resume=resume, warn=warn, record=record,
+               shards=shards, executor=executor)  # fmt: skip
     with shared_data():  # each data set read and decoded once, for every protocol and model
         return in_result_folder(
             "bench", out,
@@ -269,7 +273,8 @@ def _bench(request, protocols, deltas, models, data, folder, final, how) -> Benc
     if folder is not None:
         from defstab.pipeline.bench_outputs import write_bench
 
-        write_bench(outcome, Path(folder), requests, models, data, how["record"])
+        extra = ["--shards", str(how["shards"])] if how["shards"] > 1 else []
+        write_bench(outcome, Path(folder), requests, models, data, how["record"], extra)
     return outcome
 
 
@@ -279,11 +284,13 @@ def _unit(label, options, name, request, data, final, how) -> dict:
     from defstab.pipeline.bench_card import card_entries
     from defstab.requests.registry import PROTOCOLS
 
+    sharded = CARD[name].protocol == "deformation-sensitivity" and how["shards"] > 1
     key = strict_json(
         {
             "request": dataclasses.asdict(request),
             "model": dataclasses.asdict(options),
             "data": dataclasses.asdict(data) if CARD[name].needs_data else None,
+            "shards": how["shards"] if sharded else 1,  # the sampled normalizer then
         }
     )
     card_file = (Path(final) / UNITS / label / f"{name}.card.json") if final else None
@@ -301,6 +308,8 @@ def _unit(label, options, name, request, data, final, how) -> dict:
               "warn": lambda message: how["warn"](f"{label}, {name}: {message}")}  # fmt: skip
     if CARD[name].needs_data:
         kwargs |= {"data": data, "device": how["device"], "progress": False}
+    if sharded:
+        kwargs |= {"shards": how["shards"], "executor": how["executor"], "resume": how["resume"]}
     started = time.perf_counter()
     try:
         outcome = runner(request, **kwargs)

@@ -90,8 +90,10 @@ def preprocessing_notes(outcome) -> list[str]:
     return notes
 
 
-def write_bench(outcome, out: Path, requests: dict, models, data, record) -> None:
-    """Every file of the bench folder ``out`` (the staging folder)."""
+def write_bench(outcome, out: Path, requests: dict, models, data, record,
+                extra: list[str]) -> None:  # fmt: skip
+    """Every file of the bench folder ``out`` (the staging folder); ``extra``: the run
+    settings a rerun repeats (``--shards N``)."""
     from defstab.io.atomic import write_json
     from defstab.io.tables import write_csv
     from defstab.pipeline.folders import request_record
@@ -117,7 +119,7 @@ def write_bench(outcome, out: Path, requests: dict, models, data, record) -> Non
         figures.append("comparison.png")
     shared = dataclasses.replace(models[0][1], model=None, run=None)
     argv_record = request_record("bench", outcome.request, ModelOptions() if shared ==
-                                 ModelOptions() else shared, data, [], record)  # fmt: skip
+                                 ModelOptions() else shared, data, extra, record)  # fmt: skip
     from defstab.io.provenance import versions
 
     write_json(out / "config.json", {"command": "bench", "data": outcome.data,
