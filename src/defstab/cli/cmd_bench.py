@@ -13,7 +13,7 @@ HELP = "a model's whole stability card in one run; models compared on the same i
 
 
 def add_parser(sub):
-    from defstab.cli.scaling import add_scaling_args
+    from defstab.cli.scaling import add_scaling_args, add_shards_option
     from defstab.requests.bench import BenchRequest
     from defstab.requests.fields import add_options
     from defstab.requests.model import DataOptions, ModelOptions
@@ -25,13 +25,9 @@ def add_parser(sub):
                    "card of smoothness alone needs none")  # fmt: skip
     add_options(p, BenchRequest)
     g = add_scaling_args(p, training=False, unit="shard")
-    g.add_argument(
-        "--shards",
-        type=int,
-        default=1,
-        help="tps and diffeo: split the images over N shards (their units' shards/), run on "
-        "--executor, merged as 'defstab measure --shards N' merges them (default 1)",
-    )
+    add_shards_option(g, "tps and diffeo: split the images over N shards (their units' "
+                      "shards/), run on --executor, merged as 'defstab measure --shards N' "
+                      "merges them (default 1)")  # fmt: skip
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="the bench folder (resumable: finished protocols are kept)")
     p.add_argument("--quiet", action="store_true")

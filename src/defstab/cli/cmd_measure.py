@@ -13,7 +13,7 @@ HELP = "sensitivity of every layer to random TPS deformations or diffeomorphisms
 
 def add_parser(sub):
     from defstab.cli.common import add_data_args, add_model_args
-    from defstab.cli.scaling import add_scaling_args
+    from defstab.cli.scaling import add_scaling_args, add_shards_option
     from defstab.requests.fields import add_options
     from defstab.requests.measure import MeasureRequest
 
@@ -22,13 +22,9 @@ def add_parser(sub):
     add_data_args(p)
     add_options(p, MeasureRequest)
     g = add_scaling_args(p, training=False, unit="shard")
-    g.add_argument(
-        "--shards",
-        type=int,
-        default=1,
-        help="split the images over N shards (OUT/shards/), run the missing ones, merge them; "
-        "rerun the same command to resume (default 1: no shards)",
-    )
+    add_shards_option(g, "split the images over N shards (OUT/shards/), run the missing "
+                      "ones, merge them; rerun the same command to resume (default 1: no "
+                      "shards)")  # fmt: skip
     g.add_argument(
         "--shard",
         metavar="I/N",

@@ -68,6 +68,11 @@ def add_scaling_args(p, training: bool = True, unit: str = "run"):
     return g
 
 
+def add_shards_option(group, help: str) -> None:
+    """``--shards N`` (default 1: no shards) in the scaling-out ``group``."""
+    group.add_argument("--shards", type=int, default=1, help=help)
+
+
 def executor_config(args):
     """The :class:`ExecutorConfig` of the scaling-out options."""
     import json
