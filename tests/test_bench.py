@@ -141,6 +141,8 @@ def test_a_planted_pair_has_its_known_signs(real_cifar, tmp_path, capsys):
     for r in after:  # maxpool − blurpool > 0: blurpool more stable, after Holm
         assert float(r["ci_low"]) > 0, r
         assert r["verdict"] == "vgg_cifar_blurpool more stable", r
+    text = " ".join(json.loads((out / "section.json").read_text())["text"])
+    assert "not over training seeds" in text and "Holm" in text  # what the verdicts are about
     board = rows(out / "leaderboard.csv")
     assert [r["model"] for r in board] == ["vgg_cifar_blurpool", "vgg_cifar_maxpool"]
 
@@ -506,3 +508,11 @@ def test_sharded_measurements_equal_measure_with_the_same_shards(real_cifar, tmp
     assert [p.name for p in shards] == ["shard-0-of-2.pt", "shard-1-of-2.pt"]
     record = json.loads((out / "config.json").read_text())["request"]["argv"]
     assert record[record.index("--shards") + 1] == "2"  # a rerun shards alike
+    # from Python: the same card, and the folder records the command line with --shards
+    py = tmp_path / "py"
+    defstab.run(BenchRequest(models=("vgg_cifar_maxpool@width=0.125",), images=128,
+                             protocols="diffeo"), data=real_cifar, out=py, shards=2,
+                progress=False)  # fmt: skip
+    assert (py / "card.csv").read_bytes() == (out / "card.csv").read_bytes()
+    argv = json.loads((py / "config.json").read_text())["request"]["argv"]
+    assert argv[-2:] == ["--shards", "2"]

@@ -73,7 +73,9 @@ class BenchOutcome(Outcome):
             lines.append(
                 f"paired differences at the headline metrics (A − B, 95% bootstrap "
                 f"interval over images, {used_resamples(self.comparisons)} resamples; Holm "
-                "over each pair's metrics; every layer in comparison.csv):"
+                "over each pair's metrics; every layer in comparison.csv). They are about "
+                "these networks' weights on these images; whether an architecture is more "
+                "stable needs networks trained from several seeds (defstab experiment):"
             )
             shown = {e["key"] for card in self.cards.values() for e in headline(card)}
             for r in self.comparisons:

@@ -141,14 +141,19 @@ _EXTRACT = {"tps": _measure, "diffeo": _measure, "translate": _translate,
             "perturb": _perturb, "spatial": _spatial, "smoothness": _smoothness}  # fmt: skip
 
 
+def _natural(entries: list[dict]) -> dict | None:
+    return next((e for e in entries if e["key"] == "spatial:natural_accuracy"), None)
+
+
 def accuracy_of(entries: list[dict]) -> float | None:
     """The network's accuracy on the card's images (spatial's natural accuracy), or None."""
-    return next((e["value"] for e in entries if e["key"] == "spatial:natural_accuracy"), None)
+    found = _natural(entries)
+    return found["value"] if found is not None else None
 
 
 def accuracy_words(entries: list[dict]) -> str:
-    """ "accuracy 0.484 on 64 of the images" (spatial's natural accuracy), or why none."""
-    found = next((e for e in entries if e["key"] == "spatial:natural_accuracy"), None)
+    """The accuracy in words ("accuracy 0.484 on 64 of the images"), or why there is none."""
+    found = _natural(entries)
     if found is None:
         return "accuracy not measured (add spatial to --protocols)"
     return f"accuracy {found['value']:.3f} on {len(found['images'])} of the images"

@@ -12,10 +12,9 @@ SCHEMA_VERSION = "1.0"
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "bench.schema.json"
 
 
-def family_words(outcome) -> str:
-    """The multiplicity family of a pair, in words."""
-    return ("per pair of models, every metric of the card with per-image values (Holm's "
-            "step-down at one-sided 2.5% for each direction)")  # fmt: skip
+#: the multiplicity family of a pair, in words
+FAMILY = ("per pair of models, every metric of the card with per-image values (Holm's "
+          "step-down at one-sided 2.5% for each direction)")  # fmt: skip
 
 
 def bench_record(outcome, requests: dict, models) -> dict:
@@ -63,7 +62,7 @@ def bench_record(outcome, requests: dict, models) -> dict:
             "its family of m metrics (a bootstrap p-value is never below 1 / (B + 1))",
             "seed": request.seed,
             "level": 0.95,
-            "family": family_words(outcome),
+            "family": FAMILY,
             "alpha": 0.025,
         },  # fmt: skip
         "deltas": parse_deltas(request.delta),
@@ -151,7 +150,10 @@ def section(outcome, figures: list[str]) -> dict:
             f"bootstrap interval ({used_resamples(outcome.comparisons)} resamples — at "
             f"least --resamples {request.resamples} and 10 m / 2.5% for a family of m "
             f"metrics — seed {request.seed}); "
-            f"verdicts after Holm: {family_words(outcome)}."
+            f"verdicts after Holm: {FAMILY}. The verdicts are about these "
+            "networks' weights on these images (an interval over images, not over training "
+            "seeds): whether an architecture is more stable needs networks trained from "
+            "several seeds (defstab experiment)."
         )
     text += preprocessing_notes(outcome)
     caveats = []
