@@ -2,6 +2,7 @@
 TPS deformation and measurement on the GPU. Skipped without CUDA; benchmarks/gpu_check.sh
 runs them (with the NCCL and benchmark checks) on a GPU machine."""
 
+import contextlib
 import math
 
 import pytest
@@ -37,6 +38,60 @@ def test_measurement_on_gpu_equals_cpu():
         model.cuda(), x.cuda(), spec, generator=torch.Generator().manual_seed(2)
     )
     assert torch.allclose(torch.as_tensor(a.mean), torch.as_tensor(b.mean), rtol=1e-3, atol=1e-5)
+
+
+@contextlib.contextmanager
+def syncs_are_errors_in_the_loop(monkeypatch, module, name):
+    """``torch.cuda.set_sync_debug_mode("error")`` while ``module.name`` (the loop's chunk
+    generator) is being iterated: a host sync inside the loop raises, the reads before and
+    after it do not."""
+    real = getattr(module, name)
+
+    def guarded(*args, **kwargs):
+        torch.cuda.set_sync_debug_mode("error")  # the loop body runs while this is suspended
+        try:
+            yield from real(*args, **kwargs)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+
+    monkeypatch.setattr(module, name, guarded)
+    yield
+
+
+@pytest.mark.parametrize("normalizer", ["exact", "sampled"])
+@pytest.mark.parametrize("images_on", ["cuda", "cpu"])
+def test_measurement_loop_never_syncs_on_gpu(monkeypatch, normalizer, images_on):
+    """No host synchronisation per chunk on a GPU, images on the card or copied from the
+    host through pinned memory; the same numbers as the CPU to float32 rounding."""
+    import defstab.measure.sensitivity as sensitivity
+
+    model = create_model("vgg_cifar_maxpool", width=0.25, seed=0).eval()
+    x = torch.rand(24, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    cpu = measure_sensitivity(model, x, batch_size=4, normalizer=normalizer,
+                              generator=torch.Generator().manual_seed(2))  # fmt: skip
+    with syncs_are_errors_in_the_loop(monkeypatch, sensitivity, "chunks_of"):
+        gpu = measure_sensitivity(model.cuda(), x.to(images_on), batch_size=4,
+                                  normalizer=normalizer,
+                                  generator=torch.Generator().manual_seed(2))  # fmt: skip
+    torch.testing.assert_close(gpu.mean, cpu.mean, rtol=1e-3, atol=1e-5)
+    torch.testing.assert_close(gpu.normalizer, cpu.normalizer, rtol=1e-3, atol=1e-5)
+
+
+def test_host_tier_on_gpu_equals_device_tier(monkeypatch):
+    """A zero device budget sends every layer to pinned host RAM on the side stream: the
+    same numbers as keeping them on the card, and still no sync in the loop."""
+    import defstab.measure.sensitivity as sensitivity
+
+    model = create_model("vgg_cifar_maxpool", width=0.25, seed=0).eval().cuda()
+    x = torch.rand(24, 3, 32, 32, generator=torch.Generator().manual_seed(1)).cuda()
+    on_card = measure_sensitivity(model, x, batch_size=4, normalizer="exact",
+                                  generator=torch.Generator().manual_seed(2))  # fmt: skip
+    with syncs_are_errors_in_the_loop(monkeypatch, sensitivity, "chunks_of"):
+        in_ram = measure_sensitivity(model, x, batch_size=4, normalizer="exact", device_bytes=0,
+                                     generator=torch.Generator().manual_seed(2))  # fmt: skip
+    assert sorted(in_ram.meta["host_layers"]) == sorted(on_card.layers)
+    torch.testing.assert_close(in_ram.normalizer, on_card.normalizer, rtol=1e-6, atol=0)
+    assert in_ram.per_image.equal(on_card.per_image)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

@@ -27,6 +27,9 @@ import torch
 class TensorImages:
     """An in-memory (N, C, H, W) tensor as a source."""
 
+    #: every position is delivered: chunk k is positions [start + k·b, start + (k+1)·b)
+    complete = True
+
     def __init__(self, images: torch.Tensor):
         self.images = images
         self.skipped: list[dict] = []
@@ -56,6 +59,10 @@ class MappedImages:
 
     def __len__(self) -> int:
         return len(self.source)
+
+    @property
+    def complete(self) -> bool:
+        return getattr(self.source, "complete", False)
 
     @property
     def image_shape(self) -> tuple[int, ...]:
@@ -148,6 +155,11 @@ class DatasetImages:
 
     def __len__(self) -> int:
         return int(self.indices.shape[0])
+
+    @property
+    def complete(self) -> bool:
+        """Pixels in memory: nothing can be skipped (files may be unreadable)."""
+        return self.data.paths is None
 
     @property
     def skipped(self) -> list[dict]:

@@ -107,15 +107,18 @@ def apply_diffeo(
     coefficients: torch.Tensor,
     temperature: float,
     padding: str = "border",
+    check: bool = True,
 ) -> torch.Tensor:
-    """Deform each image (N, C, H, W) with its own coefficients (N, 2, c, c)."""
+    """Deform each image (N, C, H, W) with its own coefficients (N, 2, c, c); ``check``
+    as in :func:`~defstab.deform.warp`."""
     from defstab.deform.warp import warp
 
-    check_images(images)
+    if check:
+        check_images(images)
     if coefficients.shape[0] != images.shape[0]:
         raise ValueError(
             f"diffeo coefficients hold {coefficients.shape[0]} deformations for "
             f"{images.shape[0]} images."
         )
     field = diffeo_field(coefficients, tuple(images.shape[-2:]), temperature)
-    return warp(images, field.to(images.device, images.dtype), padding=padding)
+    return warp(images, field.to(images.device, images.dtype), padding=padding, check=check)

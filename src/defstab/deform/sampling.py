@@ -56,6 +56,7 @@ def apply_tps(
     grid: int,
     padding: str = "zeros",
     chunk_size: int | None = None,
+    check: bool = True,
 ) -> torch.Tensor:
     """Deform each image with its own control displacements.
 
@@ -66,27 +67,31 @@ def apply_tps(
         padding: see :func:`defstab.deform.warp`.
         chunk_size: images per step (default: the whole batch, fastest on CPU); set it
             to bound the memory of the sampling grid on very large batches.
+        check: validate the inputs (finite, shapes) on the host; ``False`` for inputs
+            already validated, in a loop that must not wait for the device (a value check
+            reads the device).
 
     Returns:
         (N, C, H, W) deformed images (differentiable in images and displacements).
     """
-    check_images(images)
+    if check:
+        check_images(images)
     check_padding(padding)
     tps = get_tps(tuple(images.shape[-2:]), check_grid(grid))
     if not isinstance(displacements, torch.Tensor) or displacements.shape[:1] != images.shape[:1]:
         got = displacements.shape[0] if isinstance(displacements, torch.Tensor) else "no"
         raise ValueError(f"displacements hold {got} deformations for {images.shape[0]} images.")
     disp = displacements.to(device=images.device, dtype=images.dtype)
-    tps._check_displacements(disp)
+    tps._check_displacements(disp, check)
     identity = ~disp.detach().reshape(disp.shape[0], -1).any(dim=1)
-    if not bool(identity.any()):  # the usual case: one check here instead of one per chunk
+    if check and not bool(identity.any()):  # the usual case: one check, not one per chunk
         identity = None
     chunk_size = chunk_size or images.shape[0]
     outs = []
     for i in range(0, images.shape[0], chunk_size):
         sl = slice(i, i + chunk_size)
         keep = None if identity is None else identity[sl]
-        outs.append(sample(images[sl], tps._apply_block(disp[sl], True), padding, keep))
+        outs.append(sample(images[sl], tps._apply_block(disp[sl], True), padding, keep, check))
     return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 

@@ -160,13 +160,14 @@ class DeformationSpec:
             return sample_diffeo_coefficients(n, self.cut, generator)
         return sample_displacements(n, self.grid, self.max_disp, generator)
 
-    def apply(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        """Deform (N, C, H, W) ``images`` with the parameters :meth:`sample` drew."""
+    def apply(self, images: torch.Tensor, params: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """Deform (N, C, H, W) ``images`` with the parameters :meth:`sample` drew (``check``:
+        validate them first, as :func:`~defstab.deform.warp` does)."""
         if self.kind == "diffeo":
             from defstab.deform.diffeo import apply_diffeo
 
-            return apply_diffeo(images, params, self.temperature, self.padding)
-        return apply_tps(images, params, self.grid, self.padding)
+            return apply_diffeo(images, params, self.temperature, self.padding, check)
+        return apply_tps(images, params, self.grid, self.padding, check=check)
 
     def record(self) -> dict:
         """Everything needed to rebuild the spec (``kind`` names the family)."""

@@ -145,7 +145,7 @@ class ThinPlateSpline:
                 self._operators[key] = built.to(device=key[1], dtype=dtype)
         return self._operators[key]
 
-    def _check_displacements(self, d: torch.Tensor) -> None:
+    def _check_displacements(self, d: torch.Tensor, values: bool = True) -> None:
         if not isinstance(d, torch.Tensor) or d.ndim != 3 or d.shape[1:] != (self.num_points, 2):
             shape = tuple(d.shape) if isinstance(d, torch.Tensor) else type(d)
             raise ValueError(
@@ -154,7 +154,8 @@ class ThinPlateSpline:
             )
         if not d.is_floating_point():
             raise ValueError(f"displacements must be floating point, got dtype {d.dtype}.")
-        check_finite(d, "displacements")
+        if values:  # reads the device
+            check_finite(d, "displacements")
 
     def _apply_block(self, d: torch.Tensor, normalized: bool) -> torch.Tensor:
         a = self._block_operator(d.device, d.dtype, normalized)

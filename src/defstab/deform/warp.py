@@ -17,7 +17,9 @@ def pixel_to_normalized(coords: torch.Tensor, size: tuple[int, int]) -> torch.Te
     return coords * scale - 1.0
 
 
-def warp(images: torch.Tensor, field: torch.Tensor, padding: str = "zeros") -> torch.Tensor:
+def warp(
+    images: torch.Tensor, field: torch.Tensor, padding: str = "zeros", check: bool = True
+) -> torch.Tensor:
     """Deform images: output pixel p takes the input value at p + field(p), bilinearly.
 
     Args:
@@ -27,6 +29,9 @@ def warp(images: torch.Tensor, field: torch.Tensor, padding: str = "zeros") -> t
             every image.
         padding: value read outside the image: ``"zeros"``, ``"border"`` (nearest edge
             pixel) or ``"reflection"`` (mirrored about the border pixel centres).
+        check: validate the inputs (finite, shapes) on the host; ``False`` for inputs
+            already validated, in a loop that must not wait for the device (a value check
+            reads the device).
 
     Returns:
         (N, C, H, W) deformed images; differentiable in ``images`` and ``field``. An
@@ -38,7 +43,8 @@ def warp(images: torch.Tensor, field: torch.Tensor, padding: str = "zeros") -> t
         >>> warp(x, torch.zeros(4, 4, 2)).equal(x)
         True
     """
-    check_images(images)
+    if check:
+        check_images(images)
     check_padding(padding)
     n, _, h, w = images.shape
     if not isinstance(field, torch.Tensor) or field.ndim not in (3, 4) or field.shape[-1] != 2:
@@ -50,14 +56,15 @@ def warp(images: torch.Tensor, field: torch.Tensor, padding: str = "zeros") -> t
         )
     if field.ndim == 4 and field.shape[0] not in (1, n):
         raise ValueError(f"field has batch size {field.shape[0]} but images have {n}.")
-    check_finite(field, "field")
+    if check:
+        check_finite(field, "field")
     field = field.to(images.dtype)
     if field.ndim == 3:
         field = field.unsqueeze(0)
     identity = ~field.detach().reshape(field.shape[0], -1).any(dim=1)
     scale = field.new_tensor([2.0 / (w - 1), 2.0 / (h - 1)])
     grid = torch.addcmul(identity_grid((h, w), images.device, images.dtype), field, scale)
-    return sample(images, grid.expand(n, h, w, 2), padding, identity.expand(n))
+    return sample(images, grid.expand(n, h, w, 2), padding, identity.expand(n), look=check)
 
 
 def check_padding(padding: str) -> None:
@@ -74,16 +81,21 @@ def identity_grid(size: tuple[int, int], device, dtype) -> torch.Tensor:
 
 
 def sample(
-    images: torch.Tensor, grid: torch.Tensor, padding: str, identity: torch.Tensor | None
+    images: torch.Tensor,
+    grid: torch.Tensor,
+    padding: str,
+    identity: torch.Tensor | None,
+    look: bool = True,
 ) -> torch.Tensor:
     """grid_sample on a normalized grid; images flagged in ``identity`` (N,) are copied
-    (None: no image is).
+    (None: no image is). ``look``: skip the copy when no image is flagged (reads the
+    flags on the host); ``False`` copies through the flagged ones without looking.
 
     grid_sample's round trip through the [-1, 1] frame is off by ~1e-7 at integer
     positions; an image whose field is identically zero must come back bit-exact (zero
     deformation => zero sensitivity), so those are copied through.
     """
     out = F.grid_sample(images, grid, mode="bilinear", padding_mode=padding, align_corners=True)
-    if identity is not None and bool(identity.any()):
+    if identity is not None and (not look or bool(identity.any())):
         out = torch.where(identity.view(-1, 1, 1, 1), images, out)
     return out

@@ -31,13 +31,24 @@ class ResolvedDeformation:
         self.spec = spec  # the random spec the params were drawn from, if any
         self.size = size  # the images' (H, W), for the diffeo's typical displacement
 
-    def apply(self, images: torch.Tensor, rows: slice) -> torch.Tensor:
+    def to(self, device) -> ResolvedDeformation:
+        """The same deformations with their parameters on ``device`` (copied once, so that
+        applying them to a chunk there copies nothing)."""
+        return ResolvedDeformation(
+            self.kind, self.params.to(device), self.grid, self.padding, self.spec, self.size
+        )
+
+    def apply(self, images: torch.Tensor, rows: slice | torch.Tensor) -> torch.Tensor:
+        """Deform ``images`` (b, C, H, W) with the parameters at ``rows``. Nothing is
+        validated here (the images and parameters were, once, before the chunks), so that
+        the measurement's loop never waits for the device."""
         p = self.params[rows] if self.params.shape[0] > 1 else self.params
         if self.kind == "diffeo":
-            return self.spec.apply(images, p.to(images.device))
+            return self.spec.apply(images, p.to(images.device), check=False)
+        p = p.to(images.device, images.dtype)
         if self.kind == "displacements":
-            return apply_tps(images, p.to(images.device, images.dtype), self.grid, self.padding)
-        return warp(images, p.to(images.device, images.dtype), self.padding)
+            return apply_tps(images, p, self.grid, self.padding, check=False)
+        return warp(images, p, self.padding, check=False)
 
     def record(self) -> dict:
         """The spec whole when the params were sampled from one (a diffeo's with its

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+from defstab.measure.device import Chunk
 from defstab.measure.distances import (
     mean_squared_pair_distance,
     median,
@@ -110,22 +111,30 @@ class NormalizerStats:
 
 
 class ExactNormalizer:
-    """The all-pairs median: every undeformed row is kept until the Gram matrices."""
+    """The all-pairs median: every undeformed row is kept until the Gram matrices (on the
+    device up to ``device_bytes``, then in RAM up to ``store_bytes``, then on disk)."""
 
     mode = "exact"
 
-    def __init__(self, n: int, features: dict[str, int], store_bytes: int, spill_dir=None):
+    def __init__(
+        self,
+        n: int,
+        features: dict[str, int],
+        store_bytes: int,
+        spill_dir=None,
+        device=None,
+        device_bytes: int | None = None,
+    ):
         self.n = n
-        self.store = RepresentationStore(n, features, store_bytes, spill_dir)
+        self.store = RepresentationStore(n, features, store_bytes, spill_dir, device, device_bytes)
 
-    def add(self, name: str, positions: torch.Tensor, rows: torch.Tensor) -> None:
-        """Rows (b, F) of the undeformed images at ``positions`` (b,), ascending."""
-        start, stop = int(positions[0]), int(positions[-1]) + 1
-        if stop - start != rows.shape[0]:  # holes (unreadable images): zeros, left out later
-            full = rows.new_zeros(stop - start, rows.shape[1])
-            full[positions - start] = rows
+    def add(self, name: str, chunk: Chunk, rows: torch.Tensor) -> None:
+        """Rows (b, F) of the undeformed images of ``chunk`` (positions are items)."""
+        if not chunk.whole:  # holes (unreadable images): zeros, left out later
+            full = rows.new_zeros(chunk.stop - chunk.start, rows.shape[1])
+            full[chunk.offsets] = rows
             rows = full
-        self.store.put(name, start, rows)
+        self.store.put(name, chunk.start, rows)
 
     def finish(self, name: str, distance: str, device=None, valid=None) -> NormalizerStats:
         gram = self.store.gram(name, device)
@@ -145,76 +154,93 @@ class ExactNormalizer:
     def spilled(self) -> list[str]:
         return list(self.store.spilled)
 
+    @property
+    def in_ram(self) -> list[str]:
+        """Layers kept in host RAM beyond the device budget (empty without one: on the
+        CPU by default, where the device is the host)."""
+        return list(self.store.in_ram) if self.store.tiered else []
+
     def close(self) -> None:
         self.store.close()
 
 
 class SampledNormalizer:
-    """Pairs (2k, 2k + 1) of the processing order, and running sums for Petrini's mean.
+    """Pairs (2k, 2k + 1) of the processing order, and running sums for Petrini's mean,
+    kept on the rows' device (read on the host once, by :meth:`state`).
 
     Args:
         n: number of positions (images) in the whole measurement.
         names: the layers.
         distance: ``"cosine"`` or ``"euclidean"``.
+        device: where the rows arrive.
     """
 
     mode = "sampled"
 
-    def __init__(self, n: int, names: list[str], distance: str):
+    def __init__(self, n: int, names: list[str], distance: str, device=None):
         self.distance = distance
         # pair k's distance per layer; NaN until both images are seen (or one is unreadable)
-        self.pair_distances = torch.full((len(names), n // 2), math.nan, dtype=torch.float64)
+        self.pair_distances = torch.full(
+            (len(names), n // 2), math.nan, dtype=torch.float64, device=device
+        )
         self.index = {name: i for i, name in enumerate(names)}
         self.waiting: dict[str, dict[int, torch.Tensor]] = {name: {} for name in names}
         self.shift: dict[str, torch.Tensor] = {}
         self.sum = {name: None for name in names}  # Σ (r − c), (F,) float64
-        self.sum_sq = dict.fromkeys(names, 0.0)  # Σ ‖r − c‖²
+        self.sum_sq = dict.fromkeys(names, 0.0)  # Σ ‖r − c‖² (a 0-d tensor once rows come)
         self.count = dict.fromkeys(names, 0)
 
-    def add(self, name: str, positions: torch.Tensor, rows: torch.Tensor) -> None:
-        """Rows (b, F) of the undeformed images at ``positions`` (b,), ascending."""
+    def add(self, name: str, chunk: Chunk, rows: torch.Tensor) -> None:
+        """Rows (b, F) of the undeformed images of ``chunk``."""
         self._accumulate(name, rows)
-        pos = positions.to("cpu")
-        b = pos.numel()
-        if b > 1 and int(pos[0]) % 2 == 0 and int(pos[-1]) - int(pos[0]) == b - 1:
-            # the common chunk: no hole, starting a pair; its pairs are strided views
-            whole = b - b % 2
-            self._record(name, pos[0:whole:2] // 2, rows[0:whole:2], rows[1:whole:2])
-            alone = [b - 1] if b % 2 else []
-        elif b > 1:
-            mates = (pos[:-1] % 2 == 0) & (pos[1:] == pos[:-1] + 1)
-            first = mates.nonzero().squeeze(1)
-            second = first + 1
-            self._record(name, pos[first] // 2, rows[first], rows[second])
-            paired = torch.zeros(pos.numel(), dtype=torch.bool)
-            paired[first] = paired[second] = True
-            alone = (~paired).nonzero().squeeze(1).tolist()
-        else:
-            alone = [0]
-        # at most the chunk's two ends, plus images whose partner was unreadable
+        if chunk.whole:
+            # a run of positions: its pairs are strided views, at most its two ends alone
+            p0, b = chunk.start, rows.shape[0]
+            first = p0 % 2  # an odd start waits for its partner at the previous chunk's end
+            whole = (b - first) - (b - first) % 2
+            if whole:
+                k0 = (p0 + first) // 2
+                pairs = slice(k0, k0 + whole // 2)
+                self._record(
+                    name,
+                    pairs,
+                    rows[first : first + whole : 2],
+                    rows[first + 1 : first + whole : 2],
+                )
+            alone = ([0] if first else []) + ([b - 1] if (b - first) % 2 else [])
+            at = {j: p0 + j for j in alone}
+        else:  # images were unreadable: the positions, on the host, say who is paired
+            pos = (chunk.offsets.cpu() + chunk.start).tolist()
+            first = [j for j in range(len(pos) - 1) if pos[j] % 2 == 0 and pos[j + 1] == pos[j] + 1]
+            if first:
+                a = torch.tensor(first, device=rows.device)
+                pairs = torch.tensor([pos[j] // 2 for j in first], device=rows.device)
+                self._record(name, pairs, rows[a], rows[a + 1])
+            paired = set(first) | {j + 1 for j in first}
+            at = {j: pos[j] for j in range(len(pos)) if j not in paired}
+        # images whose partner is in another chunk (or was unreadable) wait for it
         waiting = self.waiting[name]
-        for j in alone:
-            p = int(pos[j])
+        for j, p in at.items():
             mate = waiting.pop(p ^ 1, None)
             if mate is None:
                 waiting[p] = rows[j : j + 1].detach().clone()
                 continue
-            row, mate = rows[j : j + 1], mate.to(rows.device)
-            self._record(name, torch.tensor([p // 2]), *((mate, row) if p % 2 else (row, mate)))
+            row = rows[j : j + 1]
+            self._record(name, slice(p // 2, p // 2 + 1), *((mate, row) if p % 2 else (row, mate)))
 
     def _record(self, name, pairs, a, b) -> None:
-        if len(pairs):
-            d = paired_distance(a, b, self.distance).cpu()
-            self.pair_distances[self.index[name], pairs] = d
+        self.pair_distances[self.index[name], pairs] = paired_distance(a, b, self.distance)
 
     def _accumulate(self, name: str, rows: torch.Tensor) -> None:
         if name not in self.shift:
             self.shift[name] = rows[:1].detach().clone()
         # float32 within the chunk (≤ 64 rows: ~1e-7 relative), float64 across chunks
         centred = rows - self.shift[name]
-        total = centred.sum(0).double().cpu()
+        total = centred.sum(0).double()
         self.sum[name] = total if self.sum[name] is None else self.sum[name] + total
-        self.sum_sq[name] += float(torch.linalg.vector_norm(centred, dim=1).double().square().sum())
+        self.sum_sq[name] = self.sum_sq[name] + (
+            torch.linalg.vector_norm(centred, dim=1).double().square().sum()
+        )
         self.count[name] += rows.shape[0]
 
     def finish(self, name: str, distance=None, device=None, valid=None) -> NormalizerStats:
@@ -224,7 +250,7 @@ class SampledNormalizer:
         mid, low, high = median_with_interval(d)
         n = self.count[name]
         pairs_total = n * (n - 1) / 2
-        between = n * self.sum_sq[name] - float(self.sum[name].square().sum())
+        between = n * float(self.sum_sq[name]) - float(self.sum[name].square().sum())
         return NormalizerStats(
             mid, low, high, int((~torch.isnan(d)).sum()), max(between, 0.0) / pairs_total
         )
@@ -232,6 +258,8 @@ class SampledNormalizer:
     @property
     def spilled(self) -> list[str]:
         return []
+
+    in_ram = spilled
 
     def close(self) -> None:
         self.waiting.clear()
@@ -243,11 +271,11 @@ class SampledNormalizer:
         names = list(self.index)
         return {
             "layers": names,
-            "pair_distances": self.pair_distances,
+            "pair_distances": self.pair_distances.cpu(),
             "count": [self.count[n] for n in names],
-            "sum_sq": [self.sum_sq[n] for n in names],
+            "sum_sq": [float(self.sum_sq[n]) for n in names],
             "shift": [self.shift[n].cpu() if n in self.shift else None for n in names],
-            "sum": [self.sum[n] for n in names],
+            "sum": [None if self.sum[n] is None else self.sum[n].cpu() for n in names],
         }
 
     @classmethod

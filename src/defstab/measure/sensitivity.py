@@ -31,6 +31,7 @@ from defstab._validate import check_images
 from defstab.data.stream import DatasetImages, TensorImages
 from defstab.deform import DeformationSpec, apply_tps
 from defstab.measure.deformations import resolve_deformation
+from defstab.measure.device import Chunk, PositionResults, chunks_of, device_budget, to_device
 from defstab.measure.distances import check_distance, paired_distance
 from defstab.measure.layers import INPUT, prefix_tokens, resolve_layers
 from defstab.measure.normalizers import (
@@ -39,7 +40,7 @@ from defstab.measure.normalizers import (
     resolve_normalizer,
 )
 from defstab.measure.result import SensitivityResult
-from defstab.measure.shards import MeasurementParts, merge_shards, shard_range
+from defstab.measure.shards import RAW, MeasurementParts, merge_shards, shard_range
 from defstab.measure.worst_case import WorstCaseTPS, worst_case_displacements
 from defstab.tap import (
     cumulative_strides,
@@ -70,6 +71,7 @@ def measure_sensitivity(
     batch_size: int | None = None,
     store_bytes: int = DEFAULT_STORE_BYTES,
     spill_dir=None,
+    device_bytes: int | None = None,
     progress: bool = False,
     tokens: str = "all",
     worst_case: WorstCaseTPS | None = None,
@@ -104,6 +106,9 @@ def measure_sensitivity(
             random draw happens up front, per image.
         store_bytes: RAM for undeformed representations (the rest goes to a temporary
             file in ``spill_dir``); the pairwise median stays exact either way.
+        device_bytes: memory of the model's device for undeformed representations, kept
+            there before any goes to RAM (``store_bytes``); default on a GPU half its free
+            memory (``torch.cuda.mem_get_info``), on the CPU none (the device is the host).
         progress: show a progress bar.
         tokens: for token sequences (N, T, D), e.g. a ViT block's output: ``"all"``
             compares the whole (T·D) vector, class token included; ``"patches"`` drops
@@ -178,7 +183,7 @@ def measure_sensitivity(
         order = None  # positions are items
         # drawn for all images at once, like the deformations: chunking must not change them
         all_noise = torch.randn((n, *image_shape), generator=generator) if noise_control else None
-        noise_at = None if all_noise is None else all_noise.__getitem__
+        noise_at = None if all_noise is None else _ItemNoise(all_noise)
     else:
         # a seeded random order: the pairs (2k, 2k + 1) of it are random pairs of images
         order = torch.randperm(n, generator=generator)
@@ -237,34 +242,49 @@ def measure_sensitivity(
                 f"sharded measurements need an even batch size (a pair of images must not "
                 f"straddle two shards), got {batch_size}."
             )
-        # per item; NaN stays where an image could not be read
-        dist_def = torch.full((len(names), n), math.nan, dtype=torch.float64)
-        dist_noise = dist_def.clone() if noise_control else None
-        # Petrini's squared Euclidean distances, accumulated whatever `distance` is
-        sq_def = dist_def.clone()
-        sq_noise = dist_def.clone() if noise_control else None
-        dist_worst = dist_def.clone() if worst_case else None
+        # per position of [start, stop), on the device; NaN stays where an image could not
+        # be read. Petrini's squared Euclidean distances are kept whatever `distance` is.
+        kinds = ["dist_def", "sq_def"]
+        kinds += ["dist_noise", "sq_noise"] if noise_control else []
+        kinds += ["dist_worst"] if worst_case is not None else []
+        results = PositionResults(kinds, len(names), start, stop, device)
         index = {name: i for i, name in enumerate(names)}
-        per_feature = _per_feature_buffers(aggregate, names, features, n, store_bytes)
+        per_feature = _per_feature_buffers(aggregate, names, features, n, store_bytes, device)
         pairs = (
-            ExactNormalizer(n, features, store_bytes, spill_dir)
+            ExactNormalizer(
+                n, features, store_bytes, spill_dir, device, device_budget(device, device_bytes)
+            )
             if mode == "exact"
-            else SampledNormalizer(n, names, distance)
+            else SampledNormalizer(n, names, distance, device)
         )
+        # what each chunk indexes lives on the device, copied there once
+        deform_on = deform.to(device)
+        order_on = None if order is None else to_device(order, device)
+        if worst_case is not None:  # the attack's starts, and the worst found, per item
+            attack_starts, attack_restarts = attack_starts.to(device), attack_restarts.to(device)
+            worst_params = worst_params.to(device)
+            labels = labels.to(device) if labels is not None else None
         bar = None
         if progress:
             from defstab.progress import progress as progress_bar
 
             bar = progress_bar(total=stop - start, desc="measuring", unit="img", leave=False)
         try:
-            for positions, x in source.batches(order, batch_size, start, stop):
-                items = positions if order is None else order[positions]
-                b = len(positions)
-                x = x.to(device, dtype)
-                x_in, tx_in = prep(torch.cat([x, deform.apply(x, items)])).split(b)
+            # no host synchronisation in this loop (tests/test_device_path.py counts them):
+            # every result stays on the device until the loop is over
+            # a stream's images are checked on the device and the flag read at the end
+            nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+            for chunk, x in chunks_of(source, order, batch_size, start, stop, device):
+                b = x.shape[0]
+                rows = chunk.rows()  # into per-position arrays
+                items = rows if order_on is None else order_on[rows]
+                x = to_device(x, device, dtype)
+                nonfinite |= ~torch.isfinite(x.sum())
+                x_in, tx_in = prep(torch.cat([x, deform_on.apply(x, items)])).split(b)
                 parts = [x_in, tx_in]
                 if noise_control:
-                    parts.append(x_in + _matched_noise(x_in, tx_in, noise_at(positions)))
+                    eta = to_device(noise_at(chunk), device)
+                    parts.append(x_in + _matched_noise(x_in, tx_in, eta))
                 if worst_case is not None:
                     worst, _ = worst_case_displacements(
                         model,
@@ -276,38 +296,42 @@ def measure_sensitivity(
                         preprocess,
                         distance,
                     )
-                    worst_params[items] = worst.detach().float().cpu()
+                    worst_params[items] = worst.detach().float()
                     parts.append(prep(apply_tps(x, worst, worst_case.grid, worst_case.padding)))
                 batch = torch.cat(parts)
 
-                def on_output(name, y, items=items, positions=positions, b=b):
+                def on_output(name, y, chunk=chunk, b=b):
                     if skip and y.ndim == 3:  # (N, T, D) tokens: drop the class tokens
                         y = y[:, skip:]
                     flat = y.reshape(y.shape[0], -1)
                     i = index[name]
-                    ref = flat[:b]
-                    dist_def[i, items] = paired_distance(ref, flat[b : 2 * b], distance).cpu()
-                    sq_def[i, items] = _squared(ref, flat[b : 2 * b])
+                    ref, moved = flat[:b], flat[b : 2 * b]
+                    results.put("dist_def", i, chunk, paired_distance(ref, moved, distance))
+                    results.put("sq_def", i, chunk, _squared(ref, moved))
                     if noise_control:
                         noisy = flat[2 * b : 3 * b]
-                        dist_noise[i, items] = paired_distance(ref, noisy, distance).cpu()
-                        sq_noise[i, items] = _squared(ref, noisy)
+                        results.put("dist_noise", i, chunk, paired_distance(ref, noisy, distance))
+                        results.put("sq_noise", i, chunk, _squared(ref, noisy))
                     if per_feature is not None:  # (Δf)² per image and feature, for medians
-                        moved = flat[b : 2 * b] - ref
-                        per_feature[name][0][items] = moved.float().pow(2).cpu()
-                        per_feature[name][1][items] = (
-                            (flat[2 * b : 3 * b] - ref).float().pow(2).cpu()
-                        )
-                    if dist_worst is not None:
+                        rows = chunk.rows()
+                        per_feature[name][0][rows] = (moved - ref).float().pow(2)
+                        per_feature[name][1][rows] = (flat[2 * b : 3 * b] - ref).float().pow(2)
+                    if worst_case is not None:
                         worst = flat[(passes - 1) * b :]
-                        dist_worst[i, items] = paired_distance(ref, worst, distance).cpu()
-                    pairs.add(name, positions, ref)
+                        results.put("dist_worst", i, chunk, paired_distance(ref, worst, distance))
+                    pairs.add(name, chunk, ref)
 
                 on_output(INPUT, batch)
                 if modules:
                     tap(model, modules, batch, on_output)
                 if bar is not None:
                     bar.update(b)
+            # the loop is over: the host reads its results, once
+            if bool(nonfinite):
+                raise ValueError("some of the images contain NaN or infinite values.")
+            measured = torch.arange(start, stop) if order is None else order[start:stop]
+            raw = {kind: results.to_host(kind, measured, n) for kind in kinds}
+            dist_def = raw["dist_def"]
             stats = state = None
             if mode == "exact":
                 valid = ~torch.isnan(dist_def[0])
@@ -315,7 +339,7 @@ def measure_sensitivity(
                     stats = [pairs.finish(name, distance, device, valid) for name in names]
             else:
                 state = pairs.state()
-            spilled = pairs.spilled
+            spilled, in_ram = pairs.spilled, pairs.in_ram
         finally:
             pairs.close()
             if bar is not None:
@@ -330,6 +354,7 @@ def measure_sensitivity(
         "noise_space": "network input (after preprocess)" if noise_control else None,
         "batch_size": batch_size,
         "spilled_layers": spilled,
+        "host_layers": in_ram,
         "normalizer": mode,
         **(
             {"normalizer_pairs": "disjoint pairs of a seeded random order"}
@@ -347,23 +372,17 @@ def measure_sensitivity(
         meta["worst_case"] = worst_case.record()
     meta["aggregate"] = aggregate
     if per_feature is not None:
-        valid = ~torch.isnan(dist_def[0])
+        valid = (~torch.isnan(dist_def[0])).to(device)
         meta["relative_stability_median"] = [
             _median_ratio(per_feature[name][0][valid], per_feature[name][1][valid])
             for name in names
         ]
     parts = MeasurementParts(
         layers=names,
-        raw={
-            "dist_def": dist_def,
-            "sq_def": sq_def,
-            "dist_noise": dist_noise,
-            "sq_noise": sq_noise,
-            "dist_worst": dist_worst,
-        },
+        raw={kind: raw.get(kind) for kind in RAW},
         meta=meta,
         deformation_params=deform.params,
-        worst_params=worst_params if worst_case is not None else None,
+        worst_params=worst_params.cpu() if worst_case is not None else None,
         order=order,
         normalizer_state=state,
         stats=stats,
@@ -374,7 +393,7 @@ def measure_sensitivity(
     return parts if shard is not None else merge_shards([parts])
 
 
-def _per_feature_buffers(aggregate, names, features, n, store_bytes):
+def _per_feature_buffers(aggregate, names, features, n, store_bytes, device):
     """For the median aggregate: per layer, (N, F) float32 squared differences under the
     deformation and under the noise; None for the mean. Refused beyond ``store_bytes``."""
     if aggregate != "median":
@@ -387,7 +406,8 @@ def _per_feature_buffers(aggregate, names, features, n, store_bytes):
             "allowed (--ram-budget); measure fewer images or layers."
         )
     return {
-        name: (torch.zeros(n, features[name]), torch.zeros(n, features[name])) for name in names
+        name: tuple(torch.zeros(n, features[name], device=device) for _ in range(2))
+        for name in names
     }
 
 
@@ -412,12 +432,12 @@ def _with_layer(attack, layer):
 
 
 def _squared(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Squared Euclidean distance between rows: (N, F), (N, F) -> (N,) float64 on CPU.
+    """Squared Euclidean distance between rows: (N, F), (N, F) -> (N,) float64.
 
     The norm accumulates in the rows' precision (float32: relative error ~1e-7, pairwise
     summation), squared in float64; a float64 copy of the difference cost 5% of a
     measurement."""
-    return torch.linalg.vector_norm(a - b, dim=1).double().square().cpu()
+    return torch.linalg.vector_norm(a - b, dim=1).double().square()
 
 
 class PositionNoise:
@@ -439,14 +459,25 @@ class PositionNoise:
             self._cached = (j, torch.randn((self.BLOCK, *self.image_shape), generator=g))
         return self._cached[1]
 
-    def __call__(self, positions: torch.Tensor) -> torch.Tensor:
-        """(b,) positions -> (b, C, H, W) noise."""
-        blocks = positions // self.BLOCK
-        out = torch.empty((len(positions), *self.image_shape))
-        for j in blocks.unique().tolist():  # one or two blocks per chunk
-            rows = (blocks == j).nonzero().squeeze(1)
-            out[rows] = self._block(j)[positions[rows] - j * self.BLOCK]
-        return out
+    def __call__(self, chunk: Chunk) -> torch.Tensor:
+        """(b, C, H, W) noise of the chunk's readable positions, on the host."""
+        p0, p1 = chunk.start, chunk.stop
+        out = torch.empty((p1 - p0, *self.image_shape))
+        for j in range(p0 // self.BLOCK, (p1 - 1) // self.BLOCK + 1):  # one or two blocks
+            a, z = max(p0, j * self.BLOCK), min(p1, (j + 1) * self.BLOCK)
+            out[a - p0 : z - p0] = self._block(j)[a - j * self.BLOCK : z - j * self.BLOCK]
+        return out if chunk.whole else out[chunk.offsets.cpu()]
+
+
+class _ItemNoise:
+    """The exact mode's noise, drawn for all N images up front: a chunk's rows of it."""
+
+    def __init__(self, noise: torch.Tensor):
+        self.noise = noise
+
+    def __call__(self, chunk: Chunk) -> torch.Tensor:
+        block = self.noise[chunk.start : chunk.stop]
+        return block if chunk.whole else block[chunk.offsets.cpu()]
 
 
 def _matched_noise(x: torch.Tensor, tx: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:

@@ -2,10 +2,16 @@
 
 The normalizer needs all pairs of undeformed images at every layer, so an exact median
 needs every representation at once: 7.8 GB for the ImageNet VGG on 128 images. The
-store keeps layers in memory up to a budget, smallest first, and writes the rest to a
-temporary file with plain positional I/O (not a memory map, whose dirty pages would count
-against the process). Gram matrices are built in blocks of columns, so memory stays
-bounded whatever the model.
+store keeps layers, smallest first, in three tiers:
+
+1. on the model's device up to a device budget (a GPU's memory; on the CPU the device is
+   the host and this tier is the RAM budget): written in place, no copy, no wait;
+2. in host RAM up to the RAM budget, pinned on a GPU and copied into on a side stream
+   with ``non_blocking`` copies, so the measurement's stream never waits for them;
+3. in a temporary file with plain positional I/O (not a memory map, whose dirty pages
+   would count against the process) — this tier waits for each chunk's copy.
+
+Gram matrices are built in blocks of columns, so memory stays bounded whatever the model.
 """
 
 from __future__ import annotations
@@ -64,25 +70,53 @@ def _spill_error(e: OSError):
 
 
 class RepresentationStore:
-    """(N, F_l) float32 arrays, one per layer, in RAM or in a temporary file.
+    """(N, F_l) float32 arrays, one per layer, on the device, in RAM or in a temporary file.
 
     Args:
         n: number of images.
         features: {layer: F_l}.
-        budget_bytes: RAM for representations; layers beyond it go to disk.
+        budget_bytes: host RAM for representations; layers beyond it go to disk.
         spill_dir: folder for the temporary file (default: the system's temp folder).
+        device: where the rows arrive (the model's device).
+        device_bytes: memory of ``device`` for representations, before the host tiers;
+            None: on the CPU the host tiers alone (``budget_bytes`` of RAM), on a GPU none.
     """
 
-    def __init__(self, n: int, features: dict[str, int], budget_bytes: int, spill_dir=None):
+    def __init__(
+        self,
+        n: int,
+        features: dict[str, int],
+        budget_bytes: int,
+        spill_dir=None,
+        device=None,
+        device_bytes: int | None = None,
+    ):
         self.n = n
+        self.device = torch.device(device or "cpu")
         self.arrays: dict[str, torch.Tensor | _SpilledLayer] = {}
+        self.on_device: list[str] = []
+        self.in_ram: list[str] = []
         self.spilled: list[str] = []
         self._file = None
-        used, offset = 0, 0
+        self.tiered = device_bytes is not None
+        cuda = self.device.type == "cuda"
+        # host copies go on their own stream: the measurement's stream never waits on them
+        self._side = torch.cuda.Stream(self.device) if cuda else None
+        used, used_device, offset = 0, 0, 0
         for layer in sorted(features, key=features.__getitem__):
             size = n * features[layer] * 4
+            if device_bytes is not None and used_device + size <= device_bytes:
+                self.arrays[layer] = torch.empty(
+                    n, features[layer], dtype=torch.float32, device=self.device
+                )
+                self.on_device.append(layer)
+                used_device += size
+                continue
             if used + size <= budget_bytes:
-                self.arrays[layer] = torch.empty(n, features[layer], dtype=torch.float32)
+                self.arrays[layer] = torch.empty(
+                    n, features[layer], dtype=torch.float32, pin_memory=cuda
+                )
+                self.in_ram.append(layer)
                 used += size
                 continue
             if self._file is None:
@@ -93,18 +127,33 @@ class RepresentationStore:
             self.arrays[layer] = _SpilledLayer(self._file.fileno(), offset, n, features[layer])
             offset += size
             self.spilled.append(layer)
-        self.ram_bytes, self.disk_bytes = used, offset
+        self.device_bytes, self.ram_bytes, self.disk_bytes = used_device, used, offset
 
     def put(self, layer: str, start: int, rows: torch.Tensor) -> None:
         """Write rows [start, start + len(rows)) of ``layer``."""
-        rows = rows.detach().to("cpu", torch.float32)
+        rows = rows.detach()
         target = self.arrays[layer]
-        if isinstance(target, torch.Tensor):
-            target[start : start + rows.shape[0]] = rows
-        else:
-            target.write_rows(start, rows.numpy())
+        if not isinstance(target, torch.Tensor):  # the disk: the rows must be on the host
+            target.write_rows(start, rows.to("cpu", torch.float32).numpy())
+            return
+        place = target[start : start + rows.shape[0]]
+        if self._side is None or target.device == rows.device:
+            place.copy_(rows)
+            return
+        # device → pinned host on the side stream, after the rows are computed; the rows'
+        # memory is kept from reuse until the copy is done (record_stream)
+        self._side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(self._side):
+            place.copy_(rows, non_blocking=True)
+        rows.record_stream(self._side)
+
+    def _settle(self) -> None:
+        """Wait for the side stream's copies (before host rows are read)."""
+        if self._side is not None:
+            self._side.synchronize()
 
     def _column_blocks(self, layer: str):
+        self._settle()
         r = self.arrays[layer]
         if isinstance(r, torch.Tensor):
             for f0 in range(0, r.shape[1], BLOCK_COLUMNS):
@@ -135,6 +184,7 @@ class RepresentationStore:
         return g
 
     def close(self) -> None:
+        self._settle()  # no copy may still be writing into memory that is freed
         self.arrays.clear()
         if self._file is not None:
             self._file.close()
